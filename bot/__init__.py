@@ -1,0 +1,3 @@
+"""runbot: a chat-bot assistant for running communities."""
+
+__version__ = "0.1.0"

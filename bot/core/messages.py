@@ -1,0 +1,84 @@
+"""The small frozen types that cross the boundary between adapters and the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+EscalationLevel = Literal["emergency", "urgent"]
+
+#: Telegram's callback-data limit; Discord allows 100 characters for a custom_id.
+MAX_PAYLOAD_BYTES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A button (or numbered option) offered to the user."""
+
+    label: str
+    payload: str
+
+    def __post_init__(self) -> None:
+        if len(self.payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"choice payload over {MAX_PAYLOAD_BYTES} bytes: {self.payload!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """A red flag that was found: how urgent, and which catalogue category."""
+
+    level: EscalationLevel
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message for the user.
+
+    ``private`` asks the adapter to deliver it where only the user sees it (a DM, an ephemeral
+    response). In a group the engine pairs a private escalation with a short public reply that
+    carries no health details; adapters route each reply by this flag.
+    """
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+    escalation: Escalation | None = None
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message (or a pressed button, when ``choice`` is set) from a user on some platform."""
+
+    platform: str
+    user_id: str
+    chat_id: str
+    text: str = ""
+    choice: str | None = None
+    is_private: bool = True
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    """Where a message can reach a user later (the scheduler uses it for follow-ups)."""
+
+    platform: str
+    user_id: str
+    chat_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the engine decided for one message: the replies plus the facts behind them.
+
+    ``kind`` is one of: ``answer`` (confident FAQ match), ``did-you-mean``, ``fallback``,
+    ``escalation``, ``triage``, ``command``, ``followup``, ``expired``, ``throttled``, ``empty``.
+    """
+
+    replies: tuple[Reply, ...]
+    kind: str
+    faq_id: str | None = None
+    escalation: Escalation | None = None
+    confidence: float = 0.0
+    alternatives: tuple[str, ...] = field(default=())
