@@ -57,6 +57,11 @@ class IncomingMessage:
     choice: str | None = None
     is_private: bool = True
     display_name: str = ""
+    #: the adapter checked the platform's permissions and this user may run moderator commands (/faq ...)
+    is_moderator: bool = False
+    #: overheard in a "listen" channel, not addressed to the bot: answer only confident matches and red flags,
+    #: record nothing about it
+    listen_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

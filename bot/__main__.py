@@ -1,0 +1,300 @@
+"""The `runbot` command: chat, ask, check, eval, run, report, followups, faq."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("runbot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="runbot", description="A chat-bot for running clubs: back pain after running.")
+    p.add_argument("--config", metavar="FILE", help="config file (default: ./config.yaml if it exists)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def knowledge_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--knowledge", metavar="DIR", help="knowledge folder (default: from config)")
+
+    sp = sub.add_parser("chat", help="talk to the bot in this terminal")
+    knowledge_arg(sp)
+    sp.add_argument("--db", metavar="FILE", help="database file (default: from config)")
+
+    sp = sub.add_parser("ask", help="answer one message (or JSON lines from stdin) as JSON")
+    knowledge_arg(sp)
+    sp.add_argument("--db", metavar="FILE", help="use this database file instead of an in-memory one")
+    mode = sp.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--json", metavar="TEXT", help="one message; prints one JSON object")
+    mode.add_argument("--jsonl", action="store_true", help='read {"text": ...} lines from stdin, write one per line')
+
+    sp = sub.add_parser("check", help="validate a knowledge folder (exit 1 on problems)")
+    sp.add_argument("dir", nargs="?", help="knowledge folder (default: from config)")
+    sp.add_argument("--strict", action="store_true", help="treat warnings as failures")
+
+    sp = sub.add_parser("eval", help="measure FAQ accuracy and red-flag recall on a JSONL file")
+    knowledge_arg(sp)
+    sp.add_argument("file", help="JSON lines with text and faq_id and/or escalation")
+    sp.add_argument("--min-accuracy", type=float, metavar="X", help="fail below this FAQ top-1 accuracy (0-1)")
+    sp.add_argument("--min-rejection", type=float, metavar="X", help="fail below this out-of-scope rejection (0-1)")
+    sp.add_argument("--min-emergency-recall", type=float, metavar="X", help="fail below this emergency recall")
+    sp.add_argument("--min-urgent-recall", type=float, metavar="X", help="fail below this urgent recall")
+    sp.add_argument("--max-false-escalation", type=float, metavar="X", help="fail above this rate on none lines")
+    sp.add_argument("--quiet", action="store_true", help="don't list the misses")
+
+    sp = sub.add_parser("run", help="run the bot on the enabled platforms")
+    sp.add_argument("--discord", action="store_true", help="start Discord only (with --telegram: both)")
+    sp.add_argument("--telegram", action="store_true", help="start Telegram only (with --discord: both)")
+
+    sp = sub.add_parser("report", help="moderator reports from the database")
+    sp.add_argument("which", choices=["unanswered", "stats"])
+    sp.add_argument("--since", default="30d", help="period, e.g. 7d, 24h (default 30d)")
+    sp.add_argument("--db", metavar="FILE", help="database file (default: from config)")
+
+    sp = sub.add_parser("followups", help="list follow-ups or send the due ones")
+    sp.add_argument("action", choices=["list", "run-due"])
+    sp.add_argument("--db", metavar="FILE", help="database file (default: from config)")
+    knowledge_arg(sp)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return 2
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"runbot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=getattr(logging, settings.logging.level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command in ("ask", "eval", "check"):
+        logging.getLogger().setLevel(logging.WARNING)
+    for warning in settings.warnings:
+        log.warning(warning)
+    handler = {
+        "chat": _chat,
+        "ask": _ask,
+        "check": _check,
+        "eval": _eval,
+        "run": _run,
+        "report": _report,
+        "followups": _followups,
+    }[args.command]
+    from bot.core.knowledge import KnowledgeError
+
+    try:
+        return asyncio.run(handler(args, settings))
+    except KnowledgeError as exc:
+        print(f"runbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.adapters.console import ConsoleAdapter
+    from bot.bootstrap import build
+
+    runtime = build(settings, knowledge_path=args.knowledge, db_path=args.db)
+    async with runtime:
+        console = ConsoleAdapter(runtime.engine)
+        runtime.add_adapter(console)
+        scheduler = asyncio.create_task(runtime.scheduler.run(), name="followups")
+        try:
+            await console.chat()
+        finally:
+            runtime.scheduler.stop()
+            await scheduler
+    return 0
+
+
+def _ask_result(outcome: Any) -> dict[str, Any]:
+    return {
+        "faq_id": outcome.faq_id,
+        "escalation": outcome.escalation.level if outcome.escalation else "none",
+        "category": outcome.escalation.category if outcome.escalation else None,
+        "reply": "\n\n".join(r.text for r in outcome.replies),
+        "confidence": round(float(outcome.confidence), 1),
+        "alternatives": list(outcome.alternatives),
+        "kind": outcome.kind,
+        "choices": [{"label": c.label, "payload": c.payload} for r in outcome.replies for c in r.choices],
+    }
+
+
+async def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bootstrap import build
+    from bot.core.engine import EngineOptions
+    from bot.core.messages import IncomingMessage
+
+    options = EngineOptions(first_notice=False, rate_limit=False)
+    runtime = build(settings, knowledge_path=args.knowledge, db_path=args.db or ":memory:", options=options)
+    async with runtime:
+        engine = runtime.engine
+        if args.json is not None:
+            outcome = await engine.handle(IncomingMessage("cli", "cli-0", "cli-0", text=args.json))
+            print(json.dumps(_ask_result(outcome), ensure_ascii=False))
+            return 0
+        loop = asyncio.get_running_loop()
+        n = 0
+        out = sys.stdout
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            if not line.strip():
+                continue
+            n += 1
+            try:
+                row = json.loads(line)
+                text = row["text"] if isinstance(row, dict) else None
+                if not isinstance(text, str):
+                    raise ValueError
+            except (ValueError, KeyError):
+                out.write(json.dumps({"error": f"line {n}: expected a JSON object with a \"text\" string"}) + "\n")
+                continue
+            outcome = await engine.handle(IncomingMessage("cli", f"cli-{n}", f"cli-{n}", text=text))
+            out.write(json.dumps(_ask_result(outcome), ensure_ascii=False) + "\n")
+        out.flush()
+    return 0
+
+
+async def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.lint import check_folder
+
+    folder = Path(args.dir or settings.knowledge.path)
+    problems = await asyncio.to_thread(check_folder, folder, settings)
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    for p in problems:
+        print(p)
+    if errors or (args.strict and warnings):
+        print(f"{folder}: {len(errors)} error(s), {len(warnings)} warning(s)", file=sys.stderr)
+        return 1
+    print(f"{folder}: OK ({len(warnings)} warning(s))")
+    return 0
+
+
+async def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.bootstrap import build
+    from bot.core.engine import EngineOptions
+    from bot.evaluate import evaluate, read_jsonl
+
+    try:
+        rows = read_jsonl(Path(args.file))
+    except (OSError, ValueError) as exc:
+        print(f"runbot: {exc}", file=sys.stderr)
+        return 2
+    options = EngineOptions(first_notice=False, rate_limit=False, record_unanswered=False)
+    runtime = build(settings, knowledge_path=args.knowledge, db_path=":memory:", options=options)
+    async with runtime:
+        report = await evaluate(runtime.engine, rows)
+    lines = report.lines()
+    if args.quiet:
+        lines = [line for line in lines if not line.startswith("  ")]
+    print("\n".join(lines))
+    failed = []
+    checks = [
+        (args.min_accuracy, report.faq_accuracy, "FAQ accuracy", 1),
+        (args.min_rejection, report.oos_rejection, "out-of-scope rejection", 1),
+        (args.min_emergency_recall, report.recall("emergency"), "emergency recall", 1),
+        (args.min_urgent_recall, report.recall("urgent"), "urgent recall", 1),
+        (args.max_false_escalation, report.false_escalation, "false escalation rate", -1),
+    ]
+    for limit, value, name, sign in checks:
+        if limit is None or value is None:
+            continue
+        if (sign > 0 and value < limit) or (sign < 0 and value > limit):
+            failed.append(f"{name} {value:.3f} {'<' if sign > 0 else '>'} {limit}")
+    if failed:
+        print("FAILED: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import App, StartupError
+
+    platforms = {p for p in ("discord", "telegram") if getattr(args, p)} or None
+    try:
+        return await App(settings, platforms=platforms).run()
+    except StartupError as exc:
+        print(f"runbot: {exc}", file=sys.stderr)
+        return 1
+
+
+_PERIOD = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
+
+
+def parse_period(text: str) -> timedelta:
+    m = _PERIOD.match(text)
+    if not m:
+        raise ValueError(f"period {text!r}: use a number and d, h or w, e.g. 7d")
+    n, unit = int(m.group(1)), m.group(2)
+    return {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
+
+
+async def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.ports import SystemClock
+    from bot.core.reports import stats_report, unanswered_report
+    from bot.storage.sqlite import Store
+
+    try:
+        period = parse_period(args.since)
+    except ValueError as exc:
+        print(f"runbot: {exc}", file=sys.stderr)
+        return 2
+    since = SystemClock().now() - period
+    async with Store(args.db or settings.database.path) as store:
+        if args.which == "unanswered":
+            print(unanswered_report(await store.unanswered(since=since)))
+        else:
+            print(stats_report(await store.stats(since=since), f"the last {args.since}"))
+    return 0
+
+
+async def _followups(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.followups import humanize_delta
+    from bot.core.ports import SystemClock
+
+    clock = SystemClock()
+    if args.action == "list":
+        from bot.storage.sqlite import Store
+
+        async with Store(args.db or settings.database.path) as store:
+            rows = await store.list_followups()
+            if not rows:
+                print("No pending follow-ups.")
+            for f in rows:
+                when = humanize_delta(f.due_at - clock.now()) if f.due_at > clock.now() else "due now"
+                print(f"#{f.id} {f.platform} user {f.platform_user_id} {f.state} {f.due_at:%Y-%m-%d %H:%M} UTC "
+                      f"({when}), check-ins so far {f.checkins}, attempts {f.attempts}")
+        return 0
+    from bot.app import App, StartupError
+
+    app = App(settings, platforms=None, db_path=args.db, knowledge_path=args.knowledge)
+    try:
+        sent = await app.run_due_once()
+    except StartupError as exc:
+        print(f"runbot: {exc}", file=sys.stderr)
+        return 1
+    print(f"Sent {sent} due check-in(s).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""Running the bot: start order, signals, task supervision, shutdown in reverse order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from bot.bootstrap import Runtime, build
+from bot.config import Settings, token
+from bot.core.ports import Adapter
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 4.0
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message is one line for the operator (never contains a token)."""
+
+
+def make_adapters(runtime: Runtime, platforms: set[str] | None) -> list[Adapter]:
+    """Adapters for the requested platforms (None: every enabled platform that has a token)."""
+    s = runtime.settings
+    wanted = platforms if platforms is not None else {
+        p for p, enabled in (("discord", s.discord.enabled), ("telegram", s.telegram.enabled)) if enabled
+    }
+    adapters: list[Adapter] = []
+    for platform in sorted(wanted):
+        tok = token(platform)
+        if tok is None:
+            env = {"discord": "DISCORD_TOKEN", "telegram": "TELEGRAM_TOKEN"}[platform]
+            if platforms is not None:
+                raise StartupError(f"{platform}: set the {env} environment variable to the bot's token")
+            log.info("%s is enabled but %s is not set; skipping it", platform, env)
+            continue
+        if platform == "discord":
+            from bot.adapters.discord_adapter import DiscordAdapter, settings_from_config
+
+            adapters.append(DiscordAdapter(runtime.engine, settings_from_config(s.discord), tok))
+        else:
+            from bot.adapters.telegram_adapter import TelegramAdapter
+            from bot.adapters.telegram_adapter import settings_from_config as tg_settings
+
+            adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok))
+    if not adapters:
+        raise StartupError("no platform to run: set DISCORD_TOKEN and/or TELEGRAM_TOKEN (or use `runbot chat`)")
+    return adapters
+
+
+class App:
+    """Owns the event loop's long-running parts: store, adapters, scheduler, knowledge watcher."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        platforms: set[str] | None = None,
+        db_path: str | Path | None = None,
+        knowledge_path: str | Path | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        self.settings = settings
+        self.platforms = platforms
+        self.runtime = runtime or build(settings, db_path=db_path, knowledge_path=knowledge_path)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, adapters: list[Adapter] | None = None) -> int:
+        """Start everything, wait for SIGINT/SIGTERM or stop(), then stop in reverse order."""
+        rt = self.runtime
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        await rt.start()
+        started: list[Adapter] = []
+        try:
+            adapters = adapters if adapters is not None else make_adapters(rt, self.platforms)
+            for adapter in adapters:
+                await adapter.start()
+                started.append(adapter)
+                rt.add_adapter(adapter)
+                log.info("%s adapter started", adapter.platform)
+            self._tasks.append(asyncio.create_task(rt.scheduler.run(), name="followups"))
+            from bot.core.reload import KnowledgeWatcher
+
+            watcher = KnowledgeWatcher(rt)
+            rt.engine.reloader = watcher.reload_now
+            if self.settings.knowledge.watch:
+                self._tasks.append(asyncio.create_task(watcher.run(), name="knowledge-watch"))
+            self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+            await self._stop.wait()
+            log.info("shutting down")
+        finally:
+            rt.scheduler.stop()
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=SHUTDOWN_GRACE)
+            for adapter in reversed(started):
+                try:
+                    await asyncio.wait_for(adapter.stop(), timeout=SHUTDOWN_GRACE)
+                except Exception:
+                    log.exception("error while stopping %s", adapter.platform)
+            await rt.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        return 0
+
+    async def _housekeeping(self) -> None:
+        """Flush buffered counters every few seconds and apply the retention period once an hour."""
+        store = self.runtime.store
+        ticks = 0
+        while True:
+            await asyncio.sleep(5)
+            ticks += 1
+            try:
+                await store.flush()
+                if ticks % 720 == 1:
+                    removed = await store.purge_older_than(self.settings.privacy.retention_days)
+                    if removed:
+                        log.info("retention: removed %d old row(s)", removed)
+            except Exception:
+                log.exception("housekeeping failed")
+
+    async def run_due_once(self) -> int:
+        """`runbot followups run-due`: start the adapters, send what is due, stop."""
+        rt = self.runtime
+        await rt.start()
+        started: list[Adapter] = []
+        try:
+            for adapter in make_adapters(rt, self.platforms):
+                await adapter.start()
+                started.append(adapter)
+                rt.add_adapter(adapter)
+            return await rt.scheduler.run_due()
+        finally:
+            for adapter in reversed(started):
+                await adapter.stop()
+            await rt.close()

@@ -1,0 +1,250 @@
+"""Settings: built-in defaults, overridden by a YAML file; tokens only from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+DEFAULT_CONFIG = "config.yaml"
+TOKEN_ENV = {"discord": "DISCORD_TOKEN", "telegram": "TELEGRAM_TOKEN"}
+_TOKEN_SHAPES = (
+    re.compile(r"[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"),  # Discord bot token
+    re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"),  # Telegram bot token
+)
+
+
+class ConfigError(Exception):
+    """A config problem, said in one line that names the key."""
+
+
+def _repo_knowledge() -> str:
+    here = Path.cwd() / "knowledge"
+    if here.is_dir():
+        return "knowledge"
+    bundled = Path(__file__).resolve().parent.parent / "knowledge"
+    return str(bundled) if bundled.is_dir() else "knowledge"
+
+
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    path: str = field(default_factory=_repo_knowledge)
+    watch: bool = True
+    poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    path: str = "runbot.db"
+
+
+@dataclass(frozen=True)
+class MatchingSettings:
+    confident: float = 60.0
+    suggest: float = 35.0
+    max_suggestions: int = 3
+
+
+@dataclass(frozen=True)
+class SafetySettings:
+    emergency_number: str = "999"
+    crisis_line: str = "Samaritans on 116 123 (UK and Ireland, free, 24/7)"
+    repeat_escalation_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class FollowupSettings:
+    enabled: bool = True
+    first_after_days: float = 3.0
+    interval_days: float = 7.0
+    max_checkins: int = 3
+    drop_overdue_days: float = 7.0
+    max_attempts: int = 4
+    retry_backoff_seconds: tuple[int, ...] = (60, 600, 3600)
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    enabled: bool = True
+    messages: int = 5
+    per_seconds: float = 10.0
+    burst: int = 10
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    retention_days: int = 180
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    enabled: bool = True
+    guild_ids: tuple[int, ...] = ()
+    listen_channel_ids: tuple[int, ...] = ()
+    moderator_role_ids: tuple[int, ...] = ()
+    moderator_channel_id: int | None = None
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    enabled: bool = True
+    api_base_url: str | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    moderator_user_ids: tuple[int, ...] = ()
+    moderator_chat_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True)
+class Settings:
+    knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    matching: MatchingSettings = field(default_factory=MatchingSettings)
+    safety: SafetySettings = field(default_factory=SafetySettings)
+    followups: FollowupSettings = field(default_factory=FollowupSettings)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    #: where the settings came from (a file path or "built-in defaults"); not a config key
+    origin: str = "built-in defaults"
+    #: warnings found while loading (e.g. a token pasted into the file); not a config key
+    warnings: tuple[str, ...] = ()
+
+
+def token(platform: str, environ: dict[str, str] | None = None) -> str | None:
+    """A platform's token, from its environment variable only."""
+    env = os.environ if environ is None else environ
+    value = env.get(TOKEN_ENV[platform], "").strip()
+    return value or None
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: wrong value {value!r}")
+    if origin is Literal:
+        allowed = get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(str, allowed))}, got {value!r}")
+        return value
+    if origin is tuple:
+        item_type = get_args(hint)[0]
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        return tuple(_coerce(v, item_type, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{key}: expected text, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported setting type")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        return cls()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a section of key: value lines, got {data!r}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name not in ("origin", "warnings")}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(f"{full}: unknown setting (known: {', '.join(sorted(names))})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, full)
+        else:
+            kwargs[key] = _coerce(value, hint, full)
+    return cls(**kwargs)
+
+
+def _find_tokens(data: Any, path: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found += _find_tokens(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found += _find_tokens(v, f"{path}[{i}]")
+    elif isinstance(data, str) and any(p.search(data) for p in _TOKEN_SHAPES):
+        found.append(path)
+    return found
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read settings: the given file, else ./config.yaml when it exists, else built-in defaults."""
+    if path is None:
+        if not Path(DEFAULT_CONFIG).exists():
+            return Settings()
+        path = DEFAULT_CONFIG
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {file}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: the config must be a mapping of sections (knowledge:, database:, ...)")
+    for section in ("origin", "warnings"):
+        if section in data:
+            raise ConfigError(f"{section}: unknown setting")
+    try:
+        settings = _build(Settings, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+    warnings = tuple(
+        f"{file}: '{key}' looks like a bot token; tokens belong in the environment "
+        f"({', '.join(TOKEN_ENV.values())}), not in a config file"
+        for key in _find_tokens(data)
+    )
+    return dataclasses.replace(settings, origin=str(file), warnings=warnings)

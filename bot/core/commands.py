@@ -1,0 +1,167 @@
+"""Slash commands, the same on every platform: /start /help /ask /triage /cancel /followups /mydata /forget /faq."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from bot.core import replies as R
+from bot.core.messages import Choice, Outcome, Reply
+from bot.storage.sqlite import to_db
+
+if TYPE_CHECKING:
+    from bot.core.engine import Context, Engine
+
+
+def parse_command(text: str) -> tuple[str, str]:
+    """'/Ask@runbot why?' -> ('ask', 'why?')."""
+    head, _, rest = text.strip().partition(" ")
+    name = head[1:].split("@", 1)[0].lower()
+    return name, rest.strip()
+
+
+class Commands:
+    """Command handlers; each returns an Outcome."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def dispatch(self, ctx: Context, text: str) -> Outcome:
+        name, args = parse_command(text)
+        handler = {
+            "start": self.start,
+            "help": self.help,
+            "ask": self.ask,
+            "triage": self.triage,
+            "check": self.triage,
+            "cancel": self.cancel,
+            "stop": self.cancel,
+            "followups": self.followups,
+            "mydata": self.mydata,
+            "forget": self.forget,
+            "faq": self.faq,
+        }.get(name)
+        if handler is None:
+            return Outcome((Reply(f"I don't know the command /{name[:30]}.\n\n" + R.help_text(ctx.k)),), "command")
+        return await handler(ctx, args)
+
+    async def start(self, ctx: Context, args: str) -> Outcome:
+        if args.strip().lower() == "triage":
+            return await self.engine.start_triage(ctx)
+        greeting = (
+            "Hi! I'm runbot, your running club's helper for lower back pain after running.\n\n"
+            + R.help_text(ctx.k)
+        )
+        return Outcome((Reply(greeting, choices=(Choice("Start a back-pain check", "tri:start"),)),), "command")
+
+    async def help(self, ctx: Context, args: str) -> Outcome:
+        about = ctx.k.entries.get("about-bot")
+        text = R.help_text(ctx.k)
+        return Outcome((Reply(text),), "command", faq_id=about.id if about else None, confidence=100.0)
+
+    async def ask(self, ctx: Context, args: str) -> Outcome:
+        if not args.strip():
+            example = "Ask me a question after /ask, e.g. /ask why does my back hurt after runs?"
+            return Outcome((Reply(example),), "empty")
+        return await self.engine.answer_question(ctx, args)
+
+    async def triage(self, ctx: Context, args: str) -> Outcome:
+        return await self.engine.start_triage(ctx)
+
+    async def cancel(self, ctx: Context, args: str) -> Outcome:
+        stopped = await self.engine.store.clear_triage(ctx.user)
+        text = "OK, I've stopped the back-pain check." if stopped else "There's nothing to cancel."
+        return Outcome((Reply(text + " Ask me anything, or /triage to start again."),), "command")
+
+    async def followups(self, ctx: Context, args: str) -> Outcome:
+        store = self.engine.store
+        word = args.strip().lower()
+        private = not ctx.msg.is_private
+        if word in ("off", "stop", "no", "disable"):
+            await store.set_followups_enabled(ctx.user, False)
+            cancelled = await store.cancel_followups(ctx.user)
+            extra = f" I've cancelled {cancelled} planned check-in(s)." if cancelled else ""
+            text = "Check-ins are off: I won't message you later." + extra + " Send /followups on to allow them."
+            return Outcome((Reply(text, private=private),), "command")
+        if word in ("on", "start", "yes", "enable"):
+            await store.set_followups_enabled(ctx.user, True)
+            text = "Check-ins are on: after a back-pain check I'll offer to ask how you're doing a few days later."
+            return Outcome((Reply(text, private=private),), "command")
+        user = await store.user_by_id(ctx.user.id) or ctx.user
+        active = await store.user_followups(user, active_only=True)
+        status = "on" if user.followups_enabled else "off"
+        lines = [f"Check-ins are {status}."]
+        for f in active:
+            lines.append(f"• a check-in about your back {self.engine.followups.when(f.due_at)}")
+        lines.append("Send /followups off to stop them, /followups on to allow them.")
+        choices = (Choice("Turn off", "cmd:followups:off"),) if user.followups_enabled else (
+            Choice("Turn on", "cmd:followups:on"),
+        )
+        return Outcome((Reply("\n".join(lines), choices=choices, private=private),), "command")
+
+    async def mydata(self, ctx: Context, args: str) -> Outcome:
+        store = self.engine.store
+        data = await store.export_user(ctx.user)
+        u = data["user"]
+        lines = [
+            "Here is everything I store about you:",
+            f"• who: your {u['platform']} user id {u['platform_user_id']}, first seen {u['first_seen'][:10]}",
+            f"• check-ins: {'on' if u['followups_enabled'] else 'off'}; {len(data['followups'])} check-in series",
+            f"• back-pain check in progress: {'yes' if data['triage'] else 'no'}",
+            f"• safety warnings given: {len(data['escalations'])} (level and time only, never your words)",
+            "I don't keep your messages. Questions I couldn't answer are kept for moderators without your id.",
+            "/forget deletes all of this.",
+            "",
+            json.dumps(data, indent=2, ensure_ascii=False),
+        ]
+        return Outcome((Reply("\n".join(lines), private=not ctx.msg.is_private),), "command")
+
+    async def forget(self, ctx: Context, args: str) -> Outcome:
+        if args.strip().lower() in ("confirm", "yes"):
+            return await self.forget_choice(ctx, "yes")
+        text = (
+            "This deletes everything I store about you: your check progress, planned check-ins and the safety "
+            "log. It can't be undone. Are you sure?"
+        )
+        choices = (Choice("Yes, delete everything", "forget:yes"), Choice("No, keep it", "forget:no"))
+        return Outcome((Reply(text, choices=choices, private=not ctx.msg.is_private),), "command")
+
+    async def forget_choice(self, ctx: Context, answer: str) -> Outcome:
+        private = not ctx.msg.is_private
+        if answer != "yes":
+            return Outcome((Reply("OK, nothing was deleted.", private=private),), "command")
+        await self.engine.store.forget_user(ctx.user)
+        text = "Done: I've deleted everything I stored about you and cancelled any check-ins."
+        return Outcome((Reply(text, private=private),), "command")
+
+    async def faq(self, ctx: Context, args: str) -> Outcome:
+        if not ctx.msg.is_moderator:
+            text = "Sorry, the /faq commands are for the club's moderators."
+            return Outcome((Reply(text, private=not ctx.msg.is_private),), "command")
+        sub = args.split()[0].lower() if args.split() else ""
+        store = self.engine.store
+        if sub == "reload":
+            if self.engine.reloader is None:
+                return Outcome((Reply("Reloading isn't available in this mode."),), "command")
+            return Outcome((Reply(await self.engine.reloader()),), "command")
+        if sub == "unanswered":
+            from bot.core.reports import unanswered_report
+
+            since = self.engine.clock.now()
+            rows = await store.unanswered(since=_days_ago(since, 30))
+            return Outcome((Reply(unanswered_report(rows)),), "command")
+        if sub == "stats":
+            from bot.core.reports import stats_report
+
+            counts = await store.stats(since=_days_ago(self.engine.clock.now(), 30))
+            return Outcome((Reply(stats_report(counts, "the last 30 days")),), "command")
+        return Outcome((Reply("Moderator commands: /faq reload, /faq unanswered, /faq stats."),), "command")
+
+
+def _days_ago(now, days: int):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return now - timedelta(days=days)
+
+
+__all__ = ["Commands", "parse_command", "to_db"]

@@ -1,0 +1,302 @@
+"""The one place that decides: red flags, then commands, then the active triage step, then the FAQ, then fallback."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.config import Settings
+from bot.core import replies as R
+from bot.core import triage as T
+from bot.core.knowledge import Knowledge, KnowledgeRef
+from bot.core.messages import Choice, Escalation, IncomingMessage, Outcome, Reply
+from bot.core.ports import Clock, SystemClock
+from bot.core.ratelimit import RateLimiter, RepeatGuard
+from bot.core.text import MAX_MATCH_CHARS, normalize
+from bot.storage.sqlite import Store, StoredTriage, User
+
+log = logging.getLogger(__name__)
+
+#: called when a follow-up is scheduled, so the scheduler can wake early
+Waker = Callable[[], None]
+#: moderators' /faq reload: returns a human summary of what happened
+Reloader = Callable[[], Awaitable[str]]
+
+
+@dataclass
+class EngineOptions:
+    """Switches for one-shot tools: ``ask`` and ``eval`` show no first-time notice and skip flood control."""
+
+    first_notice: bool = True
+    rate_limit: bool = True
+    record_unanswered: bool = True
+
+
+@dataclass
+class Context:
+    """One message being handled, with the knowledge snapshot it sees from start to end."""
+
+    msg: IncomingMessage
+    user: User
+    k: Knowledge
+    prefix: list[Reply] = field(default_factory=list)
+
+
+class Engine:
+    """Platform-independent handling of one message at a time; safe to call from many tasks."""
+
+    def __init__(
+        self,
+        knowledge: KnowledgeRef,
+        store: Store,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        options: EngineOptions | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.knowledge = knowledge
+        self.store = store
+        self.settings = settings or Settings()
+        self.clock = clock or SystemClock()
+        self.options = options or EngineOptions()
+        self._monotonic = monotonic
+        rl = self.settings.rate_limit
+        self._limiter = RateLimiter(rl.messages, rl.per_seconds, rl.burst)
+        self._repeat = RepeatGuard(self.settings.safety.repeat_escalation_seconds)
+        self.waker: Waker | None = None
+        self.reloader: Reloader | None = None
+        from bot.core.commands import Commands
+        from bot.core.followups import FollowupFlow
+
+        self.commands = Commands(self)
+        self.followups = FollowupFlow(self)
+
+    # ------------------------------------------------------------------ entry points
+    async def handle(self, msg: IncomingMessage) -> Outcome:
+        """Handle a typed message, or a pressed button when ``msg.choice`` is set. Never raises."""
+        k = self.knowledge.current  # one snapshot: a reload mid-message cannot mix versions
+        try:
+            if msg.choice is not None:
+                outcome = await self.handle_choice(msg, k)
+            else:
+                outcome = await self.handle_text(msg, k)
+        except Exception:
+            log.exception("error while handling a message on %s", msg.platform)
+            outcome = Outcome((Reply(R.SORRY),), "error")
+        try:
+            if not msg.listen_only:
+                await self.store.count("messages")
+                await self.store.count(outcome.kind)
+                if outcome.escalation is not None:
+                    await self.store.count(f"escalation-{outcome.escalation.level}")
+        except Exception:
+            log.exception("could not update counters")
+        return outcome
+
+    async def handle_text(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
+        k = k or self.knowledge.current
+        text = msg.text[:MAX_MATCH_CHARS]
+        escalation = k.red_flags.detect(text)
+        if msg.listen_only:
+            return await self._listen_only(msg, k, text, escalation)
+        user = await self.store.user(msg.platform, msg.user_id)
+        ctx = Context(msg, user, k)
+        if escalation is not None:
+            return await self._escalate(ctx, escalation)
+        if self.options.rate_limit and self.settings.rate_limit.enabled:
+            verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
+            if verdict == "warn":
+                return Outcome((Reply(R.SLOW_DOWN),), "throttled")
+            if verdict == "drop":
+                return Outcome((), "throttled")
+        await self._notice(ctx)
+        stripped = text.strip()
+        if stripped.startswith("/"):
+            return self._with_prefix(ctx, await self.commands.dispatch(ctx, stripped))
+        if msg.is_private:
+            state = await self.store.get_triage(user)
+            if state is not None and state.flow_id == k.triage.id:
+                return self._with_prefix(ctx, await self._triage_text(ctx, state, stripped))
+            awaiting = await self.followups.awaiting(user)
+            if awaiting is not None:
+                answer = self.followups.parse_answer(stripped)
+                if answer is not None:
+                    return self._with_prefix(ctx, await self.followups.answer(ctx, awaiting.id, answer))
+        return self._with_prefix(ctx, await self.answer_question(ctx, stripped))
+
+    async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
+        k = k or self.knowledge.current
+        payload = (msg.choice or "")[:128]
+        user = await self.store.user(msg.platform, msg.user_id)
+        ctx = Context(msg, user, k)
+        if self.options.rate_limit and self.settings.rate_limit.enabled:
+            verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
+            if verdict != "ok":
+                return Outcome((Reply(R.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
+        kind, _, rest = payload.partition(":")
+        if kind == "faq" and rest in k.entries:
+            entry = k.entries[rest]
+            return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=100.0)
+        if kind == "tri":
+            return await self._triage_choice(ctx, payload)
+        if kind == "fu":
+            return await self.followups.choice(ctx, rest)
+        if kind == "cmd":
+            return await self.commands.dispatch(ctx, "/" + rest.replace(":", " "))
+        if kind == "forget":
+            return await self.commands.forget_choice(ctx, rest)
+        return Outcome((Reply(R.EXPIRED),), "expired")
+
+    # ------------------------------------------------------------------ pieces
+    async def answer_question(self, ctx: Context, text: str) -> Outcome:
+        """The FAQ path: confident answer, did-you-mean, or the fallback."""
+        k = ctx.k
+        m = self.settings.matching
+        if not normalize(text):
+            return Outcome((Reply(R.EMPTY),), "empty")
+        candidates = k.matcher.match(text, limit=max(3, m.max_suggestions))
+        top = candidates[0] if candidates else None
+        if top is not None and top.confidence >= m.confident:
+            entry = k.entries[top.id]
+            reply = R.answer(entry, k)
+            return Outcome((reply,), "answer", faq_id=entry.id, confidence=top.confidence)
+        suggestions = [c for c in candidates if c.confidence >= m.suggest][: m.max_suggestions]
+        if suggestions:
+            entries = [k.entries[c.id] for c in suggestions]
+            return Outcome(
+                (R.did_you_mean(entries),),
+                "did-you-mean",
+                confidence=top.confidence if top else 0.0,
+                alternatives=tuple(e.id for e in entries),
+            )
+        if self.options.record_unanswered and len(normalize(text).split()) >= 2:
+            await self.store.record_unanswered(normalize(text)[:300])
+        return Outcome((R.fallback(k),), "fallback", confidence=top.confidence if top else 0.0)
+
+    async def _listen_only(
+        self, msg: IncomingMessage, k: Knowledge, text: str, escalation: Escalation | None
+    ) -> Outcome:
+        if escalation is not None:
+            user = await self.store.user(msg.platform, msg.user_id)
+            return await self._escalate(Context(msg, user, k), escalation)
+        candidates = k.matcher.match(text, limit=1)
+        if candidates and candidates[0].confidence >= self.settings.matching.confident:
+            entry = k.entries[candidates[0].id]
+            return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=candidates[0].confidence)
+        return Outcome((), "ignored")
+
+    async def _escalate(self, ctx: Context, escalation: Escalation) -> Outcome:
+        safety = self.settings.safety
+        category = ctx.k.red_flags.categories.get(escalation.category)
+        message = category.message if category is not None else ""
+        if await self.store.clear_triage(ctx.user):
+            message += "\n\n(I've stopped the back-pain check so you can deal with this first.)"
+        await self.store.log_escalation(ctx.user, escalation.level, escalation.category)
+        key = (f"{ctx.msg.platform}:{ctx.msg.user_id}", escalation.category)
+        if self._repeat.is_repeat(key, self._monotonic()):
+            verdict = self._limiter.check(key[0], self._monotonic())
+            if verdict == "drop":
+                return Outcome((), "escalation", escalation=escalation)
+            reminder = Reply(R.escalation_reminder(escalation, safety), escalation=escalation)
+            return Outcome((reminder,), "escalation", escalation=escalation)
+        full = R.escalation_text(message, escalation, safety)
+        if ctx.msg.is_private:
+            out: tuple[Reply, ...] = (Reply(full, escalation=escalation),)
+        else:
+            public = R.escalation_public(escalation, safety, ctx.msg.display_name)
+            out = (Reply(public, escalation=escalation), Reply(full, escalation=escalation, private=True))
+        return Outcome(out, "escalation", escalation=escalation)
+
+    async def _notice(self, ctx: Context) -> None:
+        if self.options.first_notice and not ctx.user.notice_shown:
+            ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=not ctx.msg.is_private))
+            await self.store.set_notice_shown(ctx.user)
+
+    @staticmethod
+    def _with_prefix(ctx: Context, outcome: Outcome) -> Outcome:
+        if not ctx.prefix:
+            return outcome
+        return Outcome(
+            (*ctx.prefix, *outcome.replies),
+            outcome.kind,
+            faq_id=outcome.faq_id,
+            escalation=outcome.escalation,
+            confidence=outcome.confidence,
+            alternatives=outcome.alternatives,
+        )
+
+    # ------------------------------------------------------------------ triage
+    async def start_triage(self, ctx: Context) -> Outcome:
+        flow = ctx.k.triage
+        result = T.start(flow)
+        assert result.state is not None and result.step is not None
+        chat = ctx.msg.chat_id if ctx.msg.is_private else ctx.msg.user_id
+        await self.store.save_triage(ctx.user, StoredTriage(flow.id, result.state.step_id, (), chat))
+        intro = f"{flow.title}\n\n{flow.intro}".strip()
+        replies = (Reply(intro, private=not ctx.msg.is_private), self._step_reply(ctx, result.step))
+        return Outcome(replies, "triage")
+
+    def _step_reply(self, ctx: Context, step: T.TriageStep, prefix: str = "") -> Reply:
+        choices = tuple(Choice(c.label, T.choice_payload(step.id, i)) for i, c in enumerate(step.choices))
+        text = f"{prefix}{step.question}"
+        return Reply(text, choices=choices, private=not ctx.msg.is_private)
+
+    async def _triage_text(self, ctx: Context, state: StoredTriage, text: str) -> Outcome:
+        step = ctx.k.triage.steps.get(state.step_id)
+        if step is None:
+            await self.store.clear_triage(ctx.user)
+            return await self.answer_question(ctx, text)
+        index = T.match_answer(step, text)
+        if index is None:
+            hint = "Please pick one of the options (or type its number). Send /cancel to leave the check.\n\n"
+            return Outcome((self._step_reply(ctx, step, hint),), "triage")
+        return await self._advance(ctx, state, index)
+
+    async def _triage_choice(self, ctx: Context, payload: str) -> Outcome:
+        if payload == "tri:start":
+            return await self.start_triage(ctx)
+        parsed = T.parse_choice_payload(payload)
+        state = await self.store.get_triage(ctx.user)
+        if parsed is None or state is None or state.step_id != parsed[0] or state.flow_id != ctx.k.triage.id:
+            return Outcome((Reply(R.EXPIRED),), "expired")
+        return await self._advance(ctx, state, parsed[1])
+
+    async def _advance(self, ctx: Context, state: StoredTriage, index: int) -> Outcome:
+        flow = ctx.k.triage
+        result = T.step(flow, T.TriageState(state.flow_id, state.step_id, state.answers), index)
+        if not result.understood:
+            step = flow.steps.get(state.step_id)
+            if step is None:
+                await self.store.clear_triage(ctx.user)
+                return Outcome((Reply(R.EXPIRED),), "expired")
+            return Outcome((self._step_reply(ctx, step, "Please pick one of the options.\n\n"),), "triage")
+        if result.state is not None and result.step is not None:
+            await self.store.save_triage(
+                ctx.user, StoredTriage(flow.id, result.state.step_id, result.state.answers, state.chat_id)
+            )
+            return Outcome((self._step_reply(ctx, result.step),), "triage")
+        await self.store.clear_triage(ctx.user)
+        assert result.outcome is not None
+        return await self._triage_outcome(ctx, result.outcome, state.chat_id)
+
+    async def _triage_outcome(self, ctx: Context, outcome: T.TriageOutcome, chat_id: str) -> Outcome:
+        k = ctx.k
+        private = not ctx.msg.is_private
+        escalation: Escalation | None = None
+        if outcome.disposition in ("emergency", "urgent"):
+            escalation = Escalation(outcome.disposition, f"triage:{outcome.id}")  # type: ignore[arg-type]
+            await self.store.log_escalation(ctx.user, escalation.level, escalation.category)
+        lines = [outcome.text.replace("{emergency_number}", self.settings.safety.emergency_number).strip()]
+        linked = [k.entries[f] for f in outcome.faq if f in k.entries]
+        if linked:
+            lines += ["", "Worth reading: " + "; ".join(e.title for e in linked) + "."]
+        lines += ["", R.DISCLAIMER]
+        choices = tuple(Choice(e.title, f"faq:{e.id}") for e in linked[:4])
+        out = [Reply("\n".join(lines), choices=choices, escalation=escalation, private=private)]
+        offer = await self.followups.offer(ctx, outcome)
+        if offer is not None:
+            out.append(offer)
+        return Outcome(tuple(out), "escalation" if escalation else "triage", escalation=escalation)

@@ -1,0 +1,165 @@
+"""The FAQ matcher: an inverted index over weighted terms, fuzzy term lookup with rapidfuzz, phrase similarity.
+
+Why not plain WRatio over all phrasings: it scores almost every chat message 85-100 against everything and its cost
+grows with the FAQ. Here rare, topical terms (cadence, sciatica, trainers) count for more than common ones (back,
+pain, running); a message only meets the entries that share a term with it, so the cost follows the message, not the
+size of the FAQ; rapidfuzz forgives typos in a term and scores the wording against the best phrasings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from rapidfuzz import fuzz, process
+
+from bot.core.analysis import Analyzer, bigrams
+
+KEYWORD_STRENGTH = 1.0
+QUESTION_STRENGTH = 0.85
+#: weight of a word the FAQ does not know at all (names, places, club chatter)
+UNKNOWN_WEIGHT = 1.2
+#: bigrams add evidence on top of their words
+BIGRAM_FACTOR = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedEntry:
+    """What the matcher needs of one FAQ entry."""
+
+    id: str
+    questions: tuple[str, ...]
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One scored entry: confidence 0-100."""
+
+    id: str
+    confidence: float
+    lexical: float
+    phrase: float
+
+
+@dataclass(frozen=True, slots=True)
+class MatchParams:
+    """Tunable weights of the scorer (the defaults are what the shipped knowledge was tuned with)."""
+
+    saturation: float = 4.0
+    coverage_power: float = 0.5
+    phrase_weight: float = 0.3
+    fuzzy_cutoff: float = 84.0
+    shortlist: int = 12
+
+
+class FaqMatcher:
+    """Built once per knowledge load; ``match`` is pure and safe to call from many tasks."""
+
+    def __init__(self, entries: Sequence[IndexedEntry], analyzer: Analyzer, params: MatchParams | None = None):
+        self.analyzer = analyzer
+        self.params = params or MatchParams()
+        self.ids: tuple[str, ...] = tuple(e.id for e in entries)
+        postings: dict[str, dict[int, float]] = defaultdict(dict)
+        self._phrases: list[list[str]] = []
+        for idx, entry in enumerate(entries):
+            counts: dict[str, int] = defaultdict(int)
+            phrases: list[str] = []
+            for q in entry.questions:
+                terms = analyzer.terms(q)
+                phrases.append(" ".join(terms))
+                for feature in {*terms, *bigrams(terms)}:
+                    counts[feature] += 1
+            strengths: dict[str, float] = {}
+            for feature, n in counts.items():
+                strengths[feature] = min(1.0, QUESTION_STRENGTH + 0.05 * (n - 1))
+            for kw in entry.keywords:
+                terms = analyzer.terms(kw)
+                phrases.append(" ".join(terms))
+                for feature in {*terms, *bigrams(terms)}:
+                    strengths[feature] = KEYWORD_STRENGTH
+            for feature, strength in strengths.items():
+                postings[feature][idx] = strength
+            self._phrases.append([p for p in phrases if p])
+        n = max(1, len(entries))
+        self._postings = {f: tuple(p.items()) for f, p in postings.items()}
+        self._idf = {f: math.log(1.0 + n / len(p)) for f, p in postings.items()}
+        self._vocab_by_len: dict[int, list[str]] = defaultdict(list)
+        for f in postings:
+            if " " not in f and len(f) >= 4:
+                self._vocab_by_len[len(f)].append(f)
+        self._expand = lru_cache(maxsize=50_000)(self._expand_uncached)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _expand_uncached(self, term: str) -> tuple[tuple[str, float], ...]:
+        """Known terms this (maybe misspelt) term stands for, with a similarity 0-1."""
+        if term in self._postings:
+            return ((term, 1.0),)
+        if len(term) < 4 or term.isdigit():
+            return ()
+        cutoff = self.params.fuzzy_cutoff if len(term) < 7 else self.params.fuzzy_cutoff - 4
+        found: list[tuple[str, float]] = []
+        for length in range(len(term) - 2, len(term) + 3):
+            choices = self._vocab_by_len.get(length)
+            if not choices:
+                continue
+            for choice, score, _ in process.extract(
+                term, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=3
+            ):
+                found.append((choice, score / 100.0))
+        found.sort(key=lambda x: -x[1])
+        return tuple(found[:3])
+
+    def match(self, text: str, limit: int = 3) -> list[Candidate]:
+        """The best entries for a message, best first; empty when nothing in the FAQ relates to it."""
+        terms = list(dict.fromkeys(self.analyzer.terms(text)))
+        if not terms:
+            return []
+        total = 0.0
+        scores: dict[int, float] = defaultdict(float)
+        for term in terms:
+            expansions = self._expand(term)
+            if not expansions:
+                total += UNKNOWN_WEIGHT
+                continue
+            total += max(self._idf[f] * sim for f, sim in expansions)
+            best: dict[int, float] = {}
+            for feature, sim in expansions:
+                idf = self._idf[feature]
+                for idx, strength in self._postings[feature]:
+                    value = idf * sim * strength
+                    if value > best.get(idx, 0.0):
+                        best[idx] = value
+            for idx, value in best.items():
+                scores[idx] += value
+        coverage_scores = {idx: s / total for idx, s in scores.items()}
+        for pair in bigrams(terms):
+            posting = self._postings.get(pair)
+            if posting:
+                idf = self._idf[pair]
+                for idx, strength in posting:
+                    scores[idx] += BIGRAM_FACTOR * idf * strength
+        if not scores:
+            return []
+        p = self.params
+        lexical = {
+            idx: 100.0 * (1.0 - math.exp(-s / p.saturation)) * min(1.0, coverage_scores[idx]) ** p.coverage_power
+            for idx, s in scores.items()
+        }
+        shortlist = sorted(lexical, key=lambda i: -lexical[i])[: p.shortlist]
+        query = " ".join(terms)
+        out: list[Candidate] = []
+        for idx in shortlist:
+            phrase = 0.0
+            if self._phrases[idx]:
+                best_phrase = process.extractOne(query, self._phrases[idx], scorer=fuzz.token_sort_ratio)
+                phrase = float(best_phrase[1]) if best_phrase else 0.0
+            conf = (1.0 - p.phrase_weight) * lexical[idx] + p.phrase_weight * phrase * (lexical[idx] / 100.0) ** 0.25
+            out.append(Candidate(self.ids[idx], round(min(100.0, conf), 1), lexical[idx], phrase))
+        out.sort(key=lambda c: -c.confidence)
+        return out[:limit]

@@ -1,0 +1,271 @@
+"""Follow-up check-ins: offering them, the scheduler that sends them, and acting on the answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.core.messages import ChatRef, Choice, Outcome, Reply
+from bot.core.ports import Adapter, Clock, DeliveryError
+from bot.core.text import normalize
+from bot.storage.sqlite import Followup, Store, User
+
+if TYPE_CHECKING:
+    from bot.config import FollowupSettings
+    from bot.core.engine import Context, Engine
+    from bot.core.triage import TriageOutcome
+
+log = logging.getLogger(__name__)
+
+ANSWERS = ("better", "same", "worse")
+CHECKIN_TEXT = "Hi, it's runbot checking in 👋 How is your back today?"
+_WORDS = {
+    "better": {"better", "good", "great", "fine", "improving", "improved", "much better", "loads better", "ok", "okay"},
+    "same": {"same", "no change", "the same", "about the same", "meh", "similar", "unchanged"},
+    "worse": {"worse", "bad", "awful", "terrible", "getting worse", "much worse"},
+}
+
+
+def checkin_reply(followup_id: int) -> Reply:
+    choices = tuple(Choice(a.capitalize(), f"fu:{followup_id}:{a}") for a in ANSWERS)
+    return Reply(CHECKIN_TEXT, choices=choices, private=True)
+
+
+def humanize_delta(delta: timedelta) -> str:
+    """'in 3 days', 'in 5 hours', 'now'."""
+    seconds = delta.total_seconds()
+    if seconds <= 60:
+        return "now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = round(seconds / size)
+            return f"in {n} {unit}{'s' if n != 1 else ''}"
+    return "now"
+
+
+class FollowupFlow:
+    """The engine's side of follow-ups: offers, answers, and the user's consent."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def settings(self) -> FollowupSettings:
+        return self.engine.settings.followups
+
+    def when(self, due: datetime) -> str:
+        return humanize_delta(due - self.engine.clock.now())
+
+    async def offer(self, ctx: Context, outcome: TriageOutcome) -> Reply | None:
+        if not outcome.followup or not self.settings.enabled:
+            return None
+        user = await self.engine.store.user_by_id(ctx.user.id) or ctx.user
+        if not user.followups_enabled:
+            return None
+        days = self.settings.first_after_days
+        text = f"Would you like me to check in with you in {days:g} days to ask how your back is doing?"
+        choices = (Choice("Yes, check in", f"fu:yes:{outcome.id}"[:64]), Choice("No thanks", "fu:no"))
+        return Reply(text, choices=choices, private=not ctx.msg.is_private)
+
+    async def awaiting(self, user: User) -> Followup | None:
+        for f in await self.engine.store.user_followups(user, active_only=True):
+            if f.state == "awaiting":
+                return f
+        return None
+
+    @staticmethod
+    def parse_answer(text: str) -> str | None:
+        norm = normalize(text)
+        for answer, words in _WORDS.items():
+            if norm in words:
+                return answer
+        return None
+
+    async def choice(self, ctx: Context, rest: str) -> Outcome:
+        private = not ctx.msg.is_private
+        parts = rest.split(":")
+        if parts == ["no"]:
+            text = "No problem. You can always ask me again or run /triage."
+            return Outcome((Reply(text, private=private),), "followup")
+        if len(parts) == 2 and parts[0] == "yes":
+            return await self.schedule(ctx, parts[1])
+        if len(parts) == 2 and parts[0].isdigit() and parts[1] in ANSWERS:
+            return await self.answer(ctx, int(parts[0]), parts[1])
+        from bot.core.replies import EXPIRED
+
+        return Outcome((Reply(EXPIRED),), "expired")
+
+    async def schedule(self, ctx: Context, topic: str) -> Outcome:
+        private = not ctx.msg.is_private
+        store = self.engine.store
+        user = await store.user_by_id(ctx.user.id) or ctx.user
+        if not self.settings.enabled or not user.followups_enabled:
+            text = "Check-ins are turned off. Send /followups on if you'd like them."
+            return Outcome((Reply(text, private=private),), "followup")
+        due = self.engine.clock.now() + timedelta(days=self.settings.first_after_days)
+        chat = ctx.msg.chat_id if ctx.msg.is_private else ctx.msg.user_id
+        await store.add_followup(user, chat, topic, due)
+        if self.engine.waker is not None:
+            self.engine.waker()
+        text = f"Great — I'll check in {self.when(due)}. Send /followups off any time to stop."
+        return Outcome((Reply(text, private=private),), "followup")
+
+    async def answer(self, ctx: Context, followup_id: int, answer: str) -> Outcome:
+        from bot.core.replies import DISCLAIMER, EXPIRED
+
+        store = self.engine.store
+        private = not ctx.msg.is_private
+        f = await store.get_followup(followup_id)
+        if f is None or f.user_id != ctx.user.id or f.state != "awaiting":
+            return Outcome((Reply(EXPIRED, private=private),), "expired")
+        now = self.engine.clock.now()
+        more = f.checkins < self.settings.max_checkins
+        next_due = now + timedelta(days=self.settings.interval_days)
+        choices: tuple[Choice, ...] = ()
+        if answer == "better":
+            await store.update_followup(f.id, state="done")
+            text = (
+                "That's great to hear! To help keep it that way: build up mileage gradually, keep up core and glute "
+                "strength work, and swap worn-out shoes."
+            )
+            tips = [ctx.k.entries.get("prevention"), ctx.k.entries.get("core-exercises")]
+            choices = tuple(Choice(e.title, f"faq:{e.id}") for e in tips if e is not None)
+        elif answer == "same":
+            same = f.same_count + 1
+            text = (
+                "Thanks for letting me know. Keep moving gently — easy walks, light activity and your exercises — "
+                "and ease back into running as pain allows."
+            )
+            if same >= 2:
+                text += (
+                    " It's been about two weeks without improvement, so it's worth seeing a physiotherapist or your "
+                    "doctor for an assessment."
+                )
+            if more:
+                await store.update_followup(f.id, state="pending", same_count=same, due_at=next_due, attempts=0)
+                text += f" I'll check in again {humanize_delta(next_due - now)}."
+            else:
+                await store.update_followup(f.id, state="done", same_count=same)
+        else:
+            text = (
+                "I'm sorry it's getting worse. Please see a physiotherapist or your doctor for an assessment. If you "
+                f"notice numbness around your genitals or bottom, problems peeing or pooing, or weakness in your legs, "
+                f"call {self.engine.settings.safety.emergency_number} or go to A&E/the ER now."
+            )
+            if more:
+                await store.update_followup(f.id, state="pending", due_at=next_due, attempts=0)
+                text += f" I'll check in again {humanize_delta(next_due - now)} (/followups off stops this)."
+            else:
+                await store.update_followup(f.id, state="done")
+        if self.engine.waker is not None:
+            self.engine.waker()
+        return Outcome((Reply(f"{text}\n\n{DISCLAIMER}", choices=choices, private=private),), "followup")
+
+
+class Scheduler:
+    """One task that sleeps until the earliest due check-in; ``wake()`` when a sooner one is added."""
+
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, Adapter],
+        settings: FollowupSettings,
+        clock: Clock,
+        *,
+        max_sleep: float = 3600.0,
+    ) -> None:
+        self.store = store
+        self.adapters = dict(adapters)
+        self.settings = settings
+        self.clock = clock
+        self.max_sleep = max_sleep
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.sleeps: list[float] = []  # how long each wait was planned for (tests and operators read it)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send what is due, then sleep until the next due time (or a wake-up); until stop()."""
+        while not self._stopping:
+            try:
+                await self.run_due()
+                delay = await self.seconds_until_next()
+            except Exception:
+                log.exception("follow-up scheduler error; retrying in a minute")
+                delay = 60.0
+            self._wake.clear()
+            self.sleeps.append(delay)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+    async def seconds_until_next(self) -> float:
+        due = await self.store.next_due()
+        if due is None:
+            return self.max_sleep
+        return max(0.0, min(self.max_sleep, (due - self.clock.now()).total_seconds()))
+
+    async def run_due(self) -> int:
+        """Send every check-in that is due now; return how many were delivered."""
+        sent = 0
+        while True:
+            batch = await self.store.due_followups(self.clock.now(), limit=50)
+            if not batch:
+                return sent
+            for f in batch:
+                sent += await self._deliver(f)
+
+    async def _deliver(self, f: Followup) -> int:
+        now = self.clock.now()
+        if now - f.due_at > timedelta(days=self.settings.drop_overdue_days):
+            log.warning("dropping follow-up %s: %s overdue", f.id, now - f.due_at)
+            await self.store.update_followup(f.id, state="dropped", last_error="too far overdue")
+            return 0
+        adapter = self.adapters.get(f.platform)
+        if adapter is None:
+            # the platform isn't running in this process: leave it due for a process that has it
+            await self.store.update_followup(f.id, due_at=now + timedelta(minutes=10))
+            return 0
+        # "sending" is committed before the send: after a crash mid-send the row is sent again (at most one duplicate)
+        await self.store.update_followup(f.id, state="sending")
+        try:
+            await adapter.send(ChatRef(f.platform, f.platform_user_id, f.chat_id), [checkin_reply(f.id)])
+        except DeliveryError as exc:
+            return await self._failed(f, str(exc), permanent=exc.permanent)
+        except Exception as exc:
+            log.exception("follow-up %s: unexpected send error", f.id)
+            return await self._failed(f, type(exc).__name__, permanent=False)
+        await self.store.update_followup(f.id, state="awaiting", checkins=f.checkins + 1, attempts=0, last_error=None)
+        log.info("follow-up %s delivered on %s", f.id, f.platform)
+        return 1
+
+    async def _failed(self, f: Followup, error: str, *, permanent: bool) -> int:
+        attempts = f.attempts + 1
+        if permanent or attempts >= self.settings.max_attempts:
+            log.warning("follow-up %s given up after %d attempt(s): %s", f.id, attempts, error)
+            await self.store.update_followup(f.id, state="failed", attempts=attempts, last_error=error[:200])
+            if permanent:
+                user = await self.store.user_by_id(f.user_id)
+                if user is not None:
+                    await self.store.cancel_followups(user)
+            return 0
+        backoff = self.settings.retry_backoff_seconds
+        delay = backoff[min(attempts - 1, len(backoff) - 1)] if backoff else 60
+        await self.store.update_followup(
+            f.id,
+            state="pending",
+            attempts=attempts,
+            last_error=error[:200],
+            due_at=self.clock.now() + timedelta(seconds=delay),
+        )
+        return 0

@@ -1,0 +1,246 @@
+"""Loading the knowledge folder: FAQ files, synonyms, triage flow and red flags -> one immutable Knowledge."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from bot.core.analysis import Analyzer
+from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
+from bot.core.red_flags import RedFlagDetector, parse_red_flags
+from bot.core.schema import KEBAB, Checker
+from bot.core.triage import TriageFlow, parse_triage
+from bot.core.yamlio import LDict, LList, Problem, YamlError, load_file
+
+FAQ_GLOB = "faq*.yaml"
+SYNONYMS_FILE = "synonyms.yaml"
+TRIAGE_FILE = "triage.yaml"
+RED_FLAGS_FILE = "red_flags.yaml"
+MAX_TITLE = 40
+
+
+@dataclass(frozen=True, slots=True)
+class FaqEntry:
+    """One FAQ entry as moderators wrote it."""
+
+    id: str
+    title: str
+    questions: tuple[str, ...]
+    keywords: tuple[str, ...]
+    answer: str
+    related: tuple[str, ...]
+    source: str | None
+    examples: tuple[str, ...]
+    file: str
+    line: int
+    related_line: int = 0
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """Everything the engine knows, validated and indexed once; replaced whole on reload, never mutated."""
+
+    entries: MappingProxyType[str, FaqEntry]
+    synonyms: MappingProxyType[str, tuple[str, ...]]
+    triage: TriageFlow
+    red_flags: RedFlagDetector
+    matcher: FaqMatcher
+    analyzer: Analyzer
+    version: str
+    warnings: tuple[Problem, ...] = field(default=())
+
+
+class KnowledgeError(Exception):
+    """The knowledge folder has errors; ``problems`` lists every one with file and line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        errors = [p for p in self.problems if p.severity == "error"]
+        super().__init__(f"{len(errors)} problem(s) in the knowledge files:\n" + "\n".join(map(str, errors)))
+
+
+def _read(path: Path, root: Path, problems: list[Problem]) -> Any:
+    display = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    try:
+        return load_file(path, display)
+    except YamlError as exc:
+        problems.append(exc.problem)
+        return None
+
+
+def _parse_entries(data: Any, file: str, ck: Checker) -> list[FaqEntry]:
+    root = ck.mapping(data, "an FAQ file", 1)
+    if root is None:
+        return []
+    ck.keys(root, "an FAQ file", {"entries"}, set())
+    raw = root.get("entries")
+    if raw is None:
+        return []
+    if not isinstance(raw, LList):
+        ck.error(root.line_of("entries"), "'entries' must be a list of entries (each starting with '- id:')")
+        return []
+    out: list[FaqEntry] = []
+    for i, item in enumerate(raw):
+        where = f"entry #{i + 1}"
+        e = ck.mapping(item, where, raw.line_of(i))
+        if e is None:
+            continue
+        if isinstance(e.get("id"), str):
+            where = f"entry '{e['id']}'"
+        ck.keys(e, where, {"id", "questions", "answer"}, {"title", "keywords", "related", "source", "examples"})
+        eid = ck.text(e, "id", where)
+        if eid is not None and not KEBAB.match(eid):
+            ck.error(e.line_of("id"), f"id '{eid}' must be kebab-case (lowercase words joined by '-')")
+            eid = None
+        if eid is not None and len(f"faq:{eid}".encode()) > 64:
+            ck.error(e.line_of("id"), f"id '{eid}' is too long (at most 60 characters)")
+            eid = None
+        questions = ck.text_list(e, "questions", where)
+        if "questions" in e and not questions:
+            ck.error(e.line_of("questions"), f"{where} needs at least one question")
+        answer = ck.text(e, "answer", where)
+        title = ck.text(e, "title", where)
+        if title is not None and len(title) > MAX_TITLE:
+            ck.error(e.line_of("title"), f"title of {where} is over {MAX_TITLE} characters (it is a button label)")
+        source = ck.text(e, "source", where)
+        keywords = ck.text_list(e, "keywords", where)
+        related = ck.text_list(e, "related", where)
+        examples = ck.text_list(e, "examples", where)
+        if eid is None or answer is None or not questions:
+            continue
+        label = title or (questions[0][:MAX_TITLE - 1] + "…" if len(questions[0]) > MAX_TITLE else questions[0])
+        out.append(
+            FaqEntry(
+                eid, label, questions, keywords, answer, related, source, examples, file, e.line, e.line_of("related")
+            )
+        )
+    return out
+
+
+def _parse_synonyms(data: Any, ck: Checker) -> dict[str, tuple[str, ...]]:
+    root = ck.mapping(data, "the synonyms file", 1)
+    if root is None:
+        return {}
+    ck.keys(root, "the synonyms file", {"synonyms"}, set())
+    table = root.get("synonyms")
+    if table is None:
+        return {}
+    if not isinstance(table, LDict):
+        ck.error(root.line_of("synonyms"), "'synonyms' must be a mapping: canonical word: [variants]")
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for canonical in table:
+        variants = ck.text_list(table, canonical, f"synonyms of '{canonical}'")
+        out[canonical] = variants
+    return out
+
+
+def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowledge:
+    """Load and validate a knowledge folder; raise KnowledgeError listing every problem."""
+    root = Path(path)
+    problems: list[Problem] = []
+    if not root.is_dir():
+        raise KnowledgeError([Problem(str(root), 1, "knowledge folder not found")])
+    digest = hashlib.sha256()
+    entries: dict[str, FaqEntry] = {}
+    faq_files = sorted(root.glob(FAQ_GLOB))
+    if not faq_files:
+        problems.append(Problem(str(root), 1, f"no FAQ files ({FAQ_GLOB}) in the knowledge folder"))
+    all_entries: list[FaqEntry] = []
+    for file in faq_files:
+        ck = Checker(file.name)
+        data = _read(file, root, problems)
+        digest.update(file.read_bytes() if data is not None else b"")
+        if data is not None:
+            all_entries.extend(_parse_entries(data, file.name, ck))
+        problems.extend(ck.problems)
+    for entry in all_entries:
+        if entry.id in entries:
+            first = entries[entry.id]
+            problems.append(
+                Problem(entry.file, entry.line, f"duplicate id '{entry.id}' (first at {first.file}:{first.line})")
+            )
+            continue
+        entries[entry.id] = entry
+    for entry in entries.values():
+        for rel in entry.related:
+            if rel not in entries:
+                problems.append(
+                    Problem(entry.file, entry.related_line, f"entry '{entry.id}' is related to unknown id '{rel}'")
+                )
+
+    synonyms: dict[str, tuple[str, ...]] = {}
+    syn_file = root / SYNONYMS_FILE
+    if syn_file.exists():
+        ck = Checker(SYNONYMS_FILE)
+        data = _read(syn_file, root, problems)
+        digest.update(syn_file.read_bytes())
+        if data is not None:
+            synonyms = _parse_synonyms(data, ck)
+        problems.extend(ck.problems)
+
+    triage: TriageFlow | None = None
+    tri_file = root / TRIAGE_FILE
+    if not tri_file.exists():
+        problems.append(Problem(TRIAGE_FILE, 1, "the triage flow file is missing"))
+    else:
+        data = _read(tri_file, root, problems)
+        digest.update(tri_file.read_bytes())
+        if data is not None:
+            triage, tri_problems = parse_triage(data, TRIAGE_FILE)
+            problems.extend(tri_problems)
+            if triage is not None:
+                for outcome in triage.outcomes.values():
+                    for fid in outcome.faq:
+                        if fid not in entries:
+                            problems.append(
+                                Problem(TRIAGE_FILE, outcome.line, f"outcome '{outcome.id}' links unknown id '{fid}'")
+                            )
+
+    red_flags: RedFlagDetector | None = None
+    rf_file = root / RED_FLAGS_FILE
+    if not rf_file.exists():
+        problems.append(Problem(RED_FLAGS_FILE, 1, "the red-flag catalogue is missing"))
+    else:
+        data = _read(rf_file, root, problems)
+        digest.update(rf_file.read_bytes())
+        if data is not None:
+            red_flags, rf_problems = parse_red_flags(data, RED_FLAGS_FILE)
+            problems.extend(rf_problems)
+
+    known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, RED_FLAGS_FILE}
+    for other in sorted(root.glob("*.y*ml")):
+        if other.name not in known:
+            problems.append(
+                Problem(other.name, 1, f"file not used: FAQ files must be named {FAQ_GLOB}", severity="warning")
+            )
+
+    if any(p.severity == "error" for p in problems) or triage is None or red_flags is None:
+        raise KnowledgeError(problems or [Problem(str(root), 1, "knowledge could not be loaded")])
+    analyzer = Analyzer(synonyms)
+    matcher = FaqMatcher(
+        [IndexedEntry(e.id, e.questions, (*e.keywords, e.title)) for e in entries.values()], analyzer, params
+    )
+    return Knowledge(
+        entries=MappingProxyType(entries),
+        synonyms=MappingProxyType(synonyms),
+        triage=triage,
+        red_flags=red_flags,
+        matcher=matcher,
+        analyzer=analyzer,
+        version=digest.hexdigest()[:12],
+        warnings=tuple(sorted(p for p in problems if p.severity != "error")),
+    )
+
+
+class KnowledgeRef:
+    """The engine's handle on the current Knowledge: a reload swaps the whole object in one assignment."""
+
+    def __init__(self, knowledge: Knowledge) -> None:
+        self.current = knowledge
+
+    def swap(self, knowledge: Knowledge) -> None:
+        self.current = knowledge

@@ -1,0 +1,90 @@
+"""The bot's own words (not the moderators' knowledge): notices, help, fallbacks, escalation wrappers."""
+
+from __future__ import annotations
+
+from bot.config import SafetySettings
+from bot.core.knowledge import FaqEntry, Knowledge
+from bot.core.messages import Choice, Escalation, Reply
+
+DISCLAIMER = "ℹ️ General information, not medical advice."
+EXPIRED = "That button has expired. Send me your question again, or /help to see what I can do."
+SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
+EMPTY = "I didn't catch a question there. Ask me about lower back pain after running, or send /help."
+SLOW_DOWN = "You're sending messages faster than I can keep up. Please slow down; I'll answer again in a few seconds."
+
+
+def first_notice(safety: SafetySettings) -> str:
+    return (
+        "Hi, I'm runbot 👋 I share general information about lower back pain after running. I'm not a doctor and "
+        "this isn't medical advice or a diagnosis. I'm not for emergencies: if you're seriously unwell, call "
+        f"{safety.emergency_number}. I store your platform user id, where you are in a back-pain check, any "
+        "check-ins you ask for and a log of safety warnings (never your messages); /mydata shows it and /forget "
+        "deletes it."
+    )
+
+
+def help_text(knowledge: Knowledge) -> str:
+    topics = ", ".join(e.title for e in list(knowledge.entries.values())[:12])
+    return (
+        "I can help with lower back pain after running.\n\n"
+        "• Ask a question in your own words, e.g. \"why does my lower back hurt after running?\"\n"
+        "• /triage – a short guided check (about 8 questions) with a personal plan\n"
+        "• /cancel – leave the check\n"
+        "• /followups on|off – allow or stop check-ins a few days later\n"
+        "• /mydata – see what I store about you\n"
+        "• /forget – delete everything I store about you\n"
+        "• /help – this message\n\n"
+        f"Topics include: {topics}.\n\n"
+        "I give general information, not medical advice. In an emergency call your local emergency number."
+    )
+
+
+def answer(entry: FaqEntry, knowledge: Knowledge) -> Reply:
+    parts = [entry.title, "", entry.answer.strip()]
+    if entry.source:
+        parts += ["", f"Source: {entry.source}"]
+    parts += ["", DISCLAIMER]
+    related = [knowledge.entries[r] for r in entry.related if r in knowledge.entries][:3]
+    choices = tuple(Choice(r.title, f"faq:{r.id}") for r in related)
+    return Reply("\n".join(parts), choices=choices)
+
+
+def did_you_mean(entries: list[FaqEntry]) -> Reply:
+    choices = tuple(Choice(e.title, f"faq:{e.id}") for e in entries)
+    return Reply("I'm not quite sure what you mean. Did you mean one of these?", choices=choices)
+
+
+def fallback(knowledge: Knowledge) -> Reply:
+    titles = [e.title for e in knowledge.entries.values() if e.id not in ("about-bot", "privacy")][:10]
+    text = (
+        "Sorry, I don't have an answer for that yet — I've noted the question for the moderators.\n\n"
+        "I can help with lower back pain after running, for example: " + "; ".join(titles) + ".\n"
+        "Try asking in other words, send /triage for a short guided check, or /help."
+    )
+    return Reply(text, choices=(Choice("Start a back-pain check", "cmd:triage"), Choice("Help", "cmd:help")))
+
+
+def escalation_text(message: str, escalation: Escalation, safety: SafetySettings) -> str:
+    body = message.format(emergency_number=safety.emergency_number, crisis_line=safety.crisis_line)
+    if escalation.level == "emergency":
+        head = f"🚨 Please get help now — call {safety.emergency_number}."
+    else:
+        head = "⚠️ Please see a doctor today."
+    tail = "I'm a bot and can't examine you; this is general safety information, not a diagnosis."
+    return f"{head}\n\n{body.strip()}\n\n{tail}"
+
+
+def escalation_public(escalation: Escalation, safety: SafetySettings, name: str) -> str:
+    who = f"{name}, " if name else ""
+    if escalation.level == "emergency":
+        return (
+            f"⚠️ {who}what you describe may need emergency care. If you are in danger now, call "
+            f"{safety.emergency_number}. I've sent you the details privately."
+        )
+    return f"⚠️ {who}what you describe should be checked by a doctor today. I've sent you the details privately."
+
+
+def escalation_reminder(escalation: Escalation, safety: SafetySettings) -> str:
+    if escalation.level == "emergency":
+        return f"Please act on the safety advice I just sent: call {safety.emergency_number} now."
+    return "Please act on the safety advice I just sent: see a doctor today."

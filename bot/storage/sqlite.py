@@ -1,0 +1,470 @@
+"""The one Store: SQLite through aiosqlite, schema migrations by PRAGMA user_version, parameterized queries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+#: buffered counters and unanswered questions are written once this many are waiting
+FLUSH_EVERY = 256
+ACTIVE_FOLLOWUP_STATES = ("pending", "sending", "awaiting")
+
+
+def to_db(when: datetime) -> str:
+    """UTC text that sorts in time order."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime: the store only takes timezone-aware times")
+    return when.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def from_db(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A runner on one platform."""
+
+    id: int
+    platform: str
+    platform_user_id: str
+    created_at: datetime
+    notice_shown: bool
+    followups_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTriage:
+    """A user's position in the triage flow."""
+
+    flow_id: str
+    step_id: str
+    answers: tuple[tuple[str, int], ...]
+    chat_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    """One check-in series for one user."""
+
+    id: int
+    user_id: int
+    platform: str
+    platform_user_id: str
+    chat_id: str
+    topic: str
+    due_at: datetime
+    checkins: int
+    same_count: int
+    attempts: int
+    state: str
+    last_error: str | None
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("bot.storage") / "migrations"
+    found = []
+    for item in folder.iterdir():
+        name = item.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class Store:
+    """Per-user state, escalation log, unanswered questions, follow-ups and counters."""
+
+    def __init__(self, path: str | Path, *, clock: Any = None) -> None:
+        self.path = str(path)
+        self._clock = clock
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._user_cache: dict[tuple[str, str], User] = {}
+        self._pending_stats: dict[tuple[str, str], int] = {}
+        self._pending_unanswered: dict[str, tuple[int, str, str]] = {}
+
+    # ----------------------------------------------------------------- lifecycle
+    async def open(self) -> None:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.execute("PRAGMA foreign_keys = ON")
+        await self._db.execute("PRAGMA busy_timeout = 5000")
+        if self.path != ":memory:":
+            await self._db.execute("PRAGMA journal_mode = WAL")
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._db is None:
+            return
+        try:
+            await self.flush()
+        finally:
+            await self._db.close()
+            self._db = None
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    async def _migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        for version, sql in _migrations():
+            if version <= current:
+                continue
+            log.info("applying database migration %04d", version)
+            await self.db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def _now(self) -> datetime:
+        return self._clock.now() if self._clock is not None else datetime.now(UTC)
+
+    # ----------------------------------------------------------------- users
+    async def user(self, platform: str, platform_user_id: str) -> User:
+        """The user's row, created on first contact."""
+        key = (platform, platform_user_id)
+        cached = self._user_cache.get(key)
+        if cached is not None:
+            return cached
+        found = await self.find_user(platform, platform_user_id)
+        if found is None:
+            async with self._lock:
+                await self.db.execute(
+                    "INSERT OR IGNORE INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?)",
+                    (platform, platform_user_id, to_db(self._now())),
+                )
+            found = await self.find_user(platform, platform_user_id)
+            assert found is not None
+        self._user_cache[key] = found
+        return found
+
+    async def find_user(self, platform: str, platform_user_id: str) -> User | None:
+        async with self.db.execute(
+            "SELECT * FROM users WHERE platform = ? AND platform_user_id = ?", (platform, platform_user_id)
+        ) as cur:
+            row = await cur.fetchone()
+        return _user(row) if row else None
+
+    async def user_by_id(self, user_id: int) -> User | None:
+        async with self.db.execute("SELECT * FROM users WHERE id = ?", (user_id,)) as cur:
+            row = await cur.fetchone()
+        return _user(row) if row else None
+
+    async def set_notice_shown(self, user: User) -> None:
+        await self.db.execute("UPDATE users SET notice_shown = 1 WHERE id = ?", (user.id,))
+        self._user_cache.pop((user.platform, user.platform_user_id), None)
+
+    async def set_followups_enabled(self, user: User, enabled: bool) -> None:
+        await self.db.execute("UPDATE users SET followups_enabled = ? WHERE id = ?", (int(enabled), user.id))
+        self._user_cache.pop((user.platform, user.platform_user_id), None)
+
+    # ----------------------------------------------------------------- triage
+    async def get_triage(self, user: User) -> StoredTriage | None:
+        async with self.db.execute("SELECT * FROM triage_state WHERE user_id = ?", (user.id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        try:
+            answers = tuple((str(a[0]), int(a[1])) for a in json.loads(row["answers"]))
+        except (ValueError, TypeError, IndexError):
+            answers = ()
+        return StoredTriage(row["flow_id"], row["step_id"], answers, row["chat_id"])
+
+    async def save_triage(self, user: User, state: StoredTriage) -> None:
+        await self.db.execute(
+            "INSERT INTO triage_state (user_id, flow_id, step_id, answers, chat_id, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET flow_id = excluded.flow_id,"
+            " step_id = excluded.step_id, answers = excluded.answers, chat_id = excluded.chat_id,"
+            " updated_at = excluded.updated_at",
+            (
+                user.id,
+                state.flow_id,
+                state.step_id,
+                json.dumps([list(a) for a in state.answers]),
+                state.chat_id,
+                to_db(self._now()),
+            ),
+        )
+
+    async def clear_triage(self, user: User) -> bool:
+        cur = await self.db.execute("DELETE FROM triage_state WHERE user_id = ?", (user.id,))
+        return (cur.rowcount or 0) > 0
+
+    # ----------------------------------------------------------------- escalations, unanswered, counters
+    async def log_escalation(self, user: User, level: str, category: str) -> None:
+        """Who, which level and category, when: never the message text."""
+        await self.db.execute(
+            "INSERT INTO escalations (user_id, level, category, created_at) VALUES (?, ?, ?, ?)",
+            (user.id, level, category, to_db(self._now())),
+        )
+
+    async def record_unanswered(self, normalized: str) -> None:
+        """Aggregate an unmatched question (no user id); written in batches."""
+        if not normalized:
+            return
+        now = to_db(self._now())
+        count, first, _ = self._pending_unanswered.get(normalized, (0, now, now))
+        self._pending_unanswered[normalized] = (count + 1, first, now)
+        await self._maybe_flush()
+
+    async def count(self, kind: str, n: int = 1) -> None:
+        """Bump a daily counter (messages, answered, did-you-mean, fallback, escalation-...)."""
+        key = (self._now().strftime("%Y-%m-%d"), kind)
+        self._pending_stats[key] = self._pending_stats.get(key, 0) + n
+        await self._maybe_flush()
+
+    async def _maybe_flush(self) -> None:
+        if len(self._pending_stats) + len(self._pending_unanswered) >= FLUSH_EVERY:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write buffered counters and unanswered questions in one transaction."""
+        if not self._pending_stats and not self._pending_unanswered:
+            return
+        stats, self._pending_stats = self._pending_stats, {}
+        unanswered, self._pending_unanswered = self._pending_unanswered, {}
+        async with self._lock:
+            await self.db.execute("BEGIN")
+            try:
+                await self.db.executemany(
+                    "INSERT INTO stats (day, kind, count) VALUES (?, ?, ?)"
+                    " ON CONFLICT (day, kind) DO UPDATE SET count = count + excluded.count",
+                    [(day, kind, n) for (day, kind), n in stats.items()],
+                )
+                await self.db.executemany(
+                    "INSERT INTO unanswered (normalized, count, first_seen, last_seen) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (normalized) DO UPDATE SET count = count + excluded.count,"
+                    " last_seen = MAX(last_seen, excluded.last_seen)",
+                    [(text, n, first, last) for text, (n, first, last) in unanswered.items()],
+                )
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+
+    async def unanswered(self, since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        await self.flush()
+        query = "SELECT normalized, count, first_seen, last_seen FROM unanswered"
+        params: tuple[Any, ...] = ()
+        if since is not None:
+            query += " WHERE last_seen >= ?"
+            params = (to_db(since),)
+        query += " ORDER BY count DESC, last_seen DESC LIMIT ?"
+        async with self.db.execute(query, (*params, limit)) as cur:
+            rows = await cur.fetchall()
+        return [
+            {"text": r["normalized"], "count": r["count"], "last_seen": from_db(r["last_seen"])} for r in rows
+        ]
+
+    async def stats(self, since: datetime | None = None) -> dict[str, int]:
+        await self.flush()
+        query = "SELECT kind, SUM(count) AS n FROM stats"
+        params: tuple[Any, ...] = ()
+        if since is not None:
+            query += " WHERE day >= ?"
+            params = (since.astimezone(UTC).strftime("%Y-%m-%d"),)
+        async with self.db.execute(query + " GROUP BY kind", params) as cur:
+            rows = await cur.fetchall()
+        return {r["kind"]: int(r["n"]) for r in rows}
+
+    async def purge_older_than(self, days: int) -> int:
+        """Retention: drop unanswered questions and escalation rows older than ``days``."""
+        cutoff = to_db(self._now() - timedelta(days=days))
+        await self.flush()
+        removed = 0
+        async with self._lock:
+            cur = await self.db.execute("DELETE FROM unanswered WHERE last_seen < ?", (cutoff,))
+            removed += cur.rowcount or 0
+            cur = await self.db.execute("DELETE FROM escalations WHERE created_at < ?", (cutoff,))
+            removed += cur.rowcount or 0
+        return removed
+
+    # ----------------------------------------------------------------- follow-ups
+    async def add_followup(self, user: User, chat_id: str, topic: str, due: datetime) -> int:
+        """Schedule a check-in series; an active series for the same user is replaced."""
+        now = to_db(self._now())
+        async with self._lock:
+            await self.db.execute("BEGIN")
+            try:
+                await self.db.execute(
+                    "UPDATE followups SET state = 'cancelled', updated_at = ? WHERE user_id = ? AND state IN"
+                    " ('pending', 'sending', 'awaiting')",
+                    (now, user.id),
+                )
+                cur = await self.db.execute(
+                    "INSERT INTO followups (user_id, platform, chat_id, topic, due_at, state, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+                    (user.id, user.platform, chat_id, topic, to_db(due), now, now),
+                )
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+        return int(cur.lastrowid or 0)
+
+    async def next_due(self) -> datetime | None:
+        """The earliest due time of a check-in that still has to be sent."""
+        async with self.db.execute(
+            "SELECT MIN(due_at) FROM followups WHERE state IN ('pending', 'sending')"
+        ) as cur:
+            row = await cur.fetchone()
+        return from_db(row[0]) if row and row[0] else None
+
+    async def due_followups(self, now: datetime, limit: int = 100) -> list[Followup]:
+        async with self.db.execute(
+            _FOLLOWUP_SELECT + " WHERE f.state IN ('pending', 'sending') AND f.due_at <= ? ORDER BY f.due_at LIMIT ?",
+            (to_db(now), limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_followup(r) for r in rows]
+
+    async def get_followup(self, followup_id: int) -> Followup | None:
+        async with self.db.execute(_FOLLOWUP_SELECT + " WHERE f.id = ?", (followup_id,)) as cur:
+            row = await cur.fetchone()
+        return _followup(row) if row else None
+
+    async def user_followups(self, user: User, *, active_only: bool = False) -> list[Followup]:
+        query = _FOLLOWUP_SELECT + " WHERE f.user_id = ?"
+        if active_only:
+            query += " AND f.state IN ('pending', 'sending', 'awaiting')"
+        async with self.db.execute(query + " ORDER BY f.id", (user.id,)) as cur:
+            rows = await cur.fetchall()
+        return [_followup(r) for r in rows]
+
+    async def list_followups(self, states: tuple[str, ...] = ACTIVE_FOLLOWUP_STATES) -> list[Followup]:
+        marks = ",".join("?" * len(states))
+        async with self.db.execute(
+            _FOLLOWUP_SELECT + f" WHERE f.state IN ({marks}) ORDER BY f.due_at", states
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_followup(r) for r in rows]
+
+    async def update_followup(self, followup_id: int, **fields: Any) -> None:
+        """Set columns of one follow-up (state, due_at, checkins, same_count, attempts, last_error)."""
+        allowed = {"state", "due_at", "checkins", "same_count", "attempts", "last_error"}
+        if not fields or not set(fields) <= allowed:
+            raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
+        values = [to_db(v) if isinstance(v, datetime) else v for v in fields.values()]
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        async with self._lock:
+            await self.db.execute(
+                f"UPDATE followups SET {assignments}, updated_at = ? WHERE id = ?",
+                (*values, to_db(self._now()), followup_id),
+            )
+
+    async def cancel_followups(self, user: User) -> int:
+        async with self._lock:
+            cur = await self.db.execute(
+                "UPDATE followups SET state = 'cancelled', updated_at = ? WHERE user_id = ? AND state IN"
+                " ('pending', 'sending', 'awaiting')",
+                (to_db(self._now()), user.id),
+            )
+        return cur.rowcount or 0
+
+    # ----------------------------------------------------------------- the runner's own data
+    async def export_user(self, user: User) -> dict[str, Any]:
+        """Everything stored about one user, as plain JSON-able data."""
+        fresh = await self.user_by_id(user.id) or user
+        out: dict[str, Any] = {
+            "user": {
+                "platform": fresh.platform,
+                "platform_user_id": fresh.platform_user_id,
+                "first_seen": to_db(fresh.created_at),
+                "notice_shown": fresh.notice_shown,
+                "followups_enabled": fresh.followups_enabled,
+            }
+        }
+        triage = await self.get_triage(fresh)
+        out["triage"] = asdict(triage) if triage else None
+        if out["triage"]:
+            out["triage"]["answers"] = [list(a) for a in triage.answers]  # type: ignore[union-attr]
+        async with self.db.execute(
+            "SELECT level, category, created_at FROM escalations WHERE user_id = ? ORDER BY id", (fresh.id,)
+        ) as cur:
+            out["escalations"] = [dict(r) for r in await cur.fetchall()]
+        out["followups"] = [
+            {
+                "topic": f.topic,
+                "state": f.state,
+                "due_at": to_db(f.due_at),
+                "checkins": f.checkins,
+                "chat_id": f.chat_id,
+            }
+            for f in await self.user_followups(fresh)
+        ]
+        return out
+
+    async def forget_user(self, user: User) -> None:
+        """Delete every row about the user in every table (cascades from users)."""
+        async with self._lock:
+            await self.db.execute("BEGIN")
+            try:
+                for table in ("triage_state", "escalations", "followups"):
+                    await self.db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user.id,))
+                await self.db.execute("DELETE FROM users WHERE id = ?", (user.id,))
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+        self._user_cache.pop((user.platform, user.platform_user_id), None)
+
+
+_FOLLOWUP_SELECT = (
+    "SELECT f.*, u.platform_user_id AS platform_user_id FROM followups f JOIN users u ON u.id = f.user_id"
+)
+
+
+def _user(row: aiosqlite.Row) -> User:
+    return User(
+        id=row["id"],
+        platform=row["platform"],
+        platform_user_id=row["platform_user_id"],
+        created_at=from_db(row["created_at"]),
+        notice_shown=bool(row["notice_shown"]),
+        followups_enabled=bool(row["followups_enabled"]),
+    )
+
+
+def _followup(row: aiosqlite.Row) -> Followup:
+    return Followup(
+        id=row["id"],
+        user_id=row["user_id"],
+        platform=row["platform"],
+        platform_user_id=row["platform_user_id"],
+        chat_id=row["chat_id"],
+        topic=row["topic"],
+        due_at=from_db(row["due_at"]),
+        checkins=row["checkins"],
+        same_count=row["same_count"],
+        attempts=row["attempts"],
+        state=row["state"],
+        last_error=row["last_error"],
+    )
