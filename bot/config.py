@@ -46,7 +46,9 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class MatchingSettings:
-    confident: float = 60.0
+    confident: float = 56.0
+    likely: float = 50.0
+    margin: float = 15.0
     suggest: float = 35.0
     max_suggestions: int = 3
 

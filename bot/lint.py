@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.core.analysis import Analyzer
+from bot.core.faq import Candidate
 from bot.core.knowledge import Knowledge, KnowledgeError, load_knowledge
 from bot.core.triage import reachable
 from bot.core.yamlio import Problem
@@ -38,8 +39,8 @@ def lint(k: Knowledge, settings: Settings) -> list[Problem]:
                                  f"'{other.id}' ({other.file}:{other.line}) at {top[0].confidence:.0f}: the bot "
                                  "cannot tell these apart"))
         for example in entry.examples:
-            top = k.matcher.match(example, limit=1)
-            if not top or top[0].confidence < confident:
+            top = k.matcher.match(example, limit=2)
+            if not top or not _confident(top, settings):
                 out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' gets no confident "
                                    "answer"))
             elif top[0].id != entry.id:
@@ -65,6 +66,13 @@ def lint(k: Knowledge, settings: Settings) -> list[Problem]:
         if not outcome.faq:
             out.append(_warn("triage.yaml", outcome.line, f"outcome '{outcome.id}' links no FAQ entry"))
     return out
+
+
+def _confident(candidates: list[Candidate], settings: Settings) -> bool:
+    m = settings.matching
+    top = candidates[0].confidence
+    second = candidates[1].confidence if len(candidates) > 1 else 0.0
+    return top >= m.confident or (top >= m.likely and top - second >= m.margin)
 
 
 def check_folder(folder: Path, settings: Settings) -> list[Problem]:

@@ -52,7 +52,9 @@ class Commands:
             "Hi! I'm runbot, your running club's helper for lower back pain after running.\n\n"
             + R.help_text(ctx.k)
         )
-        return Outcome((Reply(greeting, choices=(Choice("Start a back-pain check", "tri:start"),)),), "command")
+        about = "about-bot" if "about-bot" in ctx.k.entries else None
+        choices = (Choice("Start a back-pain check", "tri:start"),)
+        return Outcome((Reply(greeting, choices=choices),), "command", faq_id=about, confidence=100.0)
 
     async def help(self, ctx: Context, args: str) -> Outcome:
         about = ctx.k.entries.get("about-bot")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from bot.config import Settings
 from bot.core import replies as R
 from bot.core import triage as T
+from bot.core.faq import Candidate
 from bot.core.knowledge import Knowledge, KnowledgeRef
 from bot.core.messages import Choice, Escalation, IncomingMessage, Outcome, Reply
 from bot.core.ports import Clock, SystemClock
@@ -159,7 +160,7 @@ class Engine:
             return Outcome((Reply(R.EMPTY),), "empty")
         candidates = k.matcher.match(text, limit=max(3, m.max_suggestions))
         top = candidates[0] if candidates else None
-        if top is not None and top.confidence >= m.confident:
+        if top is not None and self.is_confident(candidates):
             entry = k.entries[top.id]
             reply = R.answer(entry, k)
             return Outcome((reply,), "answer", faq_id=entry.id, confidence=top.confidence)
@@ -176,14 +177,23 @@ class Engine:
             await self.store.record_unanswered(normalize(text)[:300])
         return Outcome((R.fallback(k),), "fallback", confidence=top.confidence if top else 0.0)
 
+    def is_confident(self, candidates: list[Candidate]) -> bool:
+        """Answer when the best match is confident, or likely and well ahead of the runner-up."""
+        m = self.settings.matching
+        if not candidates:
+            return False
+        top = candidates[0].confidence
+        second = candidates[1].confidence if len(candidates) > 1 else 0.0
+        return top >= m.confident or (top >= m.likely and top - second >= m.margin)
+
     async def _listen_only(
         self, msg: IncomingMessage, k: Knowledge, text: str, escalation: Escalation | None
     ) -> Outcome:
         if escalation is not None:
             user = await self.store.user(msg.platform, msg.user_id)
             return await self._escalate(Context(msg, user, k), escalation)
-        candidates = k.matcher.match(text, limit=1)
-        if candidates and candidates[0].confidence >= self.settings.matching.confident:
+        candidates = k.matcher.match(text, limit=2)
+        if candidates and self.is_confident(candidates):
             entry = k.entries[candidates[0].id]
             return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=candidates[0].confidence)
         return Outcome((), "ignored")

@@ -49,8 +49,8 @@ class Candidate:
 class MatchParams:
     """Tunable weights of the scorer (the defaults are what the shipped knowledge was tuned with)."""
 
-    saturation: float = 4.0
-    coverage_power: float = 0.5
+    saturation: float = 4.5
+    coverage_power: float = 0.3
     phrase_weight: float = 0.3
     fuzzy_cutoff: float = 84.0
     shortlist: int = 12

@@ -15,8 +15,8 @@ SLOW_DOWN = "You're sending messages faster than I can keep up. Please slow down
 
 def first_notice(safety: SafetySettings) -> str:
     return (
-        "Hi, I'm runbot 👋 I share general information about lower back pain after running. I'm not a doctor and "
-        "this isn't medical advice or a diagnosis. I'm not for emergencies: if you're seriously unwell, call "
+        "Hi, I'm runbot 👋 I share general information about lower back pain after running: not medical advice "
+        "and never a diagnosis — I'm not a doctor. I'm not for emergencies: if you're seriously unwell, call "
         f"{safety.emergency_number}. I store your platform user id, where you are in a back-pain check, any "
         "check-ins you ask for and a log of safety warnings (never your messages); /mydata shows it and /forget "
         "deletes it."

@@ -8,6 +8,9 @@ from typing import Any
 
 import yaml
 
+#: libyaml's parser when PyYAML was built with it (about 10x faster), else the pure-Python one; both are "safe".
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 #: Knowledge files larger than this are refused before parsing.
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
@@ -61,7 +64,7 @@ def line_of(obj: Any, default: int = 1) -> int:
 
 def load_text(text: str, file: str) -> Any:
     """Parse YAML text with the safe loader; anchors and aliases are refused (no alias bombs)."""
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         try:
             node = loader.get_single_node()
@@ -99,7 +102,7 @@ def load_file(path: Path, display: str | None = None) -> Any:
     return load_text(text, name)
 
 
-def _convert(node: yaml.Node, loader: yaml.SafeLoader, file: str, seen: set[int]) -> Any:
+def _convert(node: yaml.Node, loader: Any, file: str, seen: set[int]) -> Any:
     if id(node) in seen:
         raise YamlError(
             Problem(file, node.start_mark.line + 1, "YAML anchors and aliases (& and *) are not allowed here")

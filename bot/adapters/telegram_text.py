@@ -1,0 +1,106 @@
+"""Pure text helpers for the Telegram adapter: message splitting, command parsing, mentions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: Telegram's limit for one text message, in UTF-16 code units (what the Bot API counts).
+MAX_MESSAGE_LENGTH = 4096
+
+_SEPARATORS = ("\n\n", "\n", " ")
+_COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?=\s|$)(.*)$", re.DOTALL)
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (UTF-16 code units: an emoji outside the BMP counts twice)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_message(text: str, limit: int = MAX_MESSAGE_LENGTH) -> list[str]:
+    """Split ``text`` into chunks of at most ``limit`` UTF-16 units.
+
+    Prefers paragraph boundaries, then line breaks, then spaces; a single word longer than the
+    limit is cut. Whitespace at the cut points is dropped, nothing else is lost. Text that fits
+    comes back unchanged as one chunk; blank text gives no chunks.
+    """
+    if limit < 2:
+        raise ValueError("limit must be at least 2 (a surrogate pair)")
+    if not text.strip():
+        return []
+    if utf16_len(text) <= limit:
+        return [text]
+    chunks = (chunk.strip() for chunk in _split(text, _SEPARATORS, limit))
+    return [chunk for chunk in chunks if chunk]
+
+
+def _split(text: str, separators: tuple[str, ...], limit: int) -> list[str]:
+    if utf16_len(text) <= limit:
+        return [text]
+    if not separators:
+        return _hard_cut(text, limit)
+    sep, rest = separators[0], separators[1:]
+    chunks: list[str] = []
+    current = ""
+    for part in text.split(sep):
+        candidate = f"{current}{sep}{part}" if current else part
+        if utf16_len(candidate) <= limit:
+            current = candidate
+            continue
+        if current.strip():
+            chunks.append(current)
+        pieces = _split(part, rest, limit)
+        chunks.extend(pieces[:-1])
+        current = pieces[-1] if pieces else ""
+    if current.strip():
+        chunks.append(current)
+    return chunks
+
+
+def _hard_cut(text: str, limit: int) -> list[str]:
+    chunks: list[str] = []
+    current: list[str] = []
+    units = 0
+    for char in text:
+        width = utf16_len(char)
+        if units + width > limit:
+            chunks.append("".join(current))
+            current, units = [], 0
+        current.append(char)
+        units += width
+    if current:
+        chunks.append("".join(current))
+    return chunks
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A slash command: ``/name@bot args``. ``bot`` is the addressed username, if any."""
+
+    name: str
+    args: str
+    bot: str | None
+
+    def is_for(self, bot_username: str) -> bool:
+        return self.bot is None or self.bot.casefold() == bot_username.casefold()
+
+
+def parse_command(text: str) -> Command | None:
+    """Parse ``/name[@bot] [args]`` at the start of ``text``; None when it is not a command."""
+    match = _COMMAND_RE.match(text.strip())
+    if match is None:
+        return None
+    name, bot, args = match.groups()
+    return Command(name=name.lower(), args=args.strip(), bot=bot)
+
+
+def strip_mention(text: str, bot_username: str) -> tuple[bool, str]:
+    """Whether ``text`` mentions ``@bot_username``, and the text without the mention(s)."""
+    pattern = re.compile(rf"(?<![\w@])@{re.escape(bot_username)}\b[,:]?", re.IGNORECASE)
+    stripped, count = pattern.subn(" ", text)
+    return count > 0, " ".join(stripped.split())
+
+
+def deep_link(bot_username: str, payload: str) -> str:
+    """A t.me link that opens the private chat and sends ``/start payload`` when Start is pressed."""
+    return f"https://t.me/{bot_username}?start={payload}"

@@ -1,0 +1,36 @@
+"""Shared fixtures: the shipped knowledge, a runtime on a real SQLite file in a temp folder."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.bootstrap import Runtime, build
+from bot.config import Settings
+from bot.core.engine import EngineOptions
+from bot.core.ports import ManualClock
+
+from support import KNOWLEDGE
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Runtime]:
+    rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db")
+    async with rt:
+        yield rt
+
+
+@pytest.fixture
+async def quiet_runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Runtime]:
+    """No first-time notice and no flood control: replies are only the answer."""
+    options = EngineOptions(first_notice=False, rate_limit=False)
+    rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db", options=options)
+    async with rt:
+        yield rt
