@@ -102,7 +102,7 @@ class FaqMatcher:
             return ((term, 1.0),)
         if len(term) < 4 or term.isdigit():
             return ()
-        cutoff = self.params.fuzzy_cutoff if len(term) < 7 else self.params.fuzzy_cutoff - 4
+        cutoff = self.params.fuzzy_cutoff if len(term) < 6 else self.params.fuzzy_cutoff - 4
         found: list[tuple[str, float]] = []
         for length in range(len(term) - 2, len(term) + 3):
             choices = self._vocab_by_len.get(length)

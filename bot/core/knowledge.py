@@ -165,7 +165,7 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
             )
             continue
         entries[entry.id] = entry
-    for entry in entries.values():
+    for entry in all_entries:
         for rel in entry.related:
             if rel not in entries:
                 problems.append(

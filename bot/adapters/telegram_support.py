@@ -1,0 +1,125 @@
+"""Telegram adapter support: settings, start-up errors, the command list, and Bot API calls with retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import warnings
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal, Protocol, TypeVar
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+
+from bot.core.messages import Choice, IncomingMessage, Outcome
+from bot.core.ports import DeliveryError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "Start: what I can do"),
+    ("help", "How to use this bot"),
+    ("ask", "Ask a question about back pain after running"),
+    ("triage", "A few questions to point you to the right help"),
+    ("cancel", "Stop the current questions"),
+    ("followups", "Check-in messages: /followups on or off"),
+    ("mydata", "What I store about you"),
+    ("forget", "Delete what I store about you"),
+    ("faq", "Moderators: /faq reload, unanswered or stats"),
+)
+SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+MAX_FLOOD_WAIT = 30.0
+ATTEMPTS = 3
+
+
+class StartupError(RuntimeError):
+    """The adapter cannot start (bad token, unreachable API, bad settings); the message is one clear line."""
+
+
+class EngineLike(Protocol):
+    """What the adapter needs from the engine."""
+
+    async def handle(self, msg: IncomingMessage) -> Outcome: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramAdapterSettings:
+    """Telegram settings the adapter needs (the lead maps ``bot.config`` into this)."""
+
+    api_base_url: str | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str | None = field(default=None, repr=False)
+    moderator_user_ids: tuple[int, ...] = ()
+    moderator_chat_id: int | None = None
+    poll_timeout: float = 10.0
+
+
+class TokenRedactor(logging.Filter):
+    """Replaces the token in log records (httpx logs every request URL, which contains it)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._secret and self._secret in message:
+            record.msg, record.args = message.replace(self._secret, "<token>"), None
+        return True
+
+
+def api_urls(api_base_url: str | None) -> tuple[str, str]:
+    """PTB's ``base_url`` and ``base_file_url`` for a Bot API server root (None: api.telegram.org)."""
+    root = (api_base_url or "https://api.telegram.org").rstrip("/")
+    if root.endswith("/bot"):
+        root = root[: -len("/bot")]
+    return f"{root}/bot", f"{root}/file/bot"
+
+
+def keyboard(choices: Sequence[Choice]) -> InlineKeyboardMarkup | None:
+    """One button per row; ``callback_data`` is the core's payload (checked <= 64 bytes by Choice)."""
+    if not choices:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(c.label, callback_data=c.payload)] for c in choices])
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    with warnings.catch_warnings():  # PTB 22 warns about int vs timedelta on access
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+async def call_api(action: Callable[[], Awaitable[T]]) -> T:
+    """Run one Bot API call, waiting out flood control, mapping failures to DeliveryError."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await action()
+        except RetryAfter as exc:
+            wait = retry_after_seconds(exc)
+            if attempt == ATTEMPTS or wait > MAX_FLOOD_WAIT:
+                raise DeliveryError(f"Telegram flood control: retry after {wait:.0f}s") from exc
+            log.warning("Telegram flood control: waiting %.0fs", wait)
+            await asyncio.sleep(wait)
+        except Forbidden as exc:
+            raise DeliveryError(f"Telegram: {exc.message}", permanent=True) from exc
+        except BadRequest as exc:
+            permanent = "chat not found" in exc.message.lower()
+            raise DeliveryError(f"Telegram: {exc.message}", permanent=permanent) from exc
+        except TimedOut as exc:  # may have been delivered: don't send it twice
+            raise DeliveryError("Telegram: request timed out") from exc
+        except NetworkError as exc:
+            if attempt == ATTEMPTS:
+                raise DeliveryError(f"Telegram: network error ({exc.message})") from exc
+            await asyncio.sleep(0.5 * attempt)
+        except TelegramError as exc:
+            raise DeliveryError(f"Telegram: {exc.message}") from exc
+    raise AssertionError("unreachable")

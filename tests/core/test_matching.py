@@ -1,0 +1,51 @@
+"""Normalization, stemming, synonyms and the matcher's scoring."""
+
+from __future__ import annotations
+
+from support import KNOWLEDGE
+
+from bot.core.analysis import Analyzer, stem
+from bot.core.faq import FaqMatcher, IndexedEntry
+from bot.core.knowledge import load_knowledge
+from bot.core.text import normalize
+
+
+def test_normalize() -> None:
+    assert normalize("Why does my LOWER back hurt?? 😭😭") == "why does my lower back hurt"
+    assert normalize("I can\u2019t feel my groin") == "i cant feel my groin"
+    assert normalize("sooooo sore") == "soo sore"
+    assert normalize("z\u200bero\u202e") == "zero"
+    assert normalize("ＦＵＬＬ width") == "full width"
+    assert normalize("") == ""
+
+
+def test_stemming_joins_word_forms() -> None:
+    assert stem("running") == stem("runs") == "run"
+    assert stem("stretches") == stem("stretching") == "stretch"
+    assert stem("strides") == stem("striding")
+
+
+def test_synonyms_rewrite_variants() -> None:
+    a = Analyzer({"running": ["jogging", "jog"], "lower back": ["lumbar"], "shoes": ["trainers", "sneakers"]})
+    assert a.terms("my lumbar hurts after jogging") == ["lower", "back", "hurt", "run"]
+    assert a.terms("worn out trainers") == a.terms("worn out shoes")
+
+
+def test_rare_topical_words_outweigh_common_ones() -> None:
+    entries = [
+        IndexedEntry("cadence", ("how do i raise my cadence when running", "back pain and running cadence")),
+        IndexedEntry("shoes", ("which running shoes for back pain", "are my running shoes causing back pain")),
+        IndexedEntry("rest", ("should i rest my back from running", "running with back pain")),
+    ]
+    m = FaqMatcher(entries, Analyzer({}))
+    top = m.match("my back hurts, is my cadence too low")
+    assert top[0].id == "cadence"
+    assert m.match("cadance")[0].id == "cadence"  # typo tolerance
+    assert m.match("completely unrelated words here") == []
+
+
+def test_shipped_index_is_built_once_and_reused() -> None:
+    k = load_knowledge(KNOWLEDGE)
+    first = k.matcher.match("which shoes help a sore back")
+    again = k.matcher.match("which shoes help a sore back")
+    assert first == again and first[0].id in ("running-shoes", "shoe-replacement")

@@ -1,0 +1,142 @@
+"""The `runbot` command as a user runs it: ask, check, eval, chat, config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import DATA, KNOWLEDGE, ROOT
+
+
+def runbot(*args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 120):  # type: ignore[no-untyped-def]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DISCORD_TOKEN", None)
+    env.pop("TELEGRAM_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_ask_json_answers_one_message() -> None:
+    res = runbot("ask", "--json", "why does my lower back hurt after running?")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["faq_id"] == "back-pain-causes"
+    assert out["escalation"] == "none"
+    assert set(out) >= {"faq_id", "escalation", "reply", "confidence", "alternatives"}
+    assert 0 <= out["confidence"] <= 100
+
+
+def test_ask_jsonl_keeps_order_over_1000_lines() -> None:
+    texts = [
+        "I can't feel my groin and can't pee",
+        "no numbness, just stiff",
+        "when should i replace my running shoes",
+        "what time does the sunday long run meet?",
+    ]
+    lines = [json.dumps({"text": f"{texts[i % 4]} #{i}"}) for i in range(1000)]
+    res = runbot("ask", "--jsonl", stdin="\n".join(lines) + "\n", timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rows) == 1000
+    assert [r["escalation"] for r in rows[:4]] == ["emergency", "none", "none", "none"]
+    assert rows[2]["faq_id"] == "shoe-replacement"
+    assert all(rows[i]["escalation"] == "emergency" for i in range(0, 1000, 4))
+    assert all(rows[i]["escalation"] == "none" for i in range(1, 1000, 4))
+
+
+def test_ask_jsonl_bad_line_gets_an_error_object_not_a_traceback() -> None:
+    res = runbot("ask", "--jsonl", stdin='{"text": "hi"}\nnot json\n{"nope": 1}\n')
+    assert res.returncode == 0
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rows) == 3 and "error" in rows[1] and "error" in rows[2]
+    assert "Traceback" not in res.stderr
+
+
+def test_check_is_clean_on_shipped_knowledge() -> None:
+    res = runbot("check", str(KNOWLEDGE))
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_check_names_every_problem(tmp_path: Path) -> None:
+    folder = tmp_path / "k"
+    shutil.copytree(KNOWLEDGE, folder)
+    (folder / "faq-z.yaml").write_text(
+        "entries:\n  - id: sciatica\n    questions: [a, b, c]\n    answer: x\n    related: [ghost]\n",
+        encoding="utf-8",
+    )
+    (folder / "faq-y.yaml").write_text("entries: [\n", encoding="utf-8")
+    res = runbot("check", str(folder))
+    assert res.returncode == 1
+    assert "faq-z.yaml:2: duplicate id 'sciatica'" in res.stdout
+    assert "faq-z.yaml:5:" in res.stdout and "ghost" in res.stdout
+    assert "faq-y.yaml:" in res.stdout and "syntax" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "flags"),
+    [
+        ("faq_dev.jsonl", ["--min-accuracy", "0.9", "--min-rejection", "0.9", "--max-false-escalation", "0.05"]),
+        (
+            "redflag_dev.jsonl",
+            ["--min-emergency-recall", "1.0", "--min-urgent-recall", "1.0", "--max-false-escalation", "0.05"],
+        ),
+    ],
+)
+def test_eval_thresholds_on_the_dev_sets(name: str, flags: list[str]) -> None:
+    res = runbot("eval", str(DATA / name), *flags)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_eval_fails_below_threshold() -> None:
+    res = runbot("eval", str(DATA / "faq_dev.jsonl"), "--min-accuracy", "1.01", "--quiet")
+    assert res.returncode == 1
+    assert "FAILED" in res.stderr
+
+
+def test_chat_console_answers_and_numbers_choices(tmp_path: Path) -> None:
+    script = "why does my lower back hurt after running?\n/triage\n1\n/quit\n"
+    res = runbot("chat", "--db", str(tmp_path / "c.db"), stdin=script)
+    assert res.returncode == 0, res.stderr
+    assert "Why running hurts my back" in res.stdout or "back" in res.stdout.lower()
+    assert "  1. " in res.stdout
+    assert "999" in res.stdout  # the first triage answer (1 = Yes) is a red flag
+
+
+def test_chat_works_without_config_from_another_folder(tmp_path: Path) -> None:
+    res = runbot("chat", "--db", str(tmp_path / "c.db"), stdin="/help\n", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "/triage" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("matching: {confident: high}\n", "matching.confident"),
+        ("databse: {path: x.db}\n", "databse"),
+        ("knowledge: [\n", "not valid YAML"),
+    ],
+)
+def test_config_errors_are_one_line(tmp_path: Path, content: str, needle: str) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(content, encoding="utf-8")
+    res = runbot("--config", str(cfg), "ask", "--json", "hi")
+    assert res.returncode == 2
+    assert needle in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_missing_config_file_is_reported() -> None:
+    res = runbot("--config", "/nonexistent/config.yaml", "ask", "--json", "hi")
+    assert res.returncode == 2 and "not found" in res.stderr
