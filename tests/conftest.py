@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from support import KNOWLEDGE
 
 from bot.bootstrap import Runtime, build
 from bot.config import Settings
 from bot.core.engine import EngineOptions
 from bot.core.ports import ManualClock
-
-from support import KNOWLEDGE
 
 
 @pytest.fixture
