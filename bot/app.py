@@ -10,15 +10,14 @@ from pathlib import Path
 
 from bot.bootstrap import Runtime, build
 from bot.config import Settings, token
-from bot.core.ports import Adapter
+from bot.core.ports import Adapter, StartupError
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 4.0
 
 
-class StartupError(Exception):
-    """The bot cannot start; the message is one line for the operator (never contains a token)."""
+__all__ = ["App", "StartupError", "make_adapters"]
 
 
 def make_adapters(runtime: Runtime, platforms: set[str] | None) -> list[Adapter]:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.core.messages import Choice, IncomingMessage, Outcome
 from bot.core.ports import DeliveryError
+
+if TYPE_CHECKING:
+    from bot.config import TelegramSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +36,13 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("forget", "Delete what I store about you"),
     ("faq", "Moderators: /faq reload, unanswered or stats"),
 )
+WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 MAX_FLOOD_WAIT = 30.0
 ATTEMPTS = 3
 
 
-class StartupError(RuntimeError):
-    """The adapter cannot start (bad token, unreachable API, bad settings); the message is one clear line."""
+from bot.core.ports import StartupError  # noqa: E402, F401  (one class for every platform, re-exported)
 
 
 class EngineLike(Protocol):
@@ -60,6 +64,24 @@ class TelegramAdapterSettings:
     moderator_user_ids: tuple[int, ...] = ()
     moderator_chat_id: int | None = None
     poll_timeout: float = 10.0
+
+
+def settings_from_config(
+    telegram: TelegramSettings, environ: Mapping[str, str] | None = None
+) -> TelegramAdapterSettings:
+    """Map the ``telegram:`` config section (plus TELEGRAM_WEBHOOK_SECRET from the environment) to adapter settings."""
+    env = os.environ if environ is None else environ
+    secret = env.get(WEBHOOK_SECRET_ENV, "").strip() or None
+    return TelegramAdapterSettings(
+        api_base_url=telegram.api_base_url,
+        mode=telegram.mode,
+        webhook_url=telegram.webhook_url,
+        webhook_listen=telegram.webhook_listen,
+        webhook_port=telegram.webhook_port,
+        webhook_secret=secret,
+        moderator_user_ids=tuple(telegram.moderator_user_ids),
+        moderator_chat_id=telegram.moderator_chat_id,
+    )
 
 
 class TokenRedactor(logging.Filter):

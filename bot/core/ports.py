@@ -17,6 +17,10 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
+class StartupError(RuntimeError):
+    """Something cannot start (bad token, unreachable API, bad settings); the message is one line, never a token."""
+
+
 class Adapter(Protocol):
     """A platform connection. ``send`` delivers replies to a user's private chat; raises DeliveryError."""
 

@@ -60,7 +60,7 @@ _DECIMAL_RE = re.compile(r"(?<=\d)[.,](?=\d)")
 #: Sentence ends and clause breaks (comma-like punctuation; a dash between spaces is one too).
 _SENTENCE_CHARS = ".!?;\n\r\u2026\u3002"
 _CLAUSE_CHARS = ",:()[]\u2013\u2014"
-_SPACE_CHARS = "-/+&\"*#~=%<>|\\"
+_SPACE_CHARS = '-/+&"*#~=%<>|\\'
 _NON_WORD_RE = re.compile(r"[^\w\x01\x02]+|_+")
 #: Anything but plain words: other symbols, non-ASCII letters, digits glued to letters.
 _MESSY_RE = re.compile(r"[^\sa-z0-9\x01\x02]|\d[a-z]{2}|[a-z]{2}\d")
@@ -859,6 +859,9 @@ def _parse_category(
         else:
             texts[key] = value.strip()
     if "message" in texts:
+        if "{" in _PLACEHOLDER_RE.sub("", texts["message"]) or "}" in _PLACEHOLDER_RE.sub("", texts["message"]):
+            b.problem(_key_line(cat, "message", line), "unmatched { or } in message")
+            ok = False
         for ph in _PLACEHOLDER_RE.findall(texts["message"]):
             if ph not in _PLACEHOLDERS:
                 b.problem(

@@ -79,9 +79,12 @@ def escalation_public(escalation: Escalation, safety: SafetySettings, name: str)
     if escalation.level == "emergency":
         return (
             f"⚠️ {who}what you describe may need emergency care. If you are in danger now, call "
-            f"{safety.emergency_number}. I've sent you the details privately."
+            f"{safety.emergency_number}. I'll send you the details in a private message."
         )
-    return f"⚠️ {who}what you describe should be checked by a doctor today. I've sent you the details privately."
+    return (
+        f"⚠️ {who}what you describe should be checked by a doctor today. "
+        "I'll send you the details in a private message."
+    )
 
 
 def escalation_reminder(escalation: Escalation, safety: SafetySettings) -> str:

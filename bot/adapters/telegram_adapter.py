@@ -1,0 +1,390 @@
+"""Telegram adapter: carries messages between python-telegram-bot and the engine.
+
+Runs inside our own event loop (``initialize`` + ``start`` + ``updater.start_polling`` or
+``start_webhook``; never ``run_polling``). Plain text only (no parse_mode), so user and knowledge
+text needs no escaping. Groups: only commands, @mentions and replies to the bot are handled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, CallbackQuery, Chat, ChatMember, InlineKeyboardMarkup, Message, ReplyParameters, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+
+from bot.adapters.telegram_support import (
+    COMMANDS,
+    SECRET_RE,
+    EngineLike,
+    StartupError,
+    TelegramAdapterSettings,
+    TokenRedactor,
+    api_urls,
+    call_api,
+    keyboard,
+    settings_from_config,
+)
+from bot.adapters.telegram_text import deep_link, parse_command, split_message, strip_mention
+from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
+from bot.core.ports import DeliveryError
+
+__all__ = [
+    "COMMANDS",
+    "SENT_PRIVATELY",
+    "StartupError",
+    "TelegramAdapter",
+    "TelegramAdapterSettings",
+    "api_urls",
+    "settings_from_config",
+]
+
+log = logging.getLogger(__name__)
+
+_KNOWN = frozenset(name for name, _ in COMMANDS)
+_ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
+SENT_PRIVATELY = "I've sent you a private message."
+
+
+def _thread(message: Message) -> int | None:
+    """The forum topic a group message belongs to, so answers stay in that topic."""
+    return message.message_thread_id if message.is_topic_message else None
+
+
+class TelegramAdapter:
+    """The Telegram platform connection (implements ``bot.core.ports.Adapter``)."""
+
+    platform = "telegram"
+
+    def __init__(self, engine: EngineLike, settings: TelegramAdapterSettings, token: str) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._token = token
+        self._app: Application | None = None  # type: ignore[type-arg]
+        self._redact = TokenRedactor(token)
+
+    def __repr__(self) -> str:
+        return f"TelegramAdapter(mode={self._settings.mode!r})"
+
+    @property
+    def application(self) -> Application:  # type: ignore[type-arg]
+        if self._app is None:
+            raise RuntimeError("the Telegram adapter is not running")
+        return self._app
+
+    @property
+    def bot_username(self) -> str:
+        return self.application.bot.username
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def _check_settings(self) -> None:
+        s = self._settings
+        if not self._token or not self._token.strip():
+            raise StartupError("Telegram: no bot token; set TELEGRAM_TOKEN")
+        if s.mode not in ("polling", "webhook"):
+            raise StartupError(f"Telegram: telegram.mode must be polling or webhook, not {s.mode!r}")
+        if s.mode == "webhook":
+            if not s.webhook_url:
+                raise StartupError("Telegram: webhook mode needs telegram.webhook_url")
+            if not s.webhook_secret or not SECRET_RE.match(s.webhook_secret):
+                raise StartupError(
+                    "Telegram: webhook mode needs TELEGRAM_WEBHOOK_SECRET (1-256 characters A-Z a-z 0-9 _ -)"
+                )
+
+    async def start(self) -> None:
+        """Connect, register commands and start receiving updates. Raises StartupError."""
+        if self._app is not None:
+            raise RuntimeError("the Telegram adapter is already running")
+        self._check_settings()
+        logging.getLogger("httpx").addFilter(self._redact)
+        base_url, base_file_url = api_urls(self._settings.api_base_url)
+        app = ApplicationBuilder().token(self._token).base_url(base_url).base_file_url(base_file_url).build()
+        app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message), group=0)
+        app.add_handler(CallbackQueryHandler(self._on_callback), group=0)
+        app.add_error_handler(self._on_error)
+        host = urlsplit(base_url).netloc
+        try:
+            await app.initialize()
+        except InvalidToken:
+            await self._abort(app)
+            raise StartupError(
+                f"Telegram rejected the bot token (401 Unauthorized from {host}); check TELEGRAM_TOKEN"
+            ) from None
+        except TelegramError as exc:
+            await self._abort(app)
+            raise StartupError(f"Telegram: cannot reach the Bot API at {host} ({type(exc).__name__})") from None
+        self._app = app
+        try:
+            await self._set_commands()
+            await app.start()
+            await self._start_updater(app)
+        except (
+            TelegramError
+        ) as exc:  # deleteWebhook / setWebhook refused, e.g. "bad webhook: HTTPS url must be provided"
+            await self.stop()
+            raise StartupError(f"Telegram: could not start receiving updates: {exc.message}") from None
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("Telegram adapter started as @%s (%s)", app.bot.username, self._settings.mode)
+
+    async def _abort(self, app: Application) -> None:  # type: ignore[type-arg]
+        await app.bot.shutdown()
+        logging.getLogger("httpx").removeFilter(self._redact)
+
+    async def _set_commands(self) -> None:
+        try:
+            await self.application.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
+        except TelegramError:
+            log.warning("Telegram: setMyCommands failed; commands still work, the menu may be stale")
+
+    async def _start_updater(self, app: Application) -> None:  # type: ignore[type-arg]
+        updater = app.updater
+        assert updater is not None
+        s = self._settings
+        if s.mode == "polling":
+            await updater.start_polling(timeout=int(s.poll_timeout), allowed_updates=_ALLOWED_UPDATES)
+            return
+        assert s.webhook_url is not None
+        try:
+            # PTB's webhook server answers 403 to any request without the matching
+            # X-Telegram-Bot-Api-Secret-Token header.
+            await updater.start_webhook(
+                listen=s.webhook_listen,
+                port=s.webhook_port,
+                url_path=urlsplit(s.webhook_url).path or "/",
+                webhook_url=s.webhook_url,
+                secret_token=s.webhook_secret,
+                allowed_updates=_ALLOWED_UPDATES,
+            )
+        except OSError as exc:
+            raise StartupError(
+                f"Telegram: cannot listen for webhooks on {s.webhook_listen}:{s.webhook_port} ({exc.strerror})"
+            ) from None
+
+    async def stop(self) -> None:
+        """Stop receiving updates, finish the current one, close connections (reverse of start)."""
+        app, self._app = self._app, None
+        if app is None:
+            return
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()
+            await app.shutdown()
+        finally:
+            logging.getLogger("httpx").removeFilter(self._redact)
+
+    # ----------------------------------------------------------------- sending
+
+    async def _send_reply(
+        self, chat_id: int, reply: Reply, reply_to: int | None = None, thread: int | None = None
+    ) -> list[Message]:
+        """Send one Reply (split if long; the keyboard goes on the last part); ``thread``: a forum topic."""
+        text = reply.text if reply.text.strip() else ("Please choose:" if reply.choices else "")
+        chunks = split_message(text)
+        bot = self.application.bot
+        sent: list[Message] = []
+        for index, chunk in enumerate(chunks):
+            markup = keyboard(reply.choices) if index == len(chunks) - 1 else None
+            quote = (
+                ReplyParameters(reply_to, allow_sending_without_reply=True)
+                if reply_to is not None and index == 0
+                else None
+            )
+
+            async def action(
+                chunk: str = chunk, markup: InlineKeyboardMarkup | None = markup, quote: ReplyParameters | None = quote
+            ) -> Message:
+                return await bot.send_message(
+                    chat_id, chunk, reply_markup=markup, reply_parameters=quote, message_thread_id=thread
+                )
+
+            sent.append(await call_api(action))
+        return sent
+
+    async def send(self, target: ChatRef, replies: Sequence[Reply]) -> None:
+        """Deliver replies to the user's private chat (follow-ups). Raises DeliveryError."""
+        if self._app is None:
+            raise DeliveryError("Telegram adapter is not running")
+        # A Telegram user's private chat has the user's id, whatever chat the ChatRef came from.
+        chat_id = int(target.user_id)
+        for reply in replies:
+            await self._send_reply(chat_id, reply)
+
+    async def notify_moderators(self, text: str) -> bool:
+        """Post a note (e.g. knowledge reload problems) in the moderators' chat; False if none or it failed."""
+        chat_id = self._settings.moderator_chat_id
+        if chat_id is None or self._app is None:
+            return False
+        try:
+            await self._send_reply(chat_id, Reply(text))
+        except DeliveryError as exc:
+            log.warning("Telegram: could not notify the moderators' chat: %s", exc)
+            return False
+        return True
+
+    async def _deliver(
+        self,
+        outcome: Outcome,
+        *,
+        chat: Chat,
+        user_id: int,
+        name: str,
+        reply_to: int | None,
+        thread: int | None = None,
+    ) -> None:
+        """Route each reply: public ones to the chat, private ones to the user's private chat."""
+        is_private = chat.type == Chat.PRIVATE
+        public = private_ok = private_failed = False
+        for reply in outcome.replies:
+            try:
+                if reply.private and not is_private:
+                    if private_failed:
+                        continue
+                    try:
+                        await self._send_reply(user_id, reply)
+                        private_ok = True
+                    except DeliveryError as exc:
+                        log.info("Telegram: private message to a group member failed: %s", exc)
+                        private_failed = True
+                else:
+                    await self._send_reply(chat.id, reply, None if is_private else reply_to, thread)
+                    public = True
+            except DeliveryError as exc:
+                log.warning("Telegram: could not deliver a reply to chat %s: %s", chat.id, exc)
+                return
+        note = None
+        if private_failed:
+            if outcome.kind == "triage":  # Start sends "/start triage": the check begins in the private chat
+                then, payload = "to begin the check", "triage"
+            else:
+                then, payload = "then ask me again there", "help"
+            note = (
+                f"{name}, I can't message you privately yet. Open a chat with me and press Start {then}: "
+                f"{deep_link(self.bot_username, payload)}"
+            )
+        elif private_ok and not public:
+            note = SENT_PRIVATELY
+        if note:
+            try:
+                await self._send_reply(chat.id, Reply(note), reply_to, thread)
+            except DeliveryError as exc:
+                log.warning("Telegram: could not post a note in chat %s: %s", chat.id, exc)
+
+    # ----------------------------------------------------------------- receiving
+
+    def _engine_text(self, message: Message, is_private: bool) -> str | None:
+        """The text for the engine, or None when the bot was not addressed."""
+        text = message.text or ""
+        username = self.bot_username
+        command = parse_command(text)
+        if command is not None:
+            if not command.is_for(username):
+                return None
+            if command.name in _KNOWN or is_private:  # "/start triage" (deep link) is the engine's to read
+                return f"/{command.name} {command.args}".strip()
+            return None
+        if is_private:
+            return text
+        mentioned, rest = strip_mention(text, username)
+        if mentioned:
+            return rest
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None and replied.from_user.id == self.application.bot.id:
+            return text
+        return None
+
+    async def _is_moderator(self, user_id: int, chat: Chat) -> bool:
+        if user_id in self._settings.moderator_user_ids:
+            return True
+        # Admins of the configured moderators' chat count; without one, admins of the group the
+        # command was sent in (anyone can create a group, so configure moderator_chat_id).
+        chat_id = self._settings.moderator_chat_id
+        if chat_id is None and chat.type != Chat.PRIVATE:
+            chat_id = chat.id
+        if chat_id is None:
+            return False
+        try:
+            member = await self.application.bot.get_chat_member(chat_id, user_id)
+        except TelegramError as exc:
+            log.warning("Telegram: getChatMember failed, treating as not a moderator: %s", exc)
+            return False
+        return member.status in (ChatMember.ADMINISTRATOR, ChatMember.OWNER)
+
+    async def _on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, user, chat = update.message, update.effective_user, update.effective_chat
+        if message is None or user is None or chat is None or user.is_bot:
+            return
+        is_private = chat.type == Chat.PRIVATE
+        text = self._engine_text(message, is_private)
+        if text is None:
+            return
+        # Only /faq needs to know; the engine refuses it politely unless is_moderator is set.
+        moderator = False
+        if text.split(maxsplit=1)[:1] == ["/faq"]:
+            moderator = await self._is_moderator(user.id, chat)
+            # ids are logged so an operator can fill in moderator_user_ids / moderator_chat_id
+            log.info("Telegram: /faq from user %s in chat %s (moderator: %s)", user.id, chat.id, moderator)
+        incoming = IncomingMessage(
+            platform=self.platform,
+            user_id=str(user.id),
+            chat_id=str(chat.id),
+            text=text,
+            is_private=is_private,
+            display_name=user.first_name,
+            is_moderator=moderator,
+        )
+        outcome = await self._engine.handle(incoming)
+        await self._deliver(
+            outcome,
+            chat=chat,
+            user_id=user.id,
+            name=user.first_name,
+            reply_to=message.message_id,
+            thread=_thread(message),
+        )
+
+    async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query: CallbackQuery | None = update.callback_query
+        if query is None:
+            return
+        try:  # acknowledge first, so the button stops spinning whatever happens next
+            await query.answer()
+        except TelegramError as exc:
+            log.info("Telegram: answerCallbackQuery failed (query too old?): %s", exc)
+        if not query.data or query.message is None:
+            return
+        chat, user = query.message.chat, query.from_user
+        incoming = IncomingMessage(
+            platform=self.platform,
+            user_id=str(user.id),
+            chat_id=str(chat.id),
+            choice=query.data,
+            is_private=chat.type == Chat.PRIVATE,
+            display_name=user.first_name,
+        )
+        outcome = await self._engine.handle(incoming)
+        if isinstance(query.message, Message):
+            try:
+                await query.edit_message_reply_markup(reply_markup=None)
+            except TelegramError as exc:
+                log.info("Telegram: could not remove the pressed keyboard: %s", exc)
+        thread = _thread(query.message) if isinstance(query.message, Message) else None
+        await self._deliver(outcome, chat=chat, user_id=user.id, name=user.first_name, reply_to=None, thread=thread)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Log every unexpected error; tell the user when it happened while handling their update."""
+        log.error("Telegram: error while handling an update", exc_info=context.error)
+        if not isinstance(update, Update) or update.effective_chat is None or self._app is None:
+            return
+        try:
+            await self._send_reply(update.effective_chat.id, Reply(APOLOGY))
+        except DeliveryError:
+            log.info("Telegram: could not send the apology either")
