@@ -15,6 +15,7 @@ from bot.core.ports import Adapter, StartupError
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 4.0
+START_TIMEOUT = 60.0
 
 
 __all__ = ["App", "StartupError", "make_adapters"]
@@ -36,9 +37,9 @@ def make_adapters(runtime: Runtime, platforms: set[str] | None) -> list[Adapter]
             log.info("%s is enabled but %s is not set; skipping it", platform, env)
             continue
         if platform == "discord":
-            from bot.adapters.discord_adapter import DiscordAdapter, settings_from_config
+            from bot.adapters.discord_adapter import DiscordAdapter, DiscordAdapterSettings
 
-            adapters.append(DiscordAdapter(runtime.engine, settings_from_config(s.discord), tok))
+            adapters.append(DiscordAdapter(runtime.engine, DiscordAdapterSettings.from_settings(s.discord), tok))
         else:
             from bot.adapters.telegram_adapter import TelegramAdapter
             from bot.adapters.telegram_adapter import settings_from_config as tg_settings
@@ -82,7 +83,10 @@ class App:
         try:
             adapters = adapters if adapters is not None else make_adapters(rt, self.platforms)
             for adapter in adapters:
-                await adapter.start()
+                try:
+                    await asyncio.wait_for(adapter.start(), timeout=START_TIMEOUT)
+                except TimeoutError:
+                    raise StartupError(f"{adapter.platform}: could not connect within {START_TIMEOUT:.0f} s") from None
                 started.append(adapter)
                 rt.add_adapter(adapter)
                 log.info("%s adapter started", adapter.platform)

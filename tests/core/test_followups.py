@@ -425,6 +425,26 @@ async def test_checkin_cancelled_while_the_batch_is_being_sent_is_not_sent(
     assert [t.user_id for t, _ in adapter.sent] == ["first"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: after a send Scheduler._deliver sets state='awaiting' unconditionally, reviving a follow-up the "
+    "runner cancelled while the send was in flight",
+)
+async def test_followups_off_during_the_send_is_not_undone(rt: Runtime, clock: ManualClock) -> None:
+    adapter = adapter_of(rt)
+    await accept_followup(rt.engine, "r")
+
+    async def opts_out(target: ChatRef) -> None:
+        await rt.engine.handle(dm("r", "/followups off"))
+
+    adapter.on_send = opts_out
+    clock.advance(days=3)
+    await rt.scheduler.run_due()
+    assert (await only_followup(rt.store, "r")).state == "cancelled"
+    status = await rt.engine.handle(dm("r", "/followups"))
+    assert "check-in about your back" not in text_of(status)
+
+
 # ---------------------------------------------------------------------------------------------- 4. runner in control
 async def test_followups_off_cancels_and_stops_offers_then_on_again(rt: Runtime, clock: ManualClock) -> None:
     engine = rt.engine
@@ -744,3 +764,111 @@ async def test_intervals_come_from_settings(tmp_path: Path, clock: ManualClock) 
         fid = await deliver(runtime, clock, 1, "r")
         out = await runtime.engine.handle(dm("r", "Same", choice=f"fu:{fid}:same"))
         assert (await only_followup(runtime.store, "r")).state == "done"  # max_checkins=1
+
+
+# ---------------------------------------------------------------------------------------------- 6. operators, console
+def test_cli_followups_list_shows_pending_in_runners_terms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import main
+    from bot.core.ports import SystemClock
+
+    monkeypatch.chdir(tmp_path)  # no ./config.yaml: built-in defaults
+    db = tmp_path / "cli.db"
+
+    async def seed() -> int:
+        async with Store(db) as store:
+            user = await store.user("telegram", "4242")
+            return await store.add_followup(user, "4242", "self-care-mild", SystemClock().now() + timedelta(days=3))
+
+    assert main(["followups", "list", "--db", str(db)]) == 0
+    assert "No pending follow-ups." in capsys.readouterr().out
+    fid = asyncio.run(seed())
+    assert main(["followups", "list", "--db", str(db)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith(f"#{fid} telegram user 4242 pending ")
+    assert "UTC (in 3 days)" in out[0]
+
+
+def test_cli_followups_run_due_without_tokens_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    monkeypatch.delenv("TELEGRAM_TOKEN", raising=False)
+    rc = main(["followups", "run-due", "--db", str(tmp_path / "cli.db"), "--knowledge", str(KNOWLEDGE)])
+    assert rc == 1
+    assert "TOKEN" in capsys.readouterr().err
+
+
+async def test_console_shows_a_checkin_that_falls_due_while_chatting(tmp_path: Path, clock: ManualClock) -> None:
+    import io
+
+    from bot.adapters.console import CONSOLE_USER, ConsoleAdapter
+
+    async with open_runtime(tmp_path / "console.db", clock) as runtime:
+        out = io.StringIO()
+        console = ConsoleAdapter(runtime.engine, out=out, read_line=lambda: "")
+        runtime.add_adapter(console)
+        end = await run_triage_on(runtime.engine, console)
+        offer = all_choices(end)["Yes, check in"]
+        accepted = await runtime.engine.handle(
+            IncomingMessage("console", CONSOLE_USER, CONSOLE_USER, text="Yes, check in", choice=offer)
+        )
+        assert accepted.kind == "followup"
+        clock.advance(days=3)
+        assert await runtime.scheduler.run_due() == 1
+        shown = out.getvalue()
+        assert "How is your back today?" in shown
+        assert "1. Better" in shown and "2. Same" in shown and "3. Worse" in shown
+        picked = console.to_message("1")  # the runner types the number
+        assert picked.choice is not None and picked.choice.endswith(":better")
+        answer = await runtime.engine.handle(picked)
+        assert answer.kind == "followup" and "great to hear" in text_of(answer)
+
+
+async def run_triage_on(engine: Engine, console: object) -> Outcome:
+    """The triage through the console's own message building (numbers typed for choices)."""
+    from bot.adapters.console import ConsoleAdapter
+
+    assert isinstance(console, ConsoleAdapter)
+    out = await engine.handle(console.to_message("/triage"))
+    for _ in range(15):
+        console.render(out.replies)
+        step = [r for r in out.replies if r.choices and any(c.payload.startswith("tri:") for c in r.choices)]
+        if not step:
+            return out
+        labels = [c.label for r in out.replies for c in r.choices]
+        label = next(p for p in PREFERRED if p in labels)
+        out = await engine.handle(console.to_message(str(labels.index(label) + 1)))
+    raise AssertionError("triage did not end")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: Store.export_user (/mydata) leaves out stored columns: followups same_count, attempts, "
+    "last_error, created_at, updated_at, platform; triage_state updated_at",
+)
+async def test_mydata_json_holds_every_stored_column(rt: Runtime, clock: ManualClock) -> None:
+    engine = rt.engine
+    adapter_of(rt).fail = DeliveryError("dms closed")
+    await accept_followup(engine, "r")
+    clock.advance(days=3)
+    await rt.scheduler.run_due()  # attempts=1, last_error set
+    started = await engine.handle(dm("r", "/triage"))
+    await engine.handle(dm("r", "No", choice=all_choices(started)["No"]))
+    await engine.handle(dm("r", EMERGENCY_TEXT))
+    started = await engine.handle(dm("r", "/triage"))
+    await engine.handle(dm("r", "No", choice=all_choices(started)["No"]))
+    text = text_of(await engine.handle(dm("r", "/mydata")))
+    data = json.loads(text[text.index("{"):])
+    columns = await table_columns(rt.store)
+    internal = {"id", "user_id"}
+    aliases = {"created_at": "first_seen"}
+    assert {aliases.get(c, c) for c in columns["users"]} - internal <= set(data["user"])
+    assert set(columns["triage_state"]) - internal <= set(data["triage"])
+    assert set(columns["escalations"]) - internal <= set(data["escalations"][0])
+    assert set(columns["followups"]) - internal <= set(data["followups"][0])
