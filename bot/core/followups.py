@@ -196,13 +196,13 @@ class Scheduler:
     async def run(self) -> None:
         """Send what is due, then sleep until the next due time (or a wake-up); until stop()."""
         while not self._stopping:
+            self._wake.clear()  # before looking: a wake() during the look-up is not lost
             try:
                 await self.run_due()
                 delay = await self.seconds_until_next()
             except Exception:
                 log.exception("follow-up scheduler error; retrying in a minute")
                 delay = 60.0
-            self._wake.clear()
             self.sleeps.append(delay)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
@@ -237,7 +237,8 @@ class Scheduler:
             await self.store.update_followup(f.id, due_at=now + timedelta(minutes=10))
             return 0
         # "sending" is committed before the send: after a crash mid-send the row is sent again (at most one duplicate)
-        await self.store.update_followup(f.id, state="sending")
+        if not await self.store.claim_followup(f.id):
+            return 0
         try:
             await adapter.send(ChatRef(f.platform, f.platform_user_id, f.chat_id), [checkin_reply(f.id)])
         except DeliveryError as exc:
@@ -245,7 +246,9 @@ class Scheduler:
         except Exception as exc:
             log.exception("follow-up %s: unexpected send error", f.id)
             return await self._failed(f, type(exc).__name__, permanent=False)
-        await self.store.update_followup(f.id, state="awaiting", checkins=f.checkins + 1, attempts=0, last_error=None)
+        await self.store.update_followup(
+            f.id, expect_state="sending", state="awaiting", checkins=f.checkins + 1, attempts=0, last_error=None
+        )
         log.info("follow-up %s delivered on %s", f.id, f.platform)
         return 1
 
@@ -253,7 +256,9 @@ class Scheduler:
         attempts = f.attempts + 1
         if permanent or attempts >= self.settings.max_attempts:
             log.warning("follow-up %s given up after %d attempt(s): %s", f.id, attempts, error)
-            await self.store.update_followup(f.id, state="failed", attempts=attempts, last_error=error[:200])
+            await self.store.update_followup(
+                f.id, expect_state="sending", state="failed", attempts=attempts, last_error=error[:200]
+            )
             if permanent:
                 user = await self.store.user_by_id(f.user_id)
                 if user is not None:
@@ -263,6 +268,7 @@ class Scheduler:
         delay = backoff[min(attempts - 1, len(backoff) - 1)] if backoff else 60
         await self.store.update_followup(
             f.id,
+            expect_state="sending",
             state="pending",
             attempts=attempts,
             last_error=error[:200],

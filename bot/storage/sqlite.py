@@ -367,18 +367,35 @@ class Store:
             rows = await cur.fetchall()
         return [_followup(r) for r in rows]
 
-    async def update_followup(self, followup_id: int, **fields: Any) -> None:
-        """Set columns of one follow-up (state, due_at, checkins, same_count, attempts, last_error)."""
+    async def update_followup(self, followup_id: int, *, expect_state: str | None = None, **fields: Any) -> bool:
+        """Set columns of one follow-up (state, due_at, checkins, same_count, attempts, last_error).
+
+        With ``expect_state`` the row changes only while it is still in that state (a check-in cancelled during a
+        send stays cancelled). Returns whether a row changed.
+        """
         allowed = {"state", "due_at", "checkins", "same_count", "attempts", "last_error"}
         if not fields or not set(fields) <= allowed:
             raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
         values = [to_db(v) if isinstance(v, datetime) else v for v in fields.values()]
         assignments = ", ".join(f"{name} = ?" for name in fields)
+        query = f"UPDATE followups SET {assignments}, updated_at = ? WHERE id = ?"
+        params: tuple[Any, ...] = (*values, to_db(self._now()), followup_id)
+        if expect_state is not None:
+            query += " AND state = ?"
+            params = (*params, expect_state)
         async with self._lock:
-            await self.db.execute(
-                f"UPDATE followups SET {assignments}, updated_at = ? WHERE id = ?",
-                (*values, to_db(self._now()), followup_id),
+            cur = await self.db.execute(query, params)
+        return (cur.rowcount or 0) > 0
+
+    async def claim_followup(self, followup_id: int) -> bool:
+        """Mark a due check-in as being sent, unless it was cancelled (or answered) meanwhile."""
+        async with self._lock:
+            cur = await self.db.execute(
+                "UPDATE followups SET state = 'sending', updated_at = ?"
+                " WHERE id = ? AND state IN ('pending', 'sending')",
+                (to_db(self._now()), followup_id),
             )
+        return (cur.rowcount or 0) > 0
 
     async def cancel_followups(self, user: User) -> int:
         async with self._lock:
@@ -410,16 +427,14 @@ class Store:
             "SELECT level, category, created_at FROM escalations WHERE user_id = ? ORDER BY id", (fresh.id,)
         ) as cur:
             out["escalations"] = [dict(r) for r in await cur.fetchall()]
-        out["followups"] = [
-            {
-                "topic": f.topic,
-                "state": f.state,
-                "due_at": to_db(f.due_at),
-                "checkins": f.checkins,
-                "chat_id": f.chat_id,
-            }
-            for f in await self.user_followups(fresh)
-        ]
+        async with self.db.execute("SELECT * FROM followups WHERE user_id = ? ORDER BY id", (fresh.id,)) as cur:
+            out["followups"] = [
+                {k: r[k] for k in r.keys() if k not in ("id", "user_id")} for r in await cur.fetchall()
+            ]
+        if out["triage"]:
+            async with self.db.execute("SELECT updated_at FROM triage_state WHERE user_id = ?", (fresh.id,)) as cur:
+                row = await cur.fetchone()
+            out["triage"]["updated_at"] = row["updated_at"] if row else None
         return out
 
     async def forget_user(self, user: User) -> None:

@@ -400,11 +400,6 @@ async def test_no_adapter_for_the_platform_leaves_the_checkin_due(rt: Runtime, c
     assert f.state == "pending" and f.attempts == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Scheduler._deliver sets state='sending' unconditionally, so a follow-up cancelled (/followups off, "
-    "/forget) after the due batch was read is still sent",
-)
 @pytest.mark.parametrize("command", ["/followups off", "/forget confirm"])
 async def test_checkin_cancelled_while_the_batch_is_being_sent_is_not_sent(
     rt: Runtime, clock: ManualClock, command: str
@@ -425,11 +420,6 @@ async def test_checkin_cancelled_while_the_batch_is_being_sent_is_not_sent(
     assert [t.user_id for t, _ in adapter.sent] == ["first"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a send Scheduler._deliver sets state='awaiting' unconditionally, reviving a follow-up the "
-    "runner cancelled while the send was in flight",
-)
 async def test_followups_off_during_the_send_is_not_undone(rt: Runtime, clock: ManualClock) -> None:
     adapter = adapter_of(rt)
     await accept_followup(rt.engine, "r")
@@ -685,11 +675,6 @@ async def test_scheduler_task_sleeps_until_due_and_wakes_early_for_a_sooner_one(
     assert task.done() and task.exception() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Scheduler.run clears the wake event after reading next_due, so a wake() that arrives while "
-    "next_due is awaited is lost and the scheduler oversleeps a sooner follow-up",
-)
 async def test_wake_during_next_due_lookup_is_not_lost(rt: Runtime, clock: ManualClock) -> None:
     scheduler = rt.scheduler
     scheduler.max_sleep = 30 * 86400.0
@@ -847,11 +832,6 @@ async def run_triage_on(engine: Engine, console: object) -> Outcome:
     raise AssertionError("triage did not end")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Store.export_user (/mydata) leaves out stored columns: followups same_count, attempts, "
-    "last_error, created_at, updated_at, platform; triage_state updated_at",
-)
 async def test_mydata_json_holds_every_stored_column(rt: Runtime, clock: ManualClock) -> None:
     engine = rt.engine
     adapter_of(rt).fail = DeliveryError("dms closed")
