@@ -39,14 +39,12 @@ def stem(word: str) -> str:
     elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
         w = w[:-1]
     for suffix in ("ing", "ed"):
-        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3 and not w.endswith("string"):
             w = w[: -len(suffix)]
-            if len(w) >= 3 and w[-1] == w[-2] and w[-1] not in "lsz":
+            if len(w) >= 3 and w[-1] == w[-2] and w[-1] not in "aeiouylsz":
                 w = w[:-1]
             break
-    if w.endswith("y") and len(w) > 4:
-        w = w[:-1] + "i"
-    if w.endswith("e") and len(w) > 4:
+    if w.endswith(("y", "e")) and len(w) > 4:
         w = w[:-1]
     return w
 

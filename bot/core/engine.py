@@ -11,7 +11,7 @@ from bot.config import Settings
 from bot.core import replies as R
 from bot.core import triage as T
 from bot.core.faq import Candidate
-from bot.core.knowledge import Knowledge, KnowledgeRef
+from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
 from bot.core.messages import Choice, Escalation, IncomingMessage, Outcome, Reply
 from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
@@ -158,7 +158,10 @@ class Engine:
         m = self.settings.matching
         if not normalize(text):
             return Outcome((Reply(R.EMPTY),), "empty")
-        candidates = k.matcher.match(text, limit=max(3, m.max_suggestions))
+        candidates = k.matcher.match(text, limit=max(3, m.max_suggestions) + 1)
+        if candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
+            return Outcome((R.fallback(k),), "fallback", confidence=0.0)
+        candidates = [c for c in candidates if c.id != CHATTER_ID]
         top = candidates[0] if candidates else None
         if top is not None and self.is_confident(candidates):
             entry = k.entries[top.id]
@@ -193,7 +196,7 @@ class Engine:
             user = await self.store.user(msg.platform, msg.user_id)
             return await self._escalate(Context(msg, user, k), escalation)
         candidates = k.matcher.match(text, limit=2)
-        if candidates and self.is_confident(candidates):
+        if candidates and candidates[0].id != CHATTER_ID and self.is_confident(candidates):
             entry = k.entries[candidates[0].id]
             return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=candidates[0].confidence)
         return Outcome((), "ignored")

@@ -19,6 +19,9 @@ FAQ_GLOB = "faq*.yaml"
 SYNONYMS_FILE = "synonyms.yaml"
 TRIAGE_FILE = "triage.yaml"
 RED_FLAGS_FILE = "red_flags.yaml"
+CHATTER_FILE = "chatter.yaml"
+#: the matcher's id for club chatter: when it wins, no FAQ answer is given
+CHATTER_ID = "_chatter"
 MAX_TITLE = 40
 
 
@@ -45,6 +48,7 @@ class Knowledge:
 
     entries: MappingProxyType[str, FaqEntry]
     synonyms: MappingProxyType[str, tuple[str, ...]]
+    chatter: tuple[str, ...]
     triage: TriageFlow
     red_flags: RedFlagDetector
     matcher: FaqMatcher
@@ -182,6 +186,19 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
             synonyms = _parse_synonyms(data, ck)
         problems.extend(ck.problems)
 
+    chatter: tuple[str, ...] = ()
+    chatter_file = root / CHATTER_FILE
+    if chatter_file.exists():
+        ck = Checker(CHATTER_FILE)
+        data = _read(chatter_file, root, problems)
+        digest.update(chatter_file.read_bytes())
+        if data is not None:
+            chatter_root = ck.mapping(data, "the chatter file", 1)
+            if chatter_root is not None:
+                ck.keys(chatter_root, "the chatter file", {"chatter"}, set())
+                chatter = ck.text_list(chatter_root, "chatter", "the chatter file")
+        problems.extend(ck.problems)
+
     triage: TriageFlow | None = None
     tri_file = root / TRIAGE_FILE
     if not tri_file.exists():
@@ -211,7 +228,7 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
             red_flags, rf_problems = parse_red_flags(data, RED_FLAGS_FILE)
             problems.extend(rf_problems)
 
-    known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, RED_FLAGS_FILE}
+    known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, RED_FLAGS_FILE, CHATTER_FILE}
     for other in sorted(root.glob("*.y*ml")):
         if other.name not in known:
             problems.append(
@@ -221,12 +238,14 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
     if any(p.severity == "error" for p in problems) or triage is None or red_flags is None:
         raise KnowledgeError(problems or [Problem(str(root), 1, "knowledge could not be loaded")])
     analyzer = Analyzer(synonyms)
-    matcher = FaqMatcher(
-        [IndexedEntry(e.id, e.questions, (*e.keywords, e.title)) for e in entries.values()], analyzer, params
-    )
+    indexed = [IndexedEntry(e.id, e.questions, (*e.keywords, e.title)) for e in entries.values()]
+    if chatter:
+        indexed.append(IndexedEntry(CHATTER_ID, chatter))
+    matcher = FaqMatcher(indexed, analyzer, params)
     return Knowledge(
         entries=MappingProxyType(entries),
         synonyms=MappingProxyType(synonyms),
+        chatter=chatter,
         triage=triage,
         red_flags=red_flags,
         matcher=matcher,

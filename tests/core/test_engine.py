@@ -23,17 +23,24 @@ async def test_typos_slang_and_synonyms_still_match(quiet_runtime: Runtime) -> N
     assert (await engine.handle(dm("when should i replace my trainers"))).faq_id == "shoe-replacement"
 
 
-async def test_off_topic_chatter_is_not_answered_and_is_recorded_without_user(quiet_runtime: Runtime) -> None:
+async def test_unknown_question_gets_fallback_and_is_recorded_without_user(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
-    out = await engine.handle(dm("who is bringing the cake to the club social on friday", user="secret-user-42"))
-    assert out.faq_id is None
-    assert out.kind in ("fallback", "did-you-mean")
-    if out.kind == "fallback":
-        rows = await quiet_runtime.store.unanswered()
-        assert rows and "cake" in rows[0]["text"]
-        async with quiet_runtime.store.db.execute("SELECT * FROM unanswered") as cur:
-            for row in await cur.fetchall():
-                assert "secret-user-42" not in " ".join(str(v) for v in tuple(row))
+    out = await engine.handle(dm("does a xylophone quantum zebra help", user="secret-user-42"))
+    assert out.kind == "fallback" and out.faq_id is None
+    assert "/triage" in out.replies[0].text
+    rows = await quiet_runtime.store.unanswered()
+    assert [r["text"] for r in rows] == ["does a xylophone quantum zebra help"]
+    async with quiet_runtime.store.db.execute("SELECT * FROM unanswered") as cur:
+        for row in await cur.fetchall():
+            assert "secret-user-42" not in " ".join(str(v) for v in tuple(row))
+
+
+async def test_club_chatter_gets_no_faq_answer_and_is_not_recorded(quiet_runtime: Runtime) -> None:
+    engine = quiet_runtime.engine
+    for text in ["who is bringing the cake to the club social on friday", "selling my old gps watch, dm me"]:
+        out = await engine.handle(dm(text))
+        assert out.faq_id is None, text
+    assert await quiet_runtime.store.unanswered() == []
 
 
 async def test_emergency_is_escalated_even_mid_triage(quiet_runtime: Runtime) -> None:
