@@ -20,6 +20,9 @@ from bot.storage.sqlite import Store, StoredTriage, User
 
 log = logging.getLogger(__name__)
 
+#: how much of a message the red-flag detector reads (matching reads MAX_MATCH_CHARS)
+RED_FLAG_CHARS = 6000
+
 #: called when a follow-up is scheduled, so the scheduler can wake early
 Waker = Callable[[], None]
 #: moderators' /faq reload: returns a human summary of what happened
@@ -100,7 +103,8 @@ class Engine:
     async def handle_text(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
         text = msg.text[:MAX_MATCH_CHARS]
-        escalation = k.red_flags.detect(text)
+        # red flags look further than matching does: a symptom at the end of a long message still counts
+        escalation = k.red_flags.detect(msg.text[:RED_FLAG_CHARS])
         if msg.listen_only:
             return await self._listen_only(msg, k, text, escalation)
         user = await self.store.user(msg.platform, msg.user_id)

@@ -129,3 +129,10 @@ async def test_flood_is_throttled_but_red_flags_get_through(runtime: Runtime) ->
     assert red.escalation is not None and red.replies
     other = await engine.handle(dm("why does my back hurt", user="someone-else"))
     assert other.kind != "throttled"
+
+
+async def test_red_flag_at_the_end_of_a_long_message_still_escalates(quiet_runtime: Runtime) -> None:
+    text = "so about my training block. " * 120 + "and since this morning I can't control my bladder"
+    assert len(text) > 3000
+    out = await quiet_runtime.engine.handle(dm(text))
+    assert out.escalation is not None and out.escalation.level == "emergency"
