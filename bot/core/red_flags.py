@@ -16,6 +16,11 @@ in the same clause, a "fine"/"normal" right after it ("peeing is fine"), or a re
 same sentence ("fully recovered", "fine now") cancels it. Terms that carry their own negation
 ("can't pee", "no feeling") are never cancelled by a negator in front of them.
 
+A term also does not count when it is not the writer's own symptom: after a ``hypothetical`` marker in
+the same sentence ("what are the signs of ...", "if i ever get ...", "read a story about a runner who
+..."), or as another person's past event ("my dad had a heart attack at 80") unless the message goes on
+about that person now ("... and now his back hurts").
+
 Everything is compiled once in :class:`RedFlagDetector`; :meth:`RedFlagDetector.detect` runs on every
 message, never raises, and takes well under a millisecond for a 2,000-character message.
 """
@@ -87,6 +92,12 @@ _POLARITY_FIRST = frozenset(
 
 _ANY = "_"
 _GAP = ".."
+_NUM = "#"
+#: Words that stand for a number in "#" patterns ("fell a good few metres", "10 foot").
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty fifty "
+    "hundred few couple several dozen half".split()
+)
 _GAP_MAX = 3
 
 
@@ -147,7 +158,7 @@ def _tokenize(text: str) -> _Tokens:
 
 @dataclass(frozen=True, slots=True)
 class _Word:
-    kind: str  # "exact" | "prefix" | "any" | "gap"
+    kind: str  # "exact" | "prefix" | "any" | "gap" | "number"
     text: str = ""
 
 
@@ -156,11 +167,12 @@ class _Term:
     words: tuple[_Word, ...]
     concept: str
     polarity: bool  # starts with its own negation ("can't pee"): immune to negators in front
-    pids: tuple[int, ...] = ()  # compiled word pattern ids; _ANY_PID / _GAP_PID for wildcards
+    pids: tuple[int, ...] = ()  # compiled word pattern ids; _ANY_PID / _GAP_PID / _NUM_PID for wildcards
 
 
 _ANY_PID = -1
 _GAP_PID = -2
+_NUM_PID = -3
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,13 +227,28 @@ _POST = "@post_negators"
 _RESOLVED = "@resolved"
 _NOT_NEG = "@not_negations"
 _BREAK = "@clause_breaks"
+_HYPO = "@hypothetical"
+_OTHERS = "@other_people"
+_HISTORY = "@history_markers"
+_ABOUT_THEM = "@about_them"
 _SPECIAL_KEYS = {
     "negators": _NEG,
     "post_negators": _POST,
     "resolved": _RESOLVED,
     "not_negations": _NOT_NEG,
     "clause_breaks": _BREAK,
+    "hypothetical": _HYPO,
+    "other_people": _OTHERS,
+    "history_markers": _HISTORY,
+    "about_them": _ABOUT_THEM,
 }
+#: How close "had" must follow the person ("my mum (65) had"), and the symptom follow "had".
+_OTHER_GAP = 3
+_HISTORY_REACH = 7
+#: A first-person word between "my dad had" and the symptom makes the symptom the writer's own.
+_FIRST_PERSON = frozenset("i im ive id me my mine myself".split())
+#: Next to the event, these make it current ("my son had a crash today"), so it counts.
+_NOW_WORDS = frozenset("today tonight yesterday now morning afternoon evening earlier minutes".split())
 
 
 @dataclass(slots=True)
@@ -261,9 +288,8 @@ class _Compiled:
         return pid
 
     def add_term(self, term: _Term) -> None:
-        pids = tuple(
-            _ANY_PID if w.kind == "any" else _GAP_PID if w.kind == "gap" else self.pattern_id(w) for w in term.words
-        )
+        wild = {"any": _ANY_PID, "gap": _GAP_PID, "number": _NUM_PID}
+        pids = tuple(wild[w.kind] if w.kind in wild else self.pattern_id(w) for w in term.words)
         term = _Term(term.words, term.concept, term.polarity, pids)
         if len(pids) == 1:
             self.single.setdefault(pids[0], []).append(term)
@@ -318,6 +344,8 @@ class _Compiled:
                     or Levenshtein.distance(token[: n + 1], text, score_cutoff=1) <= 1
                 ):
                     found.append(pid)
+        if token.isdigit() or token in _NUMBER_WORDS:
+            found.append(_NUM_PID)
         result = tuple(found)
         if len(self.cache) > 20000:
             self.cache.clear()
@@ -466,6 +494,8 @@ def _negated_before(
             # A comma between: reach over it only for a list ("no numbness, tingling or weakness").
             if seen_subject or not _list_follows(toks, j + 1):
                 return False
+        if toks.words[j] == "and" and j + 1 < h.start and toks.words[j + 1] in _SUBJECT_WORDS:
+            return False  # "lost 6 kilos without trying and my back hurts": a new statement
         neg = neg_end.get(j)
         if neg is not None and free(neg):
             return True
@@ -540,6 +570,11 @@ class _Context:
         self.post_start: dict[int, _Hit] = {}
         self.breaks: set[int] = set()
         self.resolved: list[_Hit] = []
+        self.hypo: list[_Hit] = []
+        self.history: list[_Hit] = []
+        self.others_end: set[int] = set()
+        self.about_them: list[_Hit] = []
+        self._theirs: bool | None = None
         self.raw: dict[str, list[_Hit]] = {}
         self._valid: dict[str, list[_Hit]] = {}
         for h in hits:
@@ -552,6 +587,14 @@ class _Context:
                 self.breaks.add(h.start)
             elif c == _RESOLVED:
                 self.resolved.append(h)
+            elif c == _HYPO:
+                self.hypo.append(h)
+            elif c == _HISTORY:
+                self.history.append(h)
+            elif c == _OTHERS:
+                self.others_end.add(h.end)
+            elif c == _ABOUT_THEM:
+                self.about_them.append(h)
             else:
                 for i in range(h.start, h.end):
                     self.covered[i] = True
@@ -586,7 +629,56 @@ class _Context:
             for r in self.resolved:
                 if r.start >= h.end and toks.sentence[r.start] == sent and self.real(r):
                     return False
+        if self.hypo and self._hypothetical(h):
+            return False
+        if self.history and self.others_end and self._someone_elses_past(h):
+            return False
         return True
+
+    def _hypothetical(self, h: _Hit) -> bool:
+        """After "what are the signs of", "if i ever get" ... in the same sentence (up to a "but")."""
+        toks = self.toks
+        sent = toks.sentence[h.start]
+        for r in self.hypo:
+            if r.start <= h.start and toks.sentence[r.start] == sent and self._same_statement(r.end, h.start):
+                return True
+        return False
+
+    def _same_statement(self, start: int, end: int) -> bool:
+        """No "but", no new clause starting with "i"/"my" and no "and my" between the two positions."""
+        toks = self.toks
+        words, clause = toks.words, toks.clause
+        for j in range(max(start, 1), end + 1):
+            if j in self.breaks:
+                return False
+            if words[j] in _SUBJECT_WORDS and (clause[j] != clause[j - 1] or words[j - 1] == "and"):
+                return False
+        return True
+
+    def _someone_elses_past(self, h: _Hit) -> bool:
+        """ "my dad had a heart attack", unless the message is about that person now ("now his back hurts")."""
+        toks = self.toks
+        sent = toks.sentence[h.start]
+        for v in self.history:
+            if not (v.end <= h.start <= v.end + _HISTORY_REACH and toks.sentence[v.start] == sent):
+                continue
+            if not any(v.start - gap in self.others_end for gap in range(_OTHER_GAP + 1)):
+                continue
+            if any(w in _FIRST_PERSON for w in toks.words[v.end : h.start]):
+                continue
+            if any(w in _NOW_WORDS for w in toks.words[v.end : h.end + 4]):
+                continue
+            return not self._about_them()
+        return False
+
+    def _about_them(self) -> bool:
+        if self._theirs is None:
+            resolved = self.resolved
+            self._theirs = any(
+                self.real(a) and not any(r.start <= a.start < r.end or a.start <= r.start < a.end for r in resolved)
+                for a in self.about_them
+            )
+        return self._theirs
 
 
 def _list_follows(toks: _Tokens, start: int) -> bool:
@@ -627,8 +719,8 @@ class _Builder:
             return None
         words: list[_Word] = []
         for part in raw.split():
-            if part in (_ANY, _GAP):
-                words.append(_Word("any" if part == _ANY else "gap"))
+            if part in (_ANY, _GAP, _NUM):
+                words.append(_Word({_ANY: "any", _GAP: "gap", _NUM: "number"}[part]))
                 continue
             prefix = part.endswith("*")
             body = part[:-1] if prefix else part

@@ -75,7 +75,9 @@ def _score(det: RedFlagDetector, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"counts": counts, "false": false_esc, "none": none_lines, "misses": misses}
 
 
-@pytest.mark.parametrize("name", ["redflag_dev.jsonl", "redflag_extra.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["redflag_dev.jsonl", "redflag_extra.jsonl", "redflag_extra2.jsonl", "redflag_holdout.jsonl"]
+)
 def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> None:
     rows = _rows(name)
     score = _score(detector, rows)
@@ -97,6 +99,18 @@ def test_extra_set_is_large_and_varied() -> None:
     assert EMERGENCY_IDS | URGENT_IDS <= categories
     dev_texts = {r["text"] for r in _rows("redflag_dev.jsonl")}
     assert not dev_texts & {r["text"] for r in rows}
+
+
+def test_extra2_set_covers_every_category_and_look_alikes() -> None:
+    rows = _rows("redflag_extra2.jsonl")
+    assert len(rows) >= 100
+    assert sum(r["escalation"] == "none" for r in rows) >= 35
+    for cid in EMERGENCY_IDS | URGENT_IDS:
+        assert sum(r["category"] == cid for r in rows) >= 4, cid
+    others = {
+        r["text"] for name in ("redflag_dev.jsonl", "redflag_extra.jsonl", "redflag_holdout.jsonl") for r in _rows(name)
+    }
+    assert not others & {r["text"] for r in rows}
 
 
 def test_faq_questions_do_not_escalate(detector: RedFlagDetector) -> None:
@@ -215,6 +229,110 @@ def test_benign_look_alikes_do_not_escalate(detector: RedFlagDetector, text: str
     assert detector.detect(text) is None, detector.explain(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "level", "category"),
+    [
+        # falls from a height in numbers or words, falls down stairs, thrown by a horse, over the handlebars
+        ("took a tumble off the crag, dropped maybe 4 metres and landed on my lower back", "emergency", "major-trauma"),
+        ("slipped and went down a whole flight of stairs at work, back is in bits", "emergency", "major-trauma"),
+        ("pony bucked me off at the gallop, back hurts to move", "emergency", "major-trauma"),
+        ("went over my handlebars on the descent, landed flat on my spine", "emergency", "major-trauma"),
+        # a pulsing belly, sudden severe back pain with shock signs or going through to the belly
+        ("feels like a heartbeat thumping in my abdomen and my back really hurts", "emergency", "aaa"),
+        ("sudden excruciating pain across my lower back, gone pale and dizzy", "emergency", "aaa"),
+        ("all of a sudden awful back pain that goes right through to my stomach", "emergency", "aaa"),
+        # one-sided leg weakness: heels/tiptoes, giving out, stairs
+        ("since my back went i cant walk on my heel on the left side", "urgent", "new-leg-weakness"),
+        ("my right knee keeps giving out on me since the sciatica flared", "urgent", "new-leg-weakness"),
+        ("left leg just doesnt feel as strong as the right since my back started", "urgent", "new-leg-weakness"),
+    ],
+)
+def test_new_wordings_escalate(detector: RedFlagDetector, text: str, level: str, category: str) -> None:
+    found = {e.category for e in detector.detect_all(text)}
+    assert _level(detector, text) in ({level, "emergency"} if level == "urgent" else {level}), detector.explain(text)
+    assert category in found, (found, detector.explain(text))
+
+
+@pytest.mark.parametrize(
+    ("theirs", "mine"),
+    [
+        # another person's past event is history, not the writer's symptom ...
+        (
+            "my dad had a heart attack at 80, im 35, should i worry about my sore back?",
+            "i had a heart attack at 50, now my back is sore after runs",
+        ),
+        (
+            "my mum had breast cancer, does that mean my back pain after runs is serious?",
+            "i had breast cancer, does that mean my back pain after runs is serious?",
+        ),
+        (
+            "my grandad had bladder problems and a bad back, should i be worried about mine at 40?",
+            "i have bladder problems and a bad back since the race",
+        ),
+        # ... unless the message is about that person now
+        (
+            "my uncle had a heart attack years ago so im nervous, my back just aches",
+            "my uncle had a heart attack years ago and now hes got crushing chest pain",
+        ),
+        (
+            "my wife had cancer when she was 30, is back pain after running a worry for me?",
+            "my wife had cancer and now her back hurts all the time",
+        ),
+    ],
+)
+def test_another_persons_past_event_is_not_the_writers_symptom(
+    detector: RedFlagDetector, theirs: str, mine: str
+) -> None:
+    assert detector.detect(theirs) is None, detector.explain(theirs)
+    assert detector.detect(mine) is not None, mine
+
+
+def test_someone_else_today_still_counts(detector: RedFlagDetector) -> None:
+    assert _level(detector, "my son had a bad crash on his bike today, back really hurts") == "emergency"
+    assert _level(detector, "my husband has had a fever for a week and now his back hurts") == "urgent"
+
+
+@pytest.mark.parametrize(
+    ("hypothetical", "real"),
+    [
+        (
+            "if i ever get numbness down there should i go to a&e? just a sore back now",
+            "numbness down there since my run",
+        ),
+        ("what does foot drop look like? my back is fine", "foot drop since this morning and my back hurts"),
+        (
+            "read a story about a runner who collapsed at a marathon, how do i stretch",
+            "my mate collapsed at the marathon",
+        ),
+        ("the physio said to watch out for bladder changes, i have none", "i have bladder changes since my back went"),
+        (
+            "if anyone knows what to do if someone collapses, asking for our club",
+            "if anyone can help, my groin is numb",
+        ),
+    ],
+)
+def test_hypotheticals_and_stories_do_not_escalate(detector: RedFlagDetector, hypothetical: str, real: str) -> None:
+    assert detector.detect(hypothetical) is None, detector.explain(hypothetical)
+    assert _level(detector, real) == "emergency", detector.explain(real)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my legs are dead after that session",
+        "killer session tonight, back feels tight",
+        "i literally died on that last hill 💀 back is sore",
+        "came off my bike at low speed, grazed knee, back fine",
+        "im 6 foot 2 and fell over on the trail, back a bit sore",
+        "cant do this anymore, back is wrecked, going to quit running",
+        "my heart was pounding after the sprint finish, settled within a minute, back a bit sore",
+        "had a cancer scare years ago that turned out to be nothing, back sore from parkrun",
+    ],
+)
+def test_figurative_and_resolved_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
+    assert detector.detect(text) is None, detector.explain(text)
+
+
 def test_explain_names_the_rule_line(detector: RedFlagDetector) -> None:
     [hit] = [h for h in detector.explain("sudden tearing pain through to my back") if h.category == "aaa"]
     lines = CATALOGUE.read_text(encoding="utf-8").splitlines()
@@ -283,6 +401,21 @@ def test_validation_problems_carry_lines(edit: tuple[str, str], expected: str) -
     det, problems = _parse(_GOOD.replace(old, new, 1))
     assert det is None
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_number_wildcard_and_scoping_sections() -> None:
+    text = _GOOD.replace("  saddle: [groin, saddle]\n", '  saddle: [groin, saddle]\n  height: ["fell .. # metres"]\n')
+    text = text.replace("      - [numb, saddle]\n", "      - [numb, saddle]\n      - [height]\n")
+    text = "hypothetical: [if i ever]\nother_people: [dad]\nhistory_markers: [had]\nabout_them: [his back]\n" + text
+    det, problems = _parse(text)
+    assert problems == [] and det is not None
+    assert det.detect("fell 3 metres") is not None
+    assert det.detect("fell a good few metres") is not None
+    assert det.detect("fell over") is None
+    assert det.detect("if i ever fell 3 metres") is None
+    assert det.detect("my dad had a numb groin, im fine") is None
+    assert det.detect("my dad had a numb groin and now his back hurts") is not None
+    assert det.detect("my dad has a numb groin") is not None
 
 
 def test_duplicate_category_id_is_reported_with_both_lines() -> None:
