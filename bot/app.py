@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 4.0
 START_TIMEOUT = 60.0
+#: housekeeping: flush counters every tick, apply the retention period every RETENTION_EVERY ticks (about hourly)
+HOUSEKEEPING_SECONDS = 5.0
+RETENTION_EVERY = 720
 
 
 __all__ = ["App", "StartupError", "make_adapters"]
@@ -67,6 +70,7 @@ class App:
         self.runtime = runtime or build(settings, db_path=db_path, knowledge_path=knowledge_path)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.housekeeping_seconds = HOUSEKEEPING_SECONDS
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -122,11 +126,11 @@ class App:
         store = self.runtime.store
         ticks = 0
         while True:
-            await asyncio.sleep(5)
+            await asyncio.sleep(self.housekeeping_seconds)
             ticks += 1
             try:
                 await store.flush()
-                if ticks % 720 == 1:
+                if ticks % RETENTION_EVERY == 1:
                     removed = await store.purge_older_than(self.settings.privacy.retention_days)
                     if removed:
                         log.info("retention: removed %d old row(s)", removed)

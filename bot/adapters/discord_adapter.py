@@ -19,6 +19,7 @@ from bot.adapters.discord_commands import build_commands
 from bot.adapters.discord_ui import ChoiceButton, choices_view, disabled_view, split_message
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.ports import DeliveryError
+from bot.core.replies import clean_name
 
 __all__ = ["DiscordAdapter", "DiscordAdapterSettings", "StartupError", "split_message"]
 
@@ -70,6 +71,13 @@ ErrorHook = Callable[[str, BaseException], object]
 
 
 from bot.core.ports import StartupError  # noqa: E402  (one class for every platform, re-exported)
+
+
+def shown_name(user: discord.abc.User) -> str:
+    """The user's display name as the engine may put it in a reply: one clean line, markdown escaped, so a name
+    like ``**x**`` or ``[x](https://…)`` shows literally instead of formatting or linking (mentions never ping:
+    every send uses AllowedMentions.none())."""
+    return discord.utils.escape_markdown(clean_name(user.display_name, 32))
 
 
 class _Client(discord.Client):
@@ -244,7 +252,7 @@ class DiscordAdapter:
     ) -> IncomingMessage:
         return IncomingMessage(
             platform=PLATFORM, user_id=str(message.author.id), chat_id=str(message.channel.id), text=text,
-            is_private=private, display_name=message.author.display_name,
+            is_private=private, display_name=shown_name(message.author),
             is_moderator=not private and self._is_moderator(message.author), listen_only=listen_only,
         )
 
@@ -331,7 +339,7 @@ class DiscordAdapter:
                 return
             msg = IncomingMessage(
                 platform=PLATFORM, user_id=str(interaction.user.id), chat_id=str(interaction.channel_id),
-                text=text, is_private=not in_server, display_name=interaction.user.display_name,
+                text=text, is_private=not in_server, display_name=shown_name(interaction.user),
                 is_moderator=in_server and self._is_moderator(interaction.user, interaction.permissions),
             )
             outcome = await self._handle(msg)
@@ -378,7 +386,7 @@ class DiscordAdapter:
             was_private = bool(message is not None and message.flags.ephemeral)
             msg = IncomingMessage(
                 platform=PLATFORM, user_id=str(interaction.user.id), chat_id=str(interaction.channel_id),
-                choice=payload, is_private=not in_server, display_name=interaction.user.display_name,
+                choice=payload, is_private=not in_server, display_name=shown_name(interaction.user),
                 is_moderator=in_server and self._is_moderator(interaction.user, interaction.permissions),
             )
             outcome = await self._handle(msg)

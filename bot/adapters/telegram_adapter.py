@@ -30,6 +30,7 @@ from bot.adapters.telegram_support import (
 from bot.adapters.telegram_text import deep_link, parse_command, split_message, strip_mention
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.ports import DeliveryError
+from bot.core.replies import clean_name
 
 __all__ = [
     "COMMANDS",
@@ -101,7 +102,7 @@ class TelegramAdapter:
         if self._app is not None:
             raise RuntimeError("the Telegram adapter is already running")
         self._check_settings()
-        logging.getLogger("httpx").addFilter(self._redact)
+        self._redact.install()
         base_url, base_file_url = api_urls(self._settings.api_base_url)
         app = ApplicationBuilder().token(self._token).base_url(base_url).base_file_url(base_file_url).build()
         app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message), group=0)
@@ -135,7 +136,7 @@ class TelegramAdapter:
 
     async def _abort(self, app: Application) -> None:  # type: ignore[type-arg]
         await app.bot.shutdown()
-        logging.getLogger("httpx").removeFilter(self._redact)
+        self._redact.uninstall()
 
     async def _set_commands(self) -> None:
         try:
@@ -169,17 +170,18 @@ class TelegramAdapter:
 
     async def stop(self) -> None:
         """Stop receiving updates, finish the current one, close connections (reverse of start)."""
-        app, self._app = self._app, None
+        app = self._app
         if app is None:
             return
         try:
             if app.updater is not None and app.updater.running:
                 await app.updater.stop()
             if app.running:
-                await app.stop()
+                await app.stop()  # waits for the update being handled, which still needs self._app to reply
             await app.shutdown()
         finally:
-            logging.getLogger("httpx").removeFilter(self._redact)
+            self._app = None
+            self._redact.uninstall()
 
     # ----------------------------------------------------------------- sending
 
@@ -267,7 +269,7 @@ class TelegramAdapter:
             else:
                 then, payload = "then ask me again there", "help"
             note = (
-                f"{name}, I can't message you privately yet. Open a chat with me and press Start {then}: "
+                f"{clean_name(name)}, I can't message you privately yet. Open a chat with me and press Start {then}: "
                 f"{deep_link(self.bot_username, payload)}"
             )
         elif private_ok and not public:

@@ -85,17 +85,48 @@ def settings_from_config(
 
 
 class TokenRedactor(logging.Filter):
-    """Replaces the token in log records (httpx logs every request URL, which contains it)."""
+    """Replaces the token in log records: the Bot API puts it in every URL, and httpx (INFO) and PTB (DEBUG: "Set Bot
+    API URL: .../bot<token>") log URLs. ``install()`` hooks the record factory, so every logger is covered, including
+    formatted tracebacks; a logger filter would only cover the one logger it is attached to."""
 
     def __init__(self, secret: str) -> None:
         super().__init__()
         self._secret = secret
+        self._previous: Callable[..., logging.LogRecord] | None = None
+        self._factory: Callable[..., logging.LogRecord] | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
+        secret = self._secret
+        if not secret:
+            return True
         message = record.getMessage()
-        if self._secret and self._secret in message:
-            record.msg, record.args = message.replace(self._secret, "<token>"), None
+        if secret in message:
+            record.msg, record.args = message.replace(secret, "<token>"), None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            if secret in text:
+                record.exc_text = text.replace(secret, "<token>")  # formatters use exc_text when it is set
         return True
+
+    def install(self) -> None:
+        if self._factory is not None:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if self._factory is not None:  # a pass-through once uninstalled under someone else's factory
+                self.filter(record)
+            return record
+
+        self._previous, self._factory = previous, factory
+        logging.setLogRecordFactory(factory)
+
+    def uninstall(self) -> None:
+        factory, self._factory = self._factory, None
+        if factory is not None and logging.getLogRecordFactory() is factory and self._previous is not None:
+            logging.setLogRecordFactory(self._previous)
+        self._previous = None
 
 
 def api_urls(api_base_url: str | None) -> tuple[str, str]:

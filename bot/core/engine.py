@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from bot.core import replies as R
 from bot.core import triage as T
 from bot.core.faq import Candidate
 from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
-from bot.core.messages import Choice, Escalation, IncomingMessage, Outcome, Reply
+from bot.core.messages import MAX_PAYLOAD_BYTES, Choice, Escalation, IncomingMessage, Outcome, Reply
 from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
 from bot.core.text import MAX_MATCH_CHARS, normalize
@@ -27,6 +28,14 @@ RED_FLAG_CHARS = 6000
 Waker = Callable[[], None]
 #: moderators' /faq reload: returns a human summary of what happened
 Reloader = Callable[[], Awaitable[str]]
+
+#: command names the bot repeats back ("I don't know the command /x"); anything else is not echoed, so a
+#: "/[x](https://evil)" or "/__x__" never turns into a link or formatting in a reply
+_ECHOABLE_COMMAND = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+#: the only ``cmd:`` payloads the bot issues (replies.fallback, commands.followups)
+_CHOICE_COMMANDS = frozenset({"triage", "help", "followups:on", "followups:off"})
+_TRIAGE_PAYLOAD = re.compile(r"tri:[^:]{1,60}:[0-9]{1,3}")
+_FOLLOWUP_ANSWER = re.compile(r"[0-9]{1,18}:[a-z]{1,10}")
 
 
 @dataclass
@@ -111,7 +120,7 @@ class Engine:
         ctx = Context(msg, user, k)
         if escalation is not None:
             return await self._escalate(ctx, escalation)
-        if self.options.rate_limit and self.settings.rate_limit.enabled:
+        if self._limited():
             verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
             if verdict == "warn":
                 return Outcome((Reply(R.SLOW_DOWN),), "throttled")
@@ -120,6 +129,10 @@ class Engine:
         await self._notice(ctx)
         stripped = text.strip()
         if stripped.startswith("/"):
+            from bot.core.commands import parse_command
+
+            if not _ECHOABLE_COMMAND.fullmatch(parse_command(stripped)[0][:32]):
+                return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(k)),), "command"))
             return self._with_prefix(ctx, await self.commands.dispatch(ctx, stripped))
         if msg.is_private:
             state = await self.store.get_triage(user)
@@ -134,15 +147,17 @@ class Engine:
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
-        payload = (msg.choice or "")[:128]
+        payload = msg.choice or ""
         user = await self.store.user(msg.platform, msg.user_id)
         ctx = Context(msg, user, k)
-        if self.options.rate_limit and self.settings.rate_limit.enabled:
+        if self._limited():
             verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
             if verdict != "ok":
                 return Outcome((Reply(R.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
+        if not self._issuable(payload, k):  # forged, from an older knowledge version, or not ours at all
+            return Outcome((Reply(R.EXPIRED),), "expired")
         kind, _, rest = payload.partition(":")
-        if kind == "faq" and rest in k.entries:
+        if kind == "faq":
             entry = k.entries[rest]
             return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=100.0)
         if kind == "tri":
@@ -151,9 +166,30 @@ class Engine:
             return await self.followups.choice(ctx, rest)
         if kind == "cmd":
             return await self.commands.dispatch(ctx, "/" + rest.replace(":", " "))
-        if kind == "forget":
-            return await self.commands.forget_choice(ctx, rest)
-        return Outcome((Reply(R.EXPIRED),), "expired")
+        return await self.commands.forget_choice(ctx, rest)
+
+    @staticmethod
+    def _issuable(payload: str, k: Knowledge) -> bool:
+        """Whether the bot could have put ``payload`` on a button (checked before any handler parses it)."""
+        if not payload or len(payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
+            return False
+        kind, _, rest = payload.partition(":")
+        if kind == "faq":
+            return rest in k.entries and rest != CHATTER_ID
+        if kind == "tri":
+            return payload == "tri:start" or _TRIAGE_PAYLOAD.fullmatch(payload) is not None
+        if kind == "fu":
+            if rest == "no" or _FOLLOWUP_ANSWER.fullmatch(rest):
+                return True
+            return rest.startswith("yes:") and any(
+                f"fu:yes:{o}"[:MAX_PAYLOAD_BYTES] == payload for o in k.triage.outcomes
+            )
+        if kind == "cmd":
+            return rest in _CHOICE_COMMANDS
+        return kind == "forget" and rest in ("yes", "no")
+
+    def _limited(self) -> bool:
+        return self.options.rate_limit and self.settings.rate_limit.enabled
 
     # ------------------------------------------------------------------ pieces
     async def answer_question(self, ctx: Context, text: str) -> Outcome:
@@ -201,30 +237,45 @@ class Engine:
             return await self._escalate(Context(msg, user, k), escalation)
         candidates = k.matcher.match(text, limit=2)
         if candidates and candidates[0].id != CHATTER_ID and self.is_confident(candidates):
+            # overheard chatter is never told to slow down: over the limit the bot just stays quiet
+            if self._limited() and self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic()) != "ok":
+                return Outcome((), "throttled")
             entry = k.entries[candidates[0].id]
             return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=candidates[0].confidence)
         return Outcome((), "ignored")
 
     async def _escalate(self, ctx: Context, escalation: Escalation) -> Outcome:
+        """A red flag is never silenced by flood control, but the same escalation goes out at most once per
+        ``safety.repeat_escalation_seconds`` per user and category.
+
+        Within that window a repeat gets a one-line reminder, and reminders count against the user's token bucket
+        like any message (the "slow down" turn is a reminder too, then silence). A first escalation always goes out
+        and spends one token per reply it sends, so 1,000 identical red-flag messages in a second still get at most
+        ``burst + 1`` replies. Only the escalation actually sent is logged (repeats add no rows).
+        """
         safety = self.settings.safety
-        category = ctx.k.red_flags.categories.get(escalation.category)
-        message = category.message if category is not None else ""
-        if await self.store.clear_triage(ctx.user):
-            message += "\n\n(I've stopped the back-pain check so you can deal with this first.)"
-        await self.store.log_escalation(ctx.user, escalation.level, escalation.category)
-        key = (f"{ctx.msg.platform}:{ctx.msg.user_id}", escalation.category)
-        if self._repeat.is_repeat(key, self._monotonic()):
-            verdict = self._limiter.check(key[0], self._monotonic())
+        who = f"{ctx.msg.platform}:{ctx.msg.user_id}"
+        now = self._monotonic()
+        stopped = await self.store.clear_triage(ctx.user)
+        if self._repeat.is_repeat((who, escalation.category), now):
+            verdict = self._limiter.check(who, now) if self._limited() else "ok"
             if verdict == "drop":
                 return Outcome((), "escalation", escalation=escalation)
             reminder = Reply(R.escalation_reminder(escalation, safety), escalation=escalation)
             return Outcome((reminder,), "escalation", escalation=escalation)
+        category = ctx.k.red_flags.categories.get(escalation.category)
+        message = category.message if category is not None else ""
+        if stopped:
+            message += "\n\n(I've stopped the back-pain check so you can deal with this first.)"
+        await self.store.log_escalation(ctx.user, escalation.level, escalation.category)
         full = R.escalation_text(message, escalation, safety)
         if ctx.msg.is_private:
             out: tuple[Reply, ...] = (Reply(full, escalation=escalation),)
         else:
             public = R.escalation_public(escalation, safety, ctx.msg.display_name)
             out = (Reply(public, escalation=escalation), Reply(full, escalation=escalation, private=True))
+        if self._limited():
+            self._limiter.take(who, len(out), now)
         return Outcome(out, "escalation", escalation=escalation)
 
     async def _notice(self, ctx: Context) -> None:

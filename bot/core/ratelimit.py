@@ -24,8 +24,7 @@ class RateLimiter:
         self.burst = max(1, burst)
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
-    def check(self, key: str, now: float) -> str:
-        """``ok`` to answer, ``warn`` to say "slow down" once, ``drop`` to stay quiet."""
+    def _refill(self, key: str, now: float) -> _Bucket:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = _Bucket(float(self.burst), now)
@@ -34,8 +33,13 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.tokens = min(self.burst, bucket.tokens + max(0.0, now - bucket.updated) * self.rate)
             bucket.updated = now
+        return bucket
+
+    def check(self, key: str, now: float) -> str:
+        """``ok`` to answer, ``warn`` to say "slow down" once, ``drop`` to stay quiet."""
+        bucket = self._refill(key, now)
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             if bucket.tokens >= 1.0:
@@ -45,6 +49,14 @@ class RateLimiter:
             return "drop"
         bucket.warned = True
         return "warn"
+
+    def take(self, key: str, n: int, now: float) -> None:
+        """Spend ``n`` tokens for messages that go out whatever the bucket says (a first red-flag escalation).
+
+        The bucket never goes below zero, so a burst of escalations still counts against the same budget.
+        """
+        bucket = self._refill(key, now)
+        bucket.tokens = max(0.0, bucket.tokens - n)
 
 
 class RepeatGuard:

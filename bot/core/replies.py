@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from bot.config import SafetySettings
 from bot.core.knowledge import FaqEntry, Knowledge
 from bot.core.messages import Choice, Escalation, Reply
@@ -11,6 +13,32 @@ EXPIRED = "That button has expired. Send me your question again, or /help to see
 SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
 EMPTY = "I didn't catch a question there. Ask me about lower back pain after running, or send /help."
 SLOW_DOWN = "You're sending messages faster than I can keep up. Please slow down; I'll answer again in a few seconds."
+
+
+#: characters never repeated from a display name: controls, format characters (zero-width, right-to-left
+#: overrides that would flip the rest of the reply), private-use, unassigned, surrogates and line breaks
+_NAME_DROP = frozenset({"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"})
+NAME_LIMIT = 64
+
+
+def clean_name(name: str, limit: int = NAME_LIMIT) -> str:
+    """A display name safe to put in a plain-text reply: one line, no control or direction characters, at most two
+    combining marks in a row, at most ``limit`` characters. Platform escaping (markdown) is the adapter's job."""
+    out: list[str] = []
+    marks = 0
+    for ch in unicodedata.normalize("NFC", name[: limit * 4]):
+        cat = unicodedata.category(ch)
+        if cat in _NAME_DROP:
+            ch, cat = " ", "Zs"
+        marks = marks + 1 if cat.startswith("M") else 0
+        if marks <= 2:
+            out.append(ch)
+    return " ".join("".join(out).split())[:limit].strip()
+
+
+def unknown_command(knowledge: Knowledge) -> str:
+    """For a command name the bot won't repeat back (not plain letters and digits)."""
+    return "I don't know that command.\n\n" + help_text(knowledge)
 
 
 def first_notice(safety: SafetySettings) -> str:
@@ -75,6 +103,7 @@ def escalation_text(message: str, escalation: Escalation, safety: SafetySettings
 
 
 def escalation_public(escalation: Escalation, safety: SafetySettings, name: str) -> str:
+    name = clean_name(name)
     who = f"{name}, " if name else ""
     if escalation.level == "emergency":
         return (
