@@ -6,10 +6,8 @@ import argparse
 import asyncio
 import json
 import logging
-import re
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--since", default="30d", help="period, e.g. 7d, 24h (default 30d)")
     sp.add_argument("--db", metavar="FILE", help="database file (default: from config)")
 
+    sp = sub.add_parser("faq", help="edit the FAQ from the terminal")
+    faq_sub = sp.add_subparsers(dest="faq_command", metavar="ACTION", required=True)
+    add = faq_sub.add_parser("add", help="add an entry interactively (asks for file, id, questions, answer, source)")
+    knowledge_arg(add)
+
     sp = sub.add_parser("followups", help="list follow-ups or send the due ones")
     sp.add_argument("action", choices=["list", "run-due"])
     sp.add_argument("--db", metavar="FILE", help="database file (default: from config)")
@@ -94,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "report": _report,
         "followups": _followups,
+        "faq": _faq,
     }[args.command]
     from bot.core.knowledge import KnowledgeError
 
@@ -237,20 +241,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
 
-_PERIOD = re.compile(r"^\s*(\d+)\s*([dhw])\s*$")
-
-
-def parse_period(text: str) -> timedelta:
-    m = _PERIOD.match(text)
-    if not m:
-        raise ValueError(f"period {text!r}: use a number and d, h or w, e.g. 7d")
-    n, unit = int(m.group(1)), m.group(2)
-    return {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
-
-
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.ports import SystemClock
-    from bot.core.reports import stats_report, unanswered_report
+    from bot.core.reports import describe_period, parse_period, stats_report, unanswered_report
     from bot.storage.sqlite import Store
 
     try:
@@ -258,13 +251,25 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"runbot: {exc}", file=sys.stderr)
         return 2
+    db = Path(args.db or settings.database.path)
+    if not await asyncio.to_thread(db.exists):
+        print(f"runbot: database {db} not found", file=sys.stderr)
+        return 2
     since = SystemClock().now() - period
-    async with Store(args.db or settings.database.path) as store:
+    async with Store(db) as store:
         if args.which == "unanswered":
-            print(unanswered_report(await store.unanswered(since=since)))
+            print(unanswered_report(await store.unanswered(since=since), period=describe_period(args.since)))
         else:
-            print(stats_report(await store.stats(since=since), f"the last {args.since}"))
+            print(stats_report(await store.stats(since=since), describe_period(args.since)))
     return 0
+
+
+async def _faq(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.faq_add import run_interactive
+
+    folder = Path(args.knowledge or settings.knowledge.path)
+    # the conversation blocks on stdin, so it runs in a thread and the loop stays free
+    return await asyncio.to_thread(run_interactive, folder, settings)
 
 
 async def _followups(args: argparse.Namespace, settings: Settings) -> int:

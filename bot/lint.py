@@ -5,14 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import Settings
-from bot.core.analysis import Analyzer
+from bot.core import replies as R
+from bot.core.analysis import STOP_STEMS, Analyzer
 from bot.core.faq import Candidate
-from bot.core.knowledge import Knowledge, KnowledgeError, load_knowledge
+from bot.core.knowledge import CHATTER_FILE, CHATTER_ID, Knowledge, KnowledgeError, load_knowledge
+from bot.core.text import normalize
 from bot.core.triage import reachable
 from bot.core.yamlio import Problem
 
-PLATFORM_LIMIT = 2000  # Discord's message limit, the smaller of the two platforms
+#: the smallest message limit of the platforms (Discord 2,000; Telegram 4,096): longer answers are split
+PLATFORM_LIMIT = 2000
 MIN_PHRASINGS = 3
+#: another entry scoring a phrasing this close to its own entry (or above it) is a collision
+TIE_POINTS = 3.0
 
 
 def _warn(file: str, line: int, message: str) -> Problem:
@@ -22,44 +27,106 @@ def _warn(file: str, line: int, message: str) -> Problem:
 def lint(k: Knowledge, settings: Settings) -> list[Problem]:
     """Warnings about valid knowledge that will still behave badly, and errors for failing examples."""
     out: list[Problem] = list(k.warnings)
-    confident = settings.matching.confident
     for entry in k.entries.values():
         if len(entry.questions) < MIN_PHRASINGS:
             out.append(_warn(entry.file, entry.line, f"entry '{entry.id}' has {len(entry.questions)} phrasing(s); "
                              f"give it at least {MIN_PHRASINGS} so runners' wordings find it"))
-        body = len(entry.title) + len(entry.answer) + len(entry.source or "") + 80
-        if body > PLATFORM_LIMIT:
-            out.append(_warn(entry.file, entry.line, f"answer of '{entry.id}' is about {body} characters with its "
-                             f"title and source; over {PLATFORM_LIMIT} it is split into several Discord messages"))
+        size = len(R.answer(entry, k).text)
+        if size > PLATFORM_LIMIT:
+            out.append(_warn(entry.file, entry.line, f"answer of '{entry.id}' is {size} characters with its title, "
+                             f"source and notice; over {PLATFORM_LIMIT} it is split into several Discord messages"))
+        out.extend(_examples(k, entry.id, settings))
+    out.extend(_collisions(k, settings))
+    out.extend(_synonyms(k))
+    out.extend(_triage(k))
+    return out
+
+
+def _collisions(k: Knowledge, settings: Settings) -> list[Problem]:
+    """Phrasings that another entry scores confidently and about as high as (or higher than) their own entry."""
+    confident = settings.matching.confident
+    out: list[Problem] = []
+    seen: set[tuple[frozenset[str], str]] = set()
+    for entry in k.entries.values():
         for question in entry.questions:
-            top = k.matcher.match(question, limit=1)
-            if top and top[0].id != entry.id and top[0].confidence >= confident:
-                other = k.entries[top[0].id]
+            candidates = k.matcher.match(question, limit=4)
+            own = next((c.confidence for c in candidates if c.id == entry.id), 0.0)
+            for c in candidates:
+                if c.id == entry.id or c.confidence < confident or c.confidence < own - TIE_POINTS:
+                    continue
+                key = (frozenset((entry.id, c.id)), " ".join(k.analyzer.terms(question)))
+                if key in seen:
+                    continue
+                seen.add(key)
+                if c.id == CHATTER_ID:
+                    out.append(_warn(entry.file, entry.line, f"phrasing {question!r} of '{entry.id}' looks like club "
+                                     f"chatter ({CHATTER_FILE}) at {c.confidence:.0f} vs {own:.0f}: the bot may stay "
+                                     "quiet on it"))
+                    continue
+                other = k.entries[c.id]
+                how = "more strongly than" if c.confidence > own + TIE_POINTS else "about as strongly as"
                 out.append(_warn(entry.file, entry.line, f"phrasing {question!r} of '{entry.id}' matches "
-                                 f"'{other.id}' ({other.file}:{other.line}) at {top[0].confidence:.0f}: the bot "
-                                 "cannot tell these apart"))
-        for example in entry.examples:
-            top = k.matcher.match(example, limit=2)
-            if not top or not _confident(top, settings):
-                out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' gets no confident "
-                                   "answer"))
-            elif top[0].id != entry.id:
-                out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' lands on "
-                                   f"'{top[0].id}' instead"))
+                                 f"'{other.id}' ({other.file}:{other.line}) {how} its own entry "
+                                 f"({c.confidence:.0f} vs {own:.0f}): the bot cannot tell these apart; give each "
+                                 "entry its own words"))
+    return out
+
+
+def _examples(k: Knowledge, entry_id: str, settings: Settings) -> list[Problem]:
+    """Run an entry's examples the way the engine would: red flags first, then a confident FAQ match."""
+    entry = k.entries[entry_id]
+    out: list[Problem] = []
+    for example in entry.examples:
+        flag = k.red_flags.detect(example)
+        if flag is not None:
+            # safety first: the bot escalates, which is right if the words describe a warning sign
+            out.append(_warn(entry.file, entry.line, f"example {example!r} of '{entry.id}' triggers the "
+                             f"'{flag.category}' red flag ({flag.level}), so the bot escalates instead of "
+                             "answering; reword the example unless it really describes a warning sign"))
+            continue
+        if not normalize(example):
+            out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' has no words"))
+            continue
+        top = k.matcher.match(example, limit=4)
+        if top and top[0].id == CHATTER_ID and top[0].confidence >= settings.matching.suggest:
+            out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' looks like club "
+                               f"chatter ({CHATTER_FILE}), so the bot gives no answer"))
+            continue
+        top = [c for c in top if c.id != CHATTER_ID]
+        if not top or not _confident(top, settings):
+            best = f" (best: '{top[0].id}' at {top[0].confidence:.0f})" if top else ""
+            out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' gets no confident "
+                               f"answer{best}"))
+        elif top[0].id != entry.id:
+            out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' lands on "
+                               f"'{top[0].id}' instead"))
+    return out
+
+
+def _synonyms(k: Knowledge) -> list[Problem]:
     used: set[str] = set()
     plain = Analyzer({})
     for entry in k.entries.values():
         for text in (*entry.questions, *entry.keywords, entry.title):
             used.update(k.analyzer.stems(text))
+    out: list[Problem] = []
     for canonical in k.synonyms:
         target = plain.stems(canonical)
-        if target and not set(target) <= used:
+        if not target or all(t in STOP_STEMS for t in target):
+            continue  # filler groups map to an ignored word on purpose
+        if not set(target) <= used:
             out.append(_warn("synonyms.yaml", 1, f"synonym target '{canonical}' is not used by any FAQ phrasing or "
                              "keyword, so its variants lead nowhere"))
+    return out
+
+
+def _triage(k: Knowledge) -> list[Problem]:
+    out: list[Problem] = []
     steps, outcomes = reachable(k.triage)
     for step in k.triage.steps.values():
         if step.id not in steps:
-            out.append(_warn("triage.yaml", step.line, f"step '{step.id}' cannot be reached from the start"))
+            out.append(_warn("triage.yaml", step.line, f"step '{step.id}' cannot be reached from the start "
+                             f"('{k.triage.start}')"))
     for outcome in k.triage.outcomes.values():
         if outcome.id not in outcomes:
             out.append(_warn("triage.yaml", outcome.line, f"outcome '{outcome.id}' cannot be reached"))
@@ -81,4 +148,4 @@ def check_folder(folder: Path, settings: Settings) -> list[Problem]:
         k = load_knowledge(folder)
     except KnowledgeError as exc:
         return exc.problems
-    return lint(k, settings)
+    return sorted(lint(k, settings))

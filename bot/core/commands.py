@@ -137,33 +137,38 @@ class Commands:
         return Outcome((Reply(text, private=private),), "command")
 
     async def faq(self, ctx: Context, args: str) -> Outcome:
+        """Moderators only (the adapter checked the role / admin status): reload, unanswered [7d], stats [7d]."""
         if not ctx.msg.is_moderator:
             text = "Sorry, the /faq commands are for the club's moderators."
             return Outcome((Reply(text, private=not ctx.msg.is_private),), "command")
-        sub = args.split()[0].lower() if args.split() else ""
+        # moderators asked where they want the answer (their channel or chat): reply there
+        from bot.core.reports import DEFAULT_PERIOD, describe_period, parse_period, stats_report, unanswered_report
+
+        words = args.split()
+        sub = words[0].lower() if words else ""
         store = self.engine.store
         if sub == "reload":
             if self.engine.reloader is None:
                 return Outcome((Reply("Reloading isn't available in this mode."),), "command")
             return Outcome((Reply(await self.engine.reloader()),), "command")
-        if sub == "unanswered":
-            from bot.core.reports import unanswered_report
-
-            since = self.engine.clock.now()
-            rows = await store.unanswered(since=_days_ago(since, 30))
-            return Outcome((Reply(unanswered_report(rows)),), "command")
-        if sub == "stats":
-            from bot.core.reports import stats_report
-
-            counts = await store.stats(since=_days_ago(self.engine.clock.now(), 30))
-            return Outcome((Reply(stats_report(counts, "the last 30 days")),), "command")
-        return Outcome((Reply("Moderator commands: /faq reload, /faq unanswered, /faq stats."),), "command")
-
-
-def _days_ago(now, days: int):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    return now - timedelta(days=days)
+        if sub in ("unanswered", "stats"):
+            period = words[1] if len(words) > 1 else DEFAULT_PERIOD
+            try:
+                since = self.engine.clock.now() - parse_period(period)
+            except ValueError as exc:
+                return Outcome((Reply(f"{exc}."),), "command")
+            if sub == "unanswered":
+                text = unanswered_report(await store.unanswered(since=since), period=describe_period(period))
+            else:
+                text = stats_report(await store.stats(since=since), describe_period(period))
+            return Outcome((Reply(text),), "command")
+        usage = (
+            "Moderator commands:\n"
+            "/faq reload – reload the knowledge files now (errors are listed with file:line)\n"
+            "/faq unanswered [7d] – most asked questions I couldn't answer\n"
+            "/faq stats [7d] – counts of what I did"
+        )
+        return Outcome((Reply(usage),), "command")
 
 
 __all__ = ["Commands", "parse_command", "to_db"]

@@ -3,77 +3,162 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.core.knowledge import KnowledgeError, load_knowledge
+from bot.core.knowledge import Knowledge, KnowledgeError, load_knowledge
 
 if TYPE_CHECKING:
     from bot.bootstrap import Runtime
 
 log = logging.getLogger(__name__)
 MAX_PROBLEMS_SHOWN = 15
+#: a change must stay still this long before it is loaded, so a save in progress is not read half-written
+SETTLE_SECONDS = 0.25
+#: give up waiting for a folder that keeps changing and load what is there (errors then keep the old version)
+MAX_SETTLE_ROUNDS = 8
+
+
+Snapshot = dict[str, bytes]
+
+
+def snapshot(path: Path) -> Snapshot:
+    """The bytes of every YAML file in the folder, read once (hidden files such as editors' temp files skipped)."""
+    out: Snapshot = {}
+    try:
+        files = sorted(f for f in path.glob("*.y*ml") if not f.name.startswith("."))
+    except OSError:
+        return out
+    for f in files:
+        try:
+            out[f.name] = f.read_bytes()
+        except OSError:  # removed or replaced between glob and read: the next poll sees the new state
+            continue
+    return out
+
+
+def digest(snap: Snapshot) -> str:
+    """Content digest: catches same-size rewrites within one mtime tick, which a size+mtime check misses."""
+    h = hashlib.sha256()
+    for name in sorted(snap):
+        h.update(name.encode() + b"\0" + snap[name] + b"\0\0")
+    return h.hexdigest()
+
+
+def fingerprint(path: Path) -> str:
+    return digest(snapshot(path))
+
+
+def load_snapshot(path: Path, snap: Snapshot) -> Knowledge:
+    """Validate and build the knowledge from the bytes read, not from the folder, which may change meanwhile."""
+    if not path.is_dir():
+        return load_knowledge(path)  # the error names the real folder
+    with tempfile.TemporaryDirectory(prefix="runbot-knowledge-") as scratch:
+        root = Path(scratch)
+        for name, data in snap.items():
+            (root / name).write_bytes(data)
+        try:
+            return load_knowledge(root)
+        except KnowledgeError as exc:  # folder-level problems name the scratch copy: name the real folder
+            fixed = [dataclasses.replace(p, file=str(path)) if p.file == str(root) else p for p in exc.problems]
+            raise KnowledgeError(fixed) from None
 
 
 class KnowledgeWatcher:
-    """Polls the folder's file stamps (cheap, no extra dependency) and reloads when they change."""
+    """Polls the folder's contents (cheap for a few YAML files, no extra dependency) and reloads when they change."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, settle_seconds: float = SETTLE_SECONDS) -> None:
         self.runtime = runtime
         self.path = runtime.knowledge_path
-        self._stamp = self._fingerprint()
+        self.settle_seconds = settle_seconds
+        self._stamp = fingerprint(self.path)
         self._lock = asyncio.Lock()
         self.last_error: str | None = None
-
-    def _fingerprint(self) -> tuple[tuple[str, int, int], ...]:
-        try:
-            files = sorted(self.path.glob("*.y*ml"))
-            return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
-        except OSError:
-            return ()
+        self.reloads = 0
+        self.failures = 0
 
     async def run(self) -> None:
+        """Poll forever (cancel the task to stop); a failing poll or reload is logged, never fatal."""
         interval = self.runtime.settings.knowledge.poll_seconds
         while True:
             await asyncio.sleep(interval)
-            stamp = await asyncio.to_thread(self._fingerprint)
-            if stamp != self._stamp:
-                self._stamp = stamp
-                await self.reload_now()
+            try:
+                stamp = await asyncio.to_thread(fingerprint, self.path)
+                if stamp != self._stamp:
+                    await self.reload_now()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("knowledge watcher: poll failed; trying again")
+
+    async def _settled(self) -> Snapshot:
+        """Read the folder until two reads ``settle_seconds`` apart agree (an editor or `cp` may still be writing)."""
+        snap = await asyncio.to_thread(snapshot, self.path)
+        for _ in range(MAX_SETTLE_ROUNDS):
+            await asyncio.sleep(self.settle_seconds)
+            again = await asyncio.to_thread(snapshot, self.path)
+            if again == snap:
+                break
+            snap = again
+        return snap
 
     async def reload_now(self) -> str:
-        """Load, validate, swap; returns what happened in words for moderators."""
+        """Load, validate, swap; returns what happened in words for moderators (also the /faq reload reply)."""
         async with self._lock:
-            self._stamp = await asyncio.to_thread(self._fingerprint)
+            snap = await self._settled()
+            self._stamp = digest(snap)
+            new: Knowledge | None = None
             try:
-                new = await asyncio.to_thread(load_knowledge, self.path)
+                new = await asyncio.to_thread(load_snapshot, self.path, snap)
+                problem_text = ""
             except KnowledgeError as exc:
-                errors = [str(p) for p in exc.problems if p.severity == "error"]
-                shown = errors[:MAX_PROBLEMS_SHOWN]
-                more = f"\n… and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
-                text = (
-                    "⚠️ The knowledge files have errors, so I'm still serving the last good version:\n"
-                    + "\n".join(shown) + more
+                problem_text = self._describe(exc)
+            except Exception as exc:  # unreadable bytes, a full disk: never kill the bot
+                log.warning("knowledge reload could not read the files", exc_info=True)
+                problem_text = (
+                    "⚠️ I couldn't read the knowledge files "
+                    f"({type(exc).__name__}: {exc}), so I'm still serving the last good version."
                 )
-                log.warning("knowledge reload failed: %s", "; ".join(errors[:MAX_PROBLEMS_SHOWN]))
-                if text != self.last_error:
-                    self.last_error = text
-                    await self._notify(text)
-                return text
-            except Exception as exc:  # a failed load never kills the process
-                log.exception("knowledge reload crashed")
-                return f"⚠️ Reload failed ({type(exc).__name__}); still serving the last good version."
+            if new is None:
+                self.failures += 1
+                log.warning("knowledge reload failed, keeping version %s: %s",
+                            self.runtime.knowledge.current.version, problem_text.replace("\n", "; "))
+                if problem_text != self.last_error:
+                    self.last_error = problem_text
+                    await self._notify(problem_text)
+                return problem_text
             old = self.runtime.knowledge.current
-            self.runtime.knowledge.swap(new)
+            self.runtime.knowledge.swap(new)  # one assignment: a message in flight keeps the snapshot it took
+            self.reloads += 1
+            removed = sorted(set(old.entries) - set(new.entries))
             text = f"✅ Knowledge reloaded: {len(new.entries)} FAQ entries (version {new.version})."
-            log.info("knowledge reloaded: version %s -> %s", old.version, new.version)
+            if removed:
+                text += " Entries no longer there: " + ", ".join(removed[:MAX_PROBLEMS_SHOWN]) + "."
+            log.info("knowledge reloaded: version %s -> %s%s", old.version, new.version,
+                     f"; removed {', '.join(removed)}" if removed else "")
             if self.last_error is not None:
                 self.last_error = None
+                await self._notify(text + " The earlier errors are fixed.")
+            elif removed:  # answers disappearing is never silent
                 await self._notify(text)
             return text
 
+    @staticmethod
+    def _describe(exc: KnowledgeError) -> str:
+        errors = [str(p) for p in exc.problems if p.severity == "error"]
+        shown = errors[:MAX_PROBLEMS_SHOWN]
+        more = f"\n… and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""
+        return (
+            "⚠️ The knowledge files have errors, so I'm still serving the last good version:\n"
+            + "\n".join(shown) + more
+        )
+
     async def _notify(self, text: str) -> None:
-        for adapter in self.runtime.adapters.values():
+        for adapter in list(self.runtime.adapters.values()):
             notify = getattr(adapter, "notify_moderators", None)
             if notify is None:
                 continue

@@ -1,0 +1,300 @@
+"""`runbot faq add`: an interactive console helper that appends one FAQ entry, keeping the file's comments and order."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import LiteralScalarString
+
+from bot.config import Settings
+from bot.core.knowledge import FAQ_GLOB, MAX_TITLE, KnowledgeError, load_knowledge
+from bot.core.schema import KEBAB
+from bot.core.yamlio import Problem
+from bot.lint import lint
+
+NEW_FILE_HEADER = (
+    "# FAQ: {topic}\n"
+    "# Format: see knowledge/README.md. Check your edits with `runbot check knowledge`.\n"
+    "entries:\n"
+)
+
+
+class Aborted(Exception):
+    """Input ended (Ctrl-D) or the moderator gave up: nothing was written."""
+
+
+def _yaml() -> YAML:
+    y = YAML()  # round-trip mode: comments, key order and quoting survive
+    y.preserve_quotes = True
+    y.width = 1_000_000  # never fold long lines
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+@dataclass
+class NewEntry:
+    id: str
+    title: str | None
+    questions: list[str]
+    answer: str
+    source: str | None
+
+    def to_yaml(self) -> CommentedMap:
+        m = CommentedMap()
+        m["id"] = self.id
+        if self.title:
+            m["title"] = self.title
+        qs = CommentedSeq(self.questions)
+        m["questions"] = qs
+        text = self.answer.rstrip("\n") + "\n"
+        m["answer"] = LiteralScalarString(text) if "\n" in text.rstrip("\n") or len(text) > 80 else text.rstrip("\n")
+        if self.source:
+            m["source"] = self.source
+        return m
+
+
+def existing_ids(folder: Path) -> dict[str, str]:
+    """Every entry id in the folder's FAQ files -> file name (read leniently: a broken file adds none)."""
+    ids: dict[str, str] = {}
+    for f in sorted(folder.glob(FAQ_GLOB)):
+        try:
+            data = _yaml().load(f.read_text(encoding="utf-8"))
+        except (OSError, YAMLError, UnicodeDecodeError):
+            continue
+        entries = data.get("entries") if isinstance(data, dict) else None
+        for e in entries or []:
+            if isinstance(e, dict) and isinstance(e.get("id"), str):
+                ids.setdefault(e["id"], f.name)
+    return ids
+
+
+def render_entry(entry: NewEntry, indent: int) -> str:
+    """The entry as a block list item, indented to sit in an `entries:` list whose dashes are at ``indent``."""
+    out = io.StringIO()
+    _yaml().dump([entry.to_yaml()], out)
+    pad = " " * indent
+    text = textwrap.dedent(out.getvalue())  # ruamel puts the top-level dash at the sequence offset
+    return "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True))
+
+
+def add_to_text(original: str, entry: NewEntry) -> str:
+    """The file's text with the entry appended to its `entries` list; every existing byte stays where it was.
+
+    The new item is appended as text after the last entry when `entries` is the file's last block list (the usual
+    layout), so nothing else is re-emitted; other layouts go through a full ruamel round trip.
+    """
+    y = _yaml()
+    data = y.load(original) if original.strip() else None
+    if data is None:
+        return original + ("" if original.endswith("\n") or not original else "\n") + "entries:\n" + render_entry(
+            entry, 2
+        )
+    if not isinstance(data, CommentedMap):
+        raise ValueError("the file is not a mapping with an 'entries' list")
+    entries = data.get("entries")
+    keys = list(data.keys())
+    block = isinstance(entries, CommentedSeq) and len(entries) > 0 and not entries.fa.flow_style()
+    if block and keys[-1] == "entries":
+        first_line = entries.lc.item(0)[0]
+        line_text = original.splitlines()[first_line]
+        indent = len(line_text) - len(line_text.lstrip(" "))
+        base = original if original.endswith("\n") else original + "\n"
+        return base + "\n" + render_entry(entry, indent)
+    if entries is None:
+        data["entries"] = CommentedSeq()
+        entries = data["entries"]
+    if not isinstance(entries, list):
+        raise ValueError("'entries' is not a list")
+    entries.append(entry.to_yaml())
+    out = io.StringIO()
+    y.dump(data, out)
+    return out.getvalue()
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write next to the file and rename over it: the running bot never reads a half-written file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        if path.exists():
+            shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_with(folder: Path, file_name: str, text: str, settings: Settings) -> tuple[bool, list[Problem]]:
+    """Whether the folder still loads with ``file_name`` replaced by ``text``, and every check problem then.
+
+    Checked on a scratch copy, so the running bot never sees a broken file.
+    """
+    with tempfile.TemporaryDirectory(prefix="runbot-faq-add-") as scratch:
+        copy = Path(scratch) / "knowledge"
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".*"))
+        (copy / file_name).write_text(text, encoding="utf-8")
+        try:
+            k = load_knowledge(copy)
+        except KnowledgeError as exc:
+            return False, exc.problems
+        return True, sorted(lint(k, settings))
+
+
+class FaqAdd:
+    """The conversation; ``ask`` reads one line (None at end of input), ``say`` prints."""
+
+    def __init__(
+        self,
+        folder: Path,
+        settings: Settings,
+        ask: Callable[[str], str | None] | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.settings = settings
+        self._ask = ask or _stdin_line
+        self._say = say or print
+
+    def line(self, prompt: str) -> str:
+        got = self._ask(prompt)
+        if got is None:
+            raise Aborted("input ended")
+        return got.rstrip("\r\n")
+
+    def lines(self, prompt: str) -> list[str]:
+        self._say(prompt + " (one per line; an empty line ends)")
+        out: list[str] = []
+        while True:
+            text = self.line("  > ")
+            if not text.strip():
+                return out
+            out.append(text)
+
+    def choose_file(self) -> tuple[Path, bool]:
+        files = sorted(self.folder.glob(FAQ_GLOB))
+        self._say("Which FAQ file should the entry go into?")
+        for i, f in enumerate(files, 1):
+            self._say(f"  {i}. {f.name}")
+        self._say("  or type a new name, e.g. faq-nutrition.yaml")
+        while True:
+            text = self.line("File: ").strip()
+            if text.isdigit() and 1 <= int(text) <= len(files):
+                return files[int(text) - 1], False
+            name = text if text.endswith(".yaml") else f"{text}.yaml"
+            if not name.startswith("faq"):
+                name = f"faq-{name}"
+            if any(f.name == name for f in files):
+                return self.folder / name, False
+            stem = name[: -len(".yaml")]
+            if not text or "/" in name or not KEBAB.match(stem):
+                self._say("Please type a number from the list, or a new name like faq-nutrition.yaml "
+                          "(lowercase words joined by '-').")
+                continue
+            return self.folder / name, True
+
+    def choose_id(self) -> str:
+        taken = existing_ids(self.folder)
+        while True:
+            eid = self.line("Id (lowercase words joined by '-', e.g. hill-running): ").strip()
+            if not KEBAB.match(eid):
+                self._say(f"'{eid}' isn't a valid id: use lowercase letters and digits, words joined by '-' "
+                          "(like shoe-replacement). Try again.")
+            elif len(f"faq:{eid}".encode()) > 64:
+                self._say("That id is too long (at most 60 characters). Try a shorter one.")
+            elif eid in taken:
+                self._say(f"There is already an entry '{eid}' (in {taken[eid]}). Pick another id.")
+            else:
+                return eid
+
+    def collect(self) -> NewEntry:
+        eid = self.choose_id()
+        while True:
+            title = self.line(f"Title for buttons (optional, at most {MAX_TITLE} characters; empty to skip): ").strip()
+            if len(title) <= MAX_TITLE:
+                break
+            self._say(f"That title has {len(title)} characters; please keep it to {MAX_TITLE}.")
+        while True:
+            questions = [q.strip() for q in self.lines("Questions: ways runners ask this, in their own words")]
+            if questions:
+                break
+            self._say("An entry needs at least one question.")
+        if len(questions) < 3:
+            self._say("Tip: 3 or more phrasings help the bot find this entry (you can add more later).")
+        while True:
+            answer = "\n".join(line.rstrip() for line in self.lines("Answer"))
+            if answer.strip():
+                break
+            self._say("The answer can't be empty.")
+        source = self.line("Source (a public reference with its web address; empty to skip): ").strip()
+        return NewEntry(eid, title or None, questions, answer.strip("\n"), source or None)
+
+    def run(self) -> int:
+        """0 when the entry was written and the check has no errors; 1 otherwise (nothing written on errors)."""
+        try:
+            path, new_file = self.choose_file()
+            entry = self.collect()
+        except Aborted:
+            self._say("\nStopped: nothing was written.")
+            return 1
+        if new_file:
+            original = NEW_FILE_HEADER.format(topic=path.stem.removeprefix("faq-").replace("-", " "))
+        else:
+            original = path.read_text(encoding="utf-8")
+        try:
+            text = add_to_text(original, entry)
+        except (ValueError, YAMLError) as exc:
+            self._say(f"I couldn't add to {path.name}: {exc}. Fix the file first (runbot check), then try again.")
+            return 1
+        loads, problems = check_with(self.folder, path.name, text, self.settings)
+        errors = [p for p in problems if p.severity == "error"]
+        if not loads:
+            self._say(f"The entry would make the knowledge invalid, so I didn't write {path.name}:")
+            for p in errors:
+                self._say(f"  {p}")
+            return 1
+        atomic_write(path, text)
+        self._say(f"Added '{entry.id}' to {path.name}{' (new file)' if new_file else ''}.")
+        warnings = [p for p in problems if p.severity != "error"]
+        mine = [p for p in warnings if f"'{entry.id}'" in p.message]
+        if errors:
+            self._say(f"runbot check: {len(errors)} error(s) — the bot runs, but these examples now fail "
+                      "(reword the new questions or the examples):")
+            for p in errors:
+                self._say(f"  {p}")
+        else:
+            self._say(f"runbot check: OK, {len(warnings)} warning(s) in the folder"
+                      + (f", {len(mine)} about the new entry:" if mine else "."))
+        for p in mine:
+            self._say(f"  {p}")
+        self._say("The running bot picks the change up by itself within a few seconds.")
+        return 1 if errors else 0
+
+
+def _stdin_line(prompt: str) -> str | None:
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    line = sys.stdin.readline()
+    return line if line else None
+
+
+def run_interactive(folder: Path, settings: Settings) -> int:
+    """Entry point for `runbot faq add` (blocking: call it in a thread from async code)."""
+    if not folder.is_dir():
+        print(f"runbot: knowledge folder {folder} not found", file=sys.stderr)
+        return 2
+    return FaqAdd(folder, settings).run()
+
+
+__all__ = ["FaqAdd", "NewEntry", "add_to_text", "atomic_write", "existing_ids", "run_interactive"]
