@@ -87,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command in ("ask", "eval", "check"):
         logging.getLogger().setLevel(logging.WARNING)
+    # aiosqlite logs every statement with its parameters at DEBUG; those can include stored question text
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
     for warning in settings.warnings:
         log.warning(warning)
     handler = {
