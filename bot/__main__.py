@@ -115,8 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.adapters.console import ConsoleAdapter
     from bot.bootstrap import build
+    from bot.core.engine import EngineOptions
 
-    runtime = build(settings, knowledge_path=args.knowledge, db_path=args.db)
+    # one local user at a keyboard (or a pasted script): flood control is for public chats
+    options = EngineOptions(rate_limit=False)
+    runtime = build(settings, knowledge_path=args.knowledge, db_path=args.db, options=options)
     async with runtime:
         console = ConsoleAdapter(runtime.engine)
         runtime.add_adapter(console)

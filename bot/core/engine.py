@@ -199,8 +199,10 @@ class Engine:
         if not normalize(text):
             return Outcome((Reply(R.EMPTY),), "empty")
         candidates = k.matcher.match(text, limit=max(3, m.max_suggestions) + 1)
+        if not k.analyzer.terms(text):
+            return Outcome((R.greeting(k),), "fallback")  # "hi", "thanks", "ok": nothing to answer or record
         if candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
-            return Outcome((R.fallback(k),), "fallback", confidence=0.0)
+            return Outcome((R.fallback(k, noted=False),), "fallback", confidence=0.0)
         candidates = [c for c in candidates if c.id != CHATTER_ID]
         top = candidates[0] if candidates else None
         if top is not None and self.is_confident(candidates):
@@ -216,9 +218,10 @@ class Engine:
                 confidence=top.confidence if top else 0.0,
                 alternatives=tuple(e.id for e in entries),
             )
-        if self.options.record_unanswered and len(normalize(text).split()) >= 2:
+        noted = self.options.record_unanswered and len(normalize(text).split()) >= 2
+        if noted:
             await self.store.record_unanswered(normalize(text)[:300])
-        return Outcome((R.fallback(k),), "fallback", confidence=top.confidence if top else 0.0)
+        return Outcome((R.fallback(k, noted=noted),), "fallback", confidence=top.confidence if top else 0.0)
 
     def is_confident(self, candidates: list[Candidate]) -> bool:
         """Answer when the best match is confident, or likely and well ahead of the runner-up."""

@@ -82,14 +82,30 @@ def did_you_mean(entries: list[FaqEntry]) -> Reply:
     return Reply("I'm not quite sure what you mean. Did you mean one of these?", choices=choices)
 
 
-def fallback(knowledge: Knowledge) -> Reply:
+def _topics(knowledge: Knowledge) -> str:
     titles = [e.title for e in knowledge.entries.values() if e.id not in ("about-bot", "privacy")][:10]
+    return "; ".join(titles)
+
+
+_NEXT_STEPS = (Choice("Start a back-pain check", "cmd:triage"), Choice("Help", "cmd:help"))
+
+
+def fallback(knowledge: Knowledge, *, noted: bool = True) -> Reply:
+    head = "Sorry, I don't have an answer for that yet"
+    head += " — I've noted the question for the moderators." if noted else "."
     text = (
-        "Sorry, I don't have an answer for that yet — I've noted the question for the moderators.\n\n"
-        "I can help with lower back pain after running, for example: " + "; ".join(titles) + ".\n"
+        f"{head}\n\nI can help with lower back pain after running, for example: {_topics(knowledge)}.\n"
         "Try asking in other words, send /triage for a short guided check, or /help."
     )
-    return Reply(text, choices=(Choice("Start a back-pain check", "cmd:triage"), Choice("Help", "cmd:help")))
+    return Reply(text, choices=_NEXT_STEPS)
+
+
+def greeting(knowledge: Knowledge) -> Reply:
+    text = (
+        "Hi! 👋 Ask me anything about lower back pain after running, in your own words — for example: "
+        f"{_topics(knowledge)}. Or send /triage for a short guided check."
+    )
+    return Reply(text, choices=_NEXT_STEPS)
 
 
 def escalation_text(message: str, escalation: Escalation, safety: SafetySettings) -> str:

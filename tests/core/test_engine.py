@@ -136,3 +136,11 @@ async def test_red_flag_at_the_end_of_a_long_message_still_escalates(quiet_runti
     assert len(text) > 3000
     out = await quiet_runtime.engine.handle(dm(text))
     assert out.escalation is not None and out.escalation.level == "emergency"
+
+
+async def test_greetings_get_a_greeting_and_are_not_recorded(quiet_runtime: Runtime) -> None:
+    for text in ["hi", "thanks!", "hello there"]:
+        out = await quiet_runtime.engine.handle(dm(text))
+        assert out.faq_id is None and out.replies, text
+        assert "noted" not in out.replies[0].text
+    assert await quiet_runtime.store.unanswered() == []
