@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -158,13 +159,10 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
             outcome = await engine.handle(IncomingMessage("cli", "cli-0", "cli-0", text=args.json))
             print(json.dumps(_ask_result(outcome), ensure_ascii=False))
             return 0
-        loop = asyncio.get_running_loop()
+        lines = _stdin_lines()
         n = 0
         out = sys.stdout
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                break
+        while (line := await lines.get()) is not None:
             if not line.strip():
                 continue
             n += 1
@@ -178,8 +176,30 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             outcome = await engine.handle(IncomingMessage("cli", f"cli-{n}", f"cli-{n}", text=text))
             out.write(json.dumps(_ask_result(outcome), ensure_ascii=False) + "\n")
+            if lines.empty():
+                out.flush()  # a caller feeding one line at a time gets each answer at once
         out.flush()
     return 0
+
+
+def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of stdin, read by a thread without a loop round trip per line; None marks the end."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        try:
+            if hasattr(sys.stdin, "reconfigure"):
+                sys.stdin.reconfigure(errors="replace")  # a stray invalid byte is one bad line, not the end
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, json.dumps({"unreadable": str(exc)}))
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return queue
 
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:

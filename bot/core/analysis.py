@@ -77,7 +77,7 @@ class Analyzer:
         return [w for w in self.stems(text) if w not in STOP_STEMS]
 
     def _apply_synonyms(self, words: list[str]) -> list[str]:
-        if not self._rules:
+        if not self._rules or self._rules.keys().isdisjoint(words):
             return words
         out: list[str] = []
         i = 0

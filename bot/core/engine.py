@@ -135,14 +135,13 @@ class Engine:
                 return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(k)),), "command"))
             return self._with_prefix(ctx, await self.commands.dispatch(ctx, stripped))
         if msg.is_private:
-            state = await self.store.get_triage(user)
+            state, awaiting = await self.store.conversation(user)
             if state is not None and state.flow_id == k.triage.id:
                 return self._with_prefix(ctx, await self._triage_text(ctx, state, stripped))
-            awaiting = await self.followups.awaiting(user)
             if awaiting is not None:
                 answer = self.followups.parse_answer(stripped)
                 if answer is not None:
-                    return self._with_prefix(ctx, await self.followups.answer(ctx, awaiting.id, answer))
+                    return self._with_prefix(ctx, await self.followups.answer(ctx, awaiting, answer))
         return self._with_prefix(ctx, await self.answer_question(ctx, stripped))
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:

@@ -8,9 +8,10 @@ size of the FAQ; rapidfuzz forgives typos in a term and scores the wording again
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +25,9 @@ QUESTION_STRENGTH = 0.85
 UNKNOWN_WEIGHT = 1.2
 #: bigrams add evidence on top of their words
 BIGRAM_FACTOR = 0.6
+#: a term in more entries than this (and this share of the FAQ) only adds to entries rarer terms found
+COMMON_MIN_ENTRIES = 200
+COMMON_SHARE = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,8 @@ class FaqMatcher:
             self._phrases.append([p for p in phrases if p])
         n = max(1, len(entries))
         self._postings = {f: tuple(p.items()) for f, p in postings.items()}
+        self._posting_maps = postings
+        self._common_cap = max(COMMON_MIN_ENTRIES, int(COMMON_SHARE * n))
         self._idf = {f: math.log(1.0 + n / len(p)) for f, p in postings.items()}
         self._vocab_by_len: dict[int, list[str]] = defaultdict(list)
         for f in postings:
@@ -121,37 +127,38 @@ class FaqMatcher:
         if not terms:
             return []
         total = 0.0
-        scores: dict[int, float] = defaultdict(float)
+        weighted: list[tuple[float, tuple[tuple[str, float], ...]]] = []
         for term in terms:
             expansions = self._expand(term)
             if not expansions:
                 total += UNKNOWN_WEIGHT
                 continue
-            total += max(self._idf[f] * sim for f, sim in expansions)
-            best: dict[int, float] = {}
-            for feature, sim in expansions:
-                idf = self._idf[feature]
-                for idx, strength in self._postings[feature]:
-                    value = idf * sim * strength
-                    if value > best.get(idx, 0.0):
-                        best[idx] = value
-            for idx, value in best.items():
-                scores[idx] += value
-        coverage_scores = {idx: s / total for idx, s in scores.items()}
+            weight = max(self._idf[f] * sim for f, sim in expansions)
+            total += weight
+            weighted.append((weight, expansions))
+        # Rare terms first. A common term (in more than `common_cap` entries) only adds to entries that a rarer term
+        # already found, so the work follows the message's specific words, not the size of the FAQ.
+        weighted.sort(key=lambda item: -item[0])
+        unigram: dict[int, float] = defaultdict(float)
+        for _, expansions in weighted:
+            self._accumulate(unigram, expansions)
+        scores = dict(unigram)
         for pair in bigrams(terms):
-            posting = self._postings.get(pair)
-            if posting:
-                idf = self._idf[pair]
-                for idx, strength in posting:
-                    scores[idx] += BIGRAM_FACTOR * idf * strength
+            if pair in self._postings:
+                self._accumulate(scores, ((pair, 1.0),), factor=BIGRAM_FACTOR)
         if not scores:
             return []
         p = self.params
+        if len(scores) > 4 * p.shortlist:
+            scores = {i: scores[i] for i in heapq.nlargest(4 * p.shortlist, scores, key=scores.__getitem__)}
+        def coverage(idx: int) -> float:
+            return unigram.get(idx, 0.0) / total
+
         lexical = {
-            idx: 100.0 * (1.0 - math.exp(-s / p.saturation)) * min(1.0, coverage_scores[idx]) ** p.coverage_power
+            idx: 100.0 * (1.0 - math.exp(-s / p.saturation)) * min(1.0, coverage(idx)) ** p.coverage_power
             for idx, s in scores.items()
         }
-        shortlist = sorted(lexical, key=lambda i: -lexical[i])[: p.shortlist]
+        shortlist = heapq.nlargest(p.shortlist, lexical, key=lexical.__getitem__)
         query = " ".join(terms)
         out: list[Candidate] = []
         for idx in shortlist:
@@ -161,5 +168,28 @@ class FaqMatcher:
                 phrase = float(best_phrase[1]) if best_phrase else 0.0
             conf = (1.0 - p.phrase_weight) * lexical[idx] + p.phrase_weight * phrase * (lexical[idx] / 100.0) ** 0.25
             out.append(Candidate(self.ids[idx], round(min(100.0, conf), 1), lexical[idx], phrase))
-        out.sort(key=lambda c: -c.confidence)
+        out.sort(key=lambda c: (-c.confidence, c.id))
         return out[:limit]
+
+    def _accumulate(
+        self, scores: dict[int, float], expansions: tuple[tuple[str, float], ...], factor: float = 1.0
+    ) -> None:
+        """Add one term's evidence (its best expansion per entry) to ``scores``."""
+        size = sum(len(self._postings[f]) for f, _ in expansions)
+        restrict = size > self._common_cap and bool(scores)
+        best: dict[int, float] = {}
+        for feature, sim in expansions:
+            weight = self._idf[feature] * sim * factor
+            if restrict:
+                lookup = self._posting_maps[feature]
+                pairs: Iterable[tuple[int, float]] = (
+                    (idx, lookup[idx]) for idx in scores if idx in lookup
+                )
+            else:
+                pairs = self._postings[feature]
+            for idx, strength in pairs:
+                value = weight * strength
+                if value > best.get(idx, 0.0):
+                    best[idx] = value
+        for idx, value in best.items():
+            scores[idx] = scores.get(idx, 0.0) + value

@@ -25,9 +25,16 @@ def _keep_char(ch: str) -> str:
     return " "
 
 
+#: for plain ASCII text the Unicode steps are the identity: one translate does the same work much faster
+_ASCII_FOLD = {c: (None if chr(c) in _APOSTROPHES else " ") for c in range(128) if not chr(c).isalnum()}
+
+
 def fold(text: str) -> str:
     """NFKC, case-folded, accents stripped, apostrophes removed, everything else but letters and digits a space."""
-    text = unicodedata.normalize("NFKC", text[:MAX_MATCH_CHARS]).casefold()
+    text = text[:MAX_MATCH_CHARS]
+    if text.isascii():
+        return text.lower().translate(_ASCII_FOLD)
+    text = unicodedata.normalize("NFKC", text).casefold()
     text = unicodedata.normalize("NFKD", text)
     return "".join(_keep_char(ch) for ch in text)
 

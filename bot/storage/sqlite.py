@@ -157,11 +157,13 @@ class Store:
         found = await self.find_user(platform, platform_user_id)
         if found is None:
             async with self._lock:
-                await self.db.execute(
-                    "INSERT OR IGNORE INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?)",
+                async with self.db.execute(
+                    "INSERT INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (platform, platform_user_id) DO NOTHING RETURNING *",
                     (platform, platform_user_id, to_db(self._now())),
-                )
-            found = await self.find_user(platform, platform_user_id)
+                ) as cur:
+                    row = await cur.fetchone()
+            found = _user(row) if row else await self.find_user(platform, platform_user_id)
             assert found is not None
         self._user_cache[key] = found
         return found
@@ -192,11 +194,23 @@ class Store:
             row = await cur.fetchone()
         if row is None:
             return None
-        try:
-            answers = tuple((str(a[0]), int(a[1])) for a in json.loads(row["answers"]))
-        except (ValueError, TypeError, IndexError):
-            answers = ()
-        return StoredTriage(row["flow_id"], row["step_id"], answers, row["chat_id"])
+        return StoredTriage(row["flow_id"], row["step_id"], _answers(row["answers"]), row["chat_id"])
+
+    async def conversation(self, user: User) -> tuple[StoredTriage | None, int | None]:
+        """In one round trip: the user's triage position and the id of a check-in awaiting their answer."""
+        async with self.db.execute(
+            "SELECT t.flow_id, t.step_id, t.answers, t.chat_id,"
+            " (SELECT id FROM followups WHERE user_id = ? AND state = 'awaiting' ORDER BY id DESC LIMIT 1) AS fu"
+            " FROM (SELECT 1) LEFT JOIN triage_state t ON t.user_id = ?",
+            (user.id, user.id),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None, None
+        triage = None
+        if row["flow_id"] is not None:
+            triage = StoredTriage(row["flow_id"], row["step_id"], _answers(row["answers"]), row["chat_id"])
+        return triage, row["fu"]
 
     async def save_triage(self, user: User, state: StoredTriage) -> None:
         await self.db.execute(
@@ -455,6 +469,13 @@ class Store:
 _FOLLOWUP_SELECT = (
     "SELECT f.*, u.platform_user_id AS platform_user_id FROM followups f JOIN users u ON u.id = f.user_id"
 )
+
+
+def _answers(text: str) -> tuple[tuple[str, int], ...]:
+    try:
+        return tuple((str(a[0]), int(a[1])) for a in json.loads(text))
+    except (ValueError, TypeError, IndexError, KeyError):
+        return ()
 
 
 def _user(row: aiosqlite.Row) -> User:
