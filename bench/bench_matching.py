@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
 EVAL_FAQ = Path(__file__).resolve().parent.parent / "tests" / "data" / "faq_dev.jsonl"
-SHIPPED_FILES = ("triage.yaml", "red_flags.yaml", "synonyms.yaml")
+SHIPPED_FILES = ("triage.yaml", "red_flags.yaml", "synonyms.yaml", "chatter.yaml")
 SEED = 8
 PHRASINGS = 5
 

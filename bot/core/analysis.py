@@ -66,6 +66,13 @@ class Analyzer:
         for options in rules.values():
             options.sort(key=lambda rule: -len(rule[0]))
         self._rules = rules
+        # the usual case, one word for one word, done with a dict lookup per word
+        self._one_to_one = {
+            src[0]: tgt[0] for src, tgt in (opts[0] for opts in rules.values()) if len(src) == 1 and len(tgt) == 1
+        }
+        self._complex = frozenset(
+            first for first, opts in rules.items() if any(len(src) > 1 or len(tgt) != 1 for src, tgt in opts)
+        )
 
     def stems(self, text: str) -> list[str]:
         """Stemmed words with synonyms applied, stopwords kept (red flags and lint use this too)."""
@@ -77,18 +84,30 @@ class Analyzer:
         return [w for w in self.stems(text) if w not in STOP_STEMS]
 
     def _apply_synonyms(self, words: list[str]) -> list[str]:
-        if not self._rules or self._rules.keys().isdisjoint(words):
+        rules = self._rules
+        if not rules or rules.keys().isdisjoint(words):
             return words
+        if self._complex.isdisjoint(words):
+            one = self._one_to_one
+            return [one.get(w, w) for w in words]
         out: list[str] = []
         i = 0
-        while i < len(words):
-            for source, target in self._rules.get(words[i], ()):
-                if tuple(words[i : i + len(source)]) == source:
-                    out.extend(target)
-                    i += len(source)
-                    break
+        n = len(words)
+        while i < n:
+            word = words[i]
+            options = rules.get(word)
+            if options is not None:
+                for source, target in options:
+                    size = len(source)
+                    if size == 1 or tuple(words[i : i + size]) == source:
+                        out.extend(target)
+                        i += size
+                        break
+                else:
+                    out.append(word)
+                    i += 1
             else:
-                out.append(words[i])
+                out.append(word)
                 i += 1
         return out
 

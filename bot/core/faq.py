@@ -57,7 +57,7 @@ class MatchParams:
     coverage_power: float = 0.3
     phrase_weight: float = 0.3
     fuzzy_cutoff: float = 84.0
-    shortlist: int = 12
+    shortlist: int = 30
 
 
 class FaqMatcher:

@@ -11,6 +11,7 @@ MAX_MATCH_CHARS = 2000
 _APOSTROPHES = "'\u2019\u2018\u02bc`\u00b4"
 _REPEATS = re.compile(r"([a-z])\1{2,}")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_DIGITS = frozenset("0123456789")
 _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[a-z]{2,})|(?<=[a-z]{2})(?=\d)")
 
 
@@ -42,9 +43,11 @@ def fold(text: str) -> str:
 def normalize(text: str) -> str:
     """The canonical form of a message: folded, repeated letters squeezed, single spaces, ASCII words."""
     folded = fold(text)
-    folded = _NON_WORD.sub(" ", folded)
+    if not folded.isascii():
+        folded = _NON_WORD.sub(" ", folded)
     folded = _REPEATS.sub(r"\1\1", folded)
-    folded = _DIGIT_LETTER.sub(" ", folded)
+    if not _DIGITS.isdisjoint(folded):
+        folded = _DIGIT_LETTER.sub(" ", folded)
     return " ".join(folded.split())
 
 

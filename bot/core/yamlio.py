@@ -133,6 +133,8 @@ def _convert(node: yaml.Node, loader: Any, file: str, seen: set[int]) -> Any:
             seq.append(_convert(item, loader, file, seen))
             seq.item_lines.append(item.start_mark.line + 1)
         return seq
+    if node.tag == "tag:yaml.org,2002:str" and isinstance(node, yaml.ScalarNode):
+        return node.value  # the common case, without the constructor's bookkeeping
     try:
         return loader.construct_object(node, deep=True)
     except yaml.YAMLError as exc:
