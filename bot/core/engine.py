@@ -135,7 +135,7 @@ class Engine:
                 return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(k)),), "command"))
             return self._with_prefix(ctx, await self.commands.dispatch(ctx, stripped))
         if msg.is_private:
-            state, awaiting = await self.store.conversation(user)
+            state, awaiting = (None, None) if user.new else await self.store.conversation(user)
             if state is not None and state.flow_id == k.triage.id:
                 return self._with_prefix(ctx, await self._triage_text(ctx, state, stripped))
             if awaiting is not None:

@@ -18,6 +18,7 @@ from functools import lru_cache
 from rapidfuzz import fuzz, process
 
 from bot.core.analysis import Analyzer, bigrams
+from bot.core.text import normalize
 
 KEYWORD_STRENGTH = 1.0
 QUESTION_STRENGTH = 0.85
@@ -28,6 +29,10 @@ BIGRAM_FACTOR = 0.6
 #: a term in more entries than this (and this share of the FAQ) only adds to entries rarer terms found
 COMMON_MIN_ENTRIES = 200
 COMMON_SHARE = 0.02
+#: candidates within this many points of the best are re-ranked by their raw wording
+TIE_MARGIN = 3.0
+#: from this many entries on, the wording check looks at ``shortlist_large`` candidates
+LARGE_FAQ = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,8 @@ class MatchParams:
     coverage_power: float = 0.3
     phrase_weight: float = 0.3
     fuzzy_cutoff: float = 84.0
-    shortlist: int = 30
+    shortlist: int = 12
+    shortlist_large: int = 30
 
 
 class FaqMatcher:
@@ -69,6 +75,7 @@ class FaqMatcher:
         self.ids: tuple[str, ...] = tuple(e.id for e in entries)
         postings: dict[str, dict[int, float]] = defaultdict(dict)
         self._phrases: list[list[str]] = []
+        self._raw_questions: list[list[str]] = []
         for idx, entry in enumerate(entries):
             counts: dict[str, int] = defaultdict(int)
             phrases: list[str] = []
@@ -88,6 +95,7 @@ class FaqMatcher:
             for feature, strength in strengths.items():
                 postings[feature][idx] = strength
             self._phrases.append([p for p in phrases if p])
+            self._raw_questions.append([normalize(q) for q in entry.questions])
         n = max(1, len(entries))
         self._postings = {f: tuple(p.items()) for f, p in postings.items()}
         self._posting_maps = postings
@@ -149,8 +157,8 @@ class FaqMatcher:
         if not scores:
             return []
         p = self.params
-        if len(scores) > 4 * p.shortlist:
-            scores = {i: scores[i] for i in heapq.nlargest(4 * p.shortlist, scores, key=scores.__getitem__)}
+        if len(scores) > 4 * p.shortlist_large:
+            scores = {i: scores[i] for i in heapq.nlargest(4 * p.shortlist_large, scores, key=scores.__getitem__)}
         def coverage(idx: int) -> float:
             return unigram.get(idx, 0.0) / total
 
@@ -158,7 +166,9 @@ class FaqMatcher:
             idx: 100.0 * (1.0 - math.exp(-s / p.saturation)) * min(1.0, coverage(idx)) ** p.coverage_power
             for idx, s in scores.items()
         }
-        shortlist = heapq.nlargest(p.shortlist, lexical, key=lexical.__getitem__)
+        # a large FAQ has more near-alike entries, so the wording check looks at more of them
+        size = p.shortlist if len(self.ids) < LARGE_FAQ else p.shortlist_large
+        shortlist = heapq.nlargest(size, lexical, key=lexical.__getitem__)
         query = " ".join(terms)
         out: list[Candidate] = []
         for idx in shortlist:
@@ -169,7 +179,25 @@ class FaqMatcher:
             conf = (1.0 - p.phrase_weight) * lexical[idx] + p.phrase_weight * phrase * (lexical[idx] / 100.0) ** 0.25
             out.append(Candidate(self.ids[idx], round(min(100.0, conf), 1), lexical[idx], phrase))
         out.sort(key=lambda c: (-c.confidence, c.id))
-        return out[:limit]
+        return self._break_ties(text, out)[:limit]
+
+    def _break_ties(self, text: str, ranked: list[Candidate]) -> list[Candidate]:
+        """Entries that score alike once synonyms and stopwords are applied are told apart by the raw wording."""
+        if len(ranked) < 2 or ranked[0].confidence - ranked[1].confidence > TIE_MARGIN:
+            return ranked
+        tied = [c for c in ranked if ranked[0].confidence - c.confidence <= TIE_MARGIN]
+        raw = normalize(text)
+        index = {entry_id: i for i, entry_id in enumerate(self.ids)}
+
+        def wording(c: Candidate) -> float:
+            found = process.extractOne(raw, self._raw_questions[index[c.id]], scorer=fuzz.token_sort_ratio)
+            return float(found[1]) if found else 0.0
+
+        order = sorted(tied, key=lambda c: (-(c.confidence + TIE_MARGIN * wording(c) / 100.0), c.id))
+        best = order[0]
+        # the winner keeps the group's best confidence: re-ranking never makes the bot more sure than it was
+        winner = Candidate(best.id, ranked[0].confidence, best.lexical, best.phrase)
+        return [winner, *order[1:], *ranked[len(tied):]]
 
     def _accumulate(
         self, scores: dict[int, float], expansions: tuple[tuple[str, float], ...], factor: float = 1.0

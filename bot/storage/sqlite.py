@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -42,6 +43,8 @@ class User:
     created_at: datetime
     notice_shown: bool
     followups_enabled: bool
+    #: created by this very call (nothing else can be stored about the user yet); not a column
+    new: bool = dataclasses.field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,18 +157,21 @@ class Store:
         cached = self._user_cache.get(key)
         if cached is not None:
             return cached
-        found = await self.find_user(platform, platform_user_id)
+        # one round trip for a newcomer (the insert returns the row), two for a known user not yet cached
+        async with self._lock:
+            async with self.db.execute(
+                "INSERT INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (platform, platform_user_id) DO NOTHING RETURNING *",
+                (platform, platform_user_id, to_db(self._now())),
+            ) as cur:
+                row = await cur.fetchone()
+        if row is not None:
+            found: User | None = dataclasses.replace(_user(row), new=True)
+        else:
+            found = await self.find_user(platform, platform_user_id)
         if found is None:
-            async with self._lock:
-                async with self.db.execute(
-                    "INSERT INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (platform, platform_user_id) DO NOTHING RETURNING *",
-                    (platform, platform_user_id, to_db(self._now())),
-                ) as cur:
-                    row = await cur.fetchone()
-            found = _user(row) if row else await self.find_user(platform, platform_user_id)
-            assert found is not None
-        self._user_cache[key] = found
+            raise RuntimeError("user row vanished while it was being read")
+        self._user_cache[key] = dataclasses.replace(found, new=False)
         return found
 
     async def find_user(self, platform: str, platform_user_id: str) -> User | None:
