@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from bot.core.text import normalize
+from bot.core.text import words as text_words
 
 # Function words and chat filler: they say nothing about which answer is wanted.
 STOPWORDS = frozenset(
@@ -66,17 +67,23 @@ class Analyzer:
         for options in rules.values():
             options.sort(key=lambda rule: -len(rule[0]))
         self._rules = rules
-        # the usual case, one word for one word, done with a dict lookup per word
-        self._one_to_one = {
-            src[0]: tgt[0] for src, tgt in (opts[0] for opts in rules.values()) if len(src) == 1 and len(tgt) == 1
-        }
-        self._complex = frozenset(
-            first for first, opts in rules.items() if any(len(src) > 1 or len(tgt) != 1 for src, tgt in opts)
-        )
+        # single-word sources: the first rule listed wins, as in the general scan
+        self._single: dict[str, tuple[str, ...]] = {}
+        # multi-word sources, looked up by their first two words
+        self._multi: dict[tuple[str, str], list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+        for first, options in rules.items():
+            for source, target in options:
+                if len(source) == 1:
+                    self._single.setdefault(first, target)
+                else:
+                    self._multi.setdefault((source[0], source[1]), []).append((source, target))
+        self._multi_first = frozenset(pair[0] for pair in self._multi)
+        self._one_to_one = {w: t[0] for w, t in self._single.items() if len(t) == 1}
+        self._widening = frozenset(w for w, t in self._single.items() if len(t) != 1)
 
     def stems(self, text: str) -> list[str]:
         """Stemmed words with synonyms applied, stopwords kept (red flags and lint use this too)."""
-        words = [stem(w) for w in normalize(text).split()]
+        words = [stem(w) for w in text_words(text)]
         return self._apply_synonyms(words)
 
     def terms(self, text: str) -> list[str]:
@@ -84,31 +91,36 @@ class Analyzer:
         return [w for w in self.stems(text) if w not in STOP_STEMS]
 
     def _apply_synonyms(self, words: list[str]) -> list[str]:
-        rules = self._rules
-        if not rules or rules.keys().isdisjoint(words):
+        if not self._rules or self._rules.keys().isdisjoint(words):
             return words
-        if self._complex.isdisjoint(words):
+        if self._multi_first.isdisjoint(words) and self._widening.isdisjoint(words):
             one = self._one_to_one
             return [one.get(w, w) for w in words]
+        single, multi = self._single, self._multi
         out: list[str] = []
         i = 0
         n = len(words)
         while i < n:
             word = words[i]
-            options = rules.get(word)
-            if options is not None:
-                for source, target in options:
-                    size = len(source)
-                    if size == 1 or tuple(words[i : i + size]) == source:
-                        out.extend(target)
-                        i += size
-                        break
-                else:
-                    out.append(word)
-                    i += 1
-            else:
+            if i + 1 < n:
+                options = multi.get((word, words[i + 1]))
+                if options:
+                    for source, target in options:
+                        size = len(source)
+                        if tuple(words[i : i + size]) == source:
+                            out.extend(target)
+                            i += size
+                            break
+                    else:
+                        options = None
+                    if options:
+                        continue
+            target = single.get(word)
+            if target is None:
                 out.append(word)
-                i += 1
+            else:
+                out.extend(target)
+            i += 1
         return out
 
 

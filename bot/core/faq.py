@@ -73,9 +73,11 @@ class FaqMatcher:
         self.analyzer = analyzer
         self.params = params or MatchParams()
         self.ids: tuple[str, ...] = tuple(e.id for e in entries)
+        self._index = {entry_id: i for i, entry_id in enumerate(self.ids)}
         postings: dict[str, dict[int, float]] = defaultdict(dict)
         self._phrases: list[list[str]] = []
-        self._raw_questions: list[list[str]] = []
+        self._questions: list[tuple[str, ...]] = []
+        self._raw_cache: dict[int, list[str]] = {}
         for idx, entry in enumerate(entries):
             counts: dict[str, int] = defaultdict(int)
             phrases: list[str] = []
@@ -95,7 +97,7 @@ class FaqMatcher:
             for feature, strength in strengths.items():
                 postings[feature][idx] = strength
             self._phrases.append([p for p in phrases if p])
-            self._raw_questions.append([normalize(q) for q in entry.questions])
+            self._questions.append(entry.questions)
         n = max(1, len(entries))
         self._postings = {f: tuple(p.items()) for f, p in postings.items()}
         self._posting_maps = postings
@@ -187,10 +189,13 @@ class FaqMatcher:
             return ranked
         tied = [c for c in ranked if ranked[0].confidence - c.confidence <= TIE_MARGIN]
         raw = normalize(text)
-        index = {entry_id: i for i, entry_id in enumerate(self.ids)}
+        index = self._index
 
         def wording(c: Candidate) -> float:
-            found = process.extractOne(raw, self._raw_questions[index[c.id]], scorer=fuzz.token_sort_ratio)
+            idx = index[c.id]
+            if idx not in self._raw_cache:  # normalized on first use: nothing extra at load time
+                self._raw_cache[idx] = [normalize(q) for q in self._questions[idx]]
+            found = process.extractOne(raw, self._raw_cache[idx], scorer=fuzz.token_sort_ratio)
             return float(found[1]) if found else 0.0
 
         order = sorted(tied, key=lambda c: (-(c.confidence + TIE_MARGIN * wording(c) / 100.0), c.id))

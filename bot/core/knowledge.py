@@ -115,13 +115,18 @@ def _parse_entries(data: Any, file: str, ck: Checker) -> list[FaqEntry]:
         examples = ck.text_list(e, "examples", where)
         if eid is None or answer is None or not questions:
             continue
-        label = title or (questions[0][:MAX_TITLE - 1] + "…" if len(questions[0]) > MAX_TITLE else questions[0])
+        label = title or _default_title(questions)
         out.append(
             FaqEntry(
                 eid, label, questions, keywords, answer, related, source, examples, file, e.line, e.line_of("related")
             )
         )
     return out
+
+
+def _default_title(questions: tuple[str, ...]) -> str:
+    first = questions[0]
+    return first[: MAX_TITLE - 1] + "…" if len(first) > MAX_TITLE else first
 
 
 def _parse_synonyms(data: Any, ck: Checker) -> dict[str, tuple[str, ...]]:
@@ -238,7 +243,13 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
     if any(p.severity == "error" for p in problems) or triage is None or red_flags is None:
         raise KnowledgeError(problems or [Problem(str(root), 1, "knowledge could not be loaded")])
     analyzer = Analyzer(synonyms)
-    indexed = [IndexedEntry(e.id, e.questions, (*e.keywords, e.title)) for e in entries.values()]
+    # a title the moderators wrote points at its entry like a keyword; a title taken from the first question doesn't
+    indexed = [
+        IndexedEntry(
+            e.id, e.questions, e.keywords if e.title == _default_title(e.questions) else (*e.keywords, e.title)
+        )
+        for e in entries.values()
+    ]
     if chatter:
         indexed.append(IndexedEntry(CHATTER_ID, chatter))
     matcher = FaqMatcher(indexed, analyzer, params)

@@ -42,13 +42,18 @@ def fold(text: str) -> str:
 
 def normalize(text: str) -> str:
     """The canonical form of a message: folded, repeated letters squeezed, single spaces, ASCII words."""
+    return " ".join(words(text))
+
+
+def words(text: str) -> list[str]:
+    """The words of the canonical form (see normalize)."""
     folded = fold(text)
     if not folded.isascii():
         folded = _NON_WORD.sub(" ", folded)
     folded = _REPEATS.sub(r"\1\1", folded)
     if not _DIGITS.isdisjoint(folded):
         folded = _DIGIT_LETTER.sub(" ", folded)
-    return " ".join(folded.split())
+    return folded.split()
 
 
 def tokens(text: str) -> list[str]:

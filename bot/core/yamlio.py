@@ -11,6 +11,8 @@ import yaml
 #: libyaml's parser when PyYAML was built with it (about 10x faster), else the pure-Python one; both are "safe".
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+_STR = "tag:yaml.org,2002:str"
+
 #: Knowledge files larger than this are refused before parsing.
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
@@ -130,10 +132,14 @@ def _convert(node: yaml.Node, loader: Any, file: str, seen: set[int]) -> Any:
         seq.line = line
         seq.item_lines = []
         for item in node.value:
-            seq.append(_convert(item, loader, file, seen))
+            if item.tag == _STR and type(item) is yaml.ScalarNode and id(item) not in seen:
+                seen.add(id(item))  # plain text items (most of a FAQ) without a call per item
+                seq.append(item.value)
+            else:
+                seq.append(_convert(item, loader, file, seen))
             seq.item_lines.append(item.start_mark.line + 1)
         return seq
-    if node.tag == "tag:yaml.org,2002:str" and isinstance(node, yaml.ScalarNode):
+    if node.tag == _STR and isinstance(node, yaml.ScalarNode):
         return node.value  # the common case, without the constructor's bookkeeping
     try:
         return loader.construct_object(node, deep=True)
