@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.core.analysis import Analyzer
 from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
 from bot.core.red_flags import RedFlagDetector, parse_red_flags
 from bot.core.schema import KEBAB, Checker
 from bot.core.triage import TriageFlow, parse_triage
-from bot.core.yamlio import LDict, LList, Problem, YamlError, load_file
+from bot.core.yamlio import LDict, LList, Problem, YamlError, load_bytes, read_bytes
+
+T = TypeVar("T")
 
 FAQ_GLOB = "faq*.yaml"
 SYNONYMS_FILE = "synonyms.yaml"
@@ -66,13 +69,38 @@ class KnowledgeError(Exception):
         super().__init__(f"{len(errors)} problem(s) in the knowledge files:\n" + "\n".join(map(str, errors)))
 
 
-def _read(path: Path, root: Path, problems: list[Problem]) -> Any:
-    display = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-    try:
-        return load_file(path, display)
-    except YamlError as exc:
-        problems.append(exc.problem)
-        return None
+class _Folder:
+    """Reads each file of a knowledge folder once: its bytes feed both the version digest and the parser."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[Problem] = []
+        self.digest = hashlib.sha256()
+
+    def read(self, name: str, *, missing: str | None = None) -> Any:
+        """The parsed file, or None when it is absent (a problem if ``missing`` says why it is needed) or broken."""
+        path = self.root / name
+        if not path.exists():
+            if missing is not None:
+                self.problems.append(Problem(name, 1, missing))
+            return None
+        try:
+            raw = read_bytes(path, name)
+            self.digest.update(name.encode() + b"\0" + raw)
+            return load_bytes(raw, name)
+        except YamlError as exc:
+            self.problems.append(exc.problem)
+            return None
+
+    def check(self, name: str, build: Callable[[Any, Checker], T], default: T, *, missing: str | None = None) -> T:
+        """Read a file and validate it with ``build``; its problems are collected, ``default`` on failure."""
+        data = self.read(name, missing=missing)
+        if data is None:
+            return default
+        ck = Checker(name)
+        result = build(data, ck)
+        self.problems.extend(ck.problems)
+        return result
 
 
 def _parse_entries(data: Any, file: str, ck: Checker) -> list[FaqEntry]:
@@ -124,6 +152,26 @@ def _parse_entries(data: Any, file: str, ck: Checker) -> list[FaqEntry]:
     return out
 
 
+def _parse_chatter(data: Any, ck: Checker) -> tuple[str, ...]:
+    root = ck.mapping(data, "the chatter file", 1)
+    if root is None:
+        return ()
+    ck.keys(root, "the chatter file", {"chatter"}, set())
+    return ck.text_list(root, "chatter", "the chatter file")
+
+
+def _triage_checked(data: Any, ck: Checker) -> TriageFlow | None:
+    flow, found = parse_triage(data, ck.file)
+    ck.problems.extend(found)
+    return flow
+
+
+def _red_flags_checked(data: Any, ck: Checker) -> RedFlagDetector | None:
+    detector, found = parse_red_flags(data, ck.file)
+    ck.problems.extend(found)
+    return detector
+
+
 def _default_title(questions: tuple[str, ...]) -> str:
     first = questions[0]
     return first[: MAX_TITLE - 1] + "…" if len(first) > MAX_TITLE else first
@@ -150,22 +198,17 @@ def _parse_synonyms(data: Any, ck: Checker) -> dict[str, tuple[str, ...]]:
 def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowledge:
     """Load and validate a knowledge folder; raise KnowledgeError listing every problem."""
     root = Path(path)
-    problems: list[Problem] = []
     if not root.is_dir():
         raise KnowledgeError([Problem(str(root), 1, "knowledge folder not found")])
-    digest = hashlib.sha256()
-    entries: dict[str, FaqEntry] = {}
+    folder = _Folder(root)
+    problems = folder.problems
     faq_files = sorted(root.glob(FAQ_GLOB))
     if not faq_files:
         problems.append(Problem(str(root), 1, f"no FAQ files ({FAQ_GLOB}) in the knowledge folder"))
     all_entries: list[FaqEntry] = []
     for file in faq_files:
-        ck = Checker(file.name)
-        data = _read(file, root, problems)
-        digest.update(file.read_bytes() if data is not None else b"")
-        if data is not None:
-            all_entries.extend(_parse_entries(data, file.name, ck))
-        problems.extend(ck.problems)
+        all_entries += folder.check(file.name, lambda data, ck, name=file.name: _parse_entries(data, name, ck), [])
+    entries: dict[str, FaqEntry] = {}
     for entry in all_entries:
         if entry.id in entries:
             first = entries[entry.id]
@@ -181,57 +224,17 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
                     Problem(entry.file, entry.related_line, f"entry '{entry.id}' is related to unknown id '{rel}'")
                 )
 
-    synonyms: dict[str, tuple[str, ...]] = {}
-    syn_file = root / SYNONYMS_FILE
-    if syn_file.exists():
-        ck = Checker(SYNONYMS_FILE)
-        data = _read(syn_file, root, problems)
-        digest.update(syn_file.read_bytes())
-        if data is not None:
-            synonyms = _parse_synonyms(data, ck)
-        problems.extend(ck.problems)
-
-    chatter: tuple[str, ...] = ()
-    chatter_file = root / CHATTER_FILE
-    if chatter_file.exists():
-        ck = Checker(CHATTER_FILE)
-        data = _read(chatter_file, root, problems)
-        digest.update(chatter_file.read_bytes())
-        if data is not None:
-            chatter_root = ck.mapping(data, "the chatter file", 1)
-            if chatter_root is not None:
-                ck.keys(chatter_root, "the chatter file", {"chatter"}, set())
-                chatter = ck.text_list(chatter_root, "chatter", "the chatter file")
-        problems.extend(ck.problems)
-
-    triage: TriageFlow | None = None
-    tri_file = root / TRIAGE_FILE
-    if not tri_file.exists():
-        problems.append(Problem(TRIAGE_FILE, 1, "the triage flow file is missing"))
-    else:
-        data = _read(tri_file, root, problems)
-        digest.update(tri_file.read_bytes())
-        if data is not None:
-            triage, tri_problems = parse_triage(data, TRIAGE_FILE)
-            problems.extend(tri_problems)
-            if triage is not None:
-                for outcome in triage.outcomes.values():
-                    for fid in outcome.faq:
-                        if fid not in entries:
-                            problems.append(
-                                Problem(TRIAGE_FILE, outcome.line, f"outcome '{outcome.id}' links unknown id '{fid}'")
-                            )
-
-    red_flags: RedFlagDetector | None = None
-    rf_file = root / RED_FLAGS_FILE
-    if not rf_file.exists():
-        problems.append(Problem(RED_FLAGS_FILE, 1, "the red-flag catalogue is missing"))
-    else:
-        data = _read(rf_file, root, problems)
-        digest.update(rf_file.read_bytes())
-        if data is not None:
-            red_flags, rf_problems = parse_red_flags(data, RED_FLAGS_FILE)
-            problems.extend(rf_problems)
+    synonyms = folder.check(SYNONYMS_FILE, _parse_synonyms, {})
+    chatter = folder.check(CHATTER_FILE, _parse_chatter, ())
+    triage = folder.check(TRIAGE_FILE, _triage_checked, None, missing="the triage flow file is missing")
+    if triage is not None:
+        for outcome in triage.outcomes.values():
+            for fid in outcome.faq:
+                if fid not in entries:
+                    problems.append(
+                        Problem(TRIAGE_FILE, outcome.line, f"outcome '{outcome.id}' links unknown id '{fid}'")
+                    )
+    red_flags = folder.check(RED_FLAGS_FILE, _red_flags_checked, None, missing="the red-flag catalogue is missing")
 
     known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, RED_FLAGS_FILE, CHATTER_FILE}
     for other in sorted(root.glob("*.y*ml")):
@@ -261,7 +264,7 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
         red_flags=red_flags,
         matcher=matcher,
         analyzer=analyzer,
-        version=digest.hexdigest()[:12],
+        version=folder.digest.hexdigest()[:12],
         warnings=tuple(sorted(p for p in problems if p.severity != "error")),
     )
 

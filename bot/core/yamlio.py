@@ -86,21 +86,31 @@ def load_text(text: str, file: str) -> Any:
 
 def load_file(path: Path, display: str | None = None) -> Any:
     """Read and parse one YAML file, refusing files over MAX_FILE_BYTES or not UTF-8."""
+    return load_bytes(read_bytes(path, display), display or path.name)
+
+
+def read_bytes(path: Path, display: str | None = None) -> bytes:
+    """A knowledge file's bytes, refused before reading when it is over MAX_FILE_BYTES."""
     name = display or path.name
     try:
         size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            limit = MAX_FILE_BYTES // (1024 * 1024)
+            raise YamlError(Problem(name, 1, f"file is {size // 1024} KB; the limit is {limit} MB"))
+        return path.read_bytes()
     except OSError as exc:
         raise YamlError(Problem(name, 1, f"cannot read file: {exc.strerror}")) from None
-    if size > MAX_FILE_BYTES:
-        raise YamlError(
-            Problem(name, 1, f"file is {size // 1024} KB; the limit is {MAX_FILE_BYTES // (1024 * 1024)} MB")
-        )
+
+
+def load_bytes(raw: bytes, name: str) -> Any:
+    """Parse a knowledge file's bytes (UTF-8, at most MAX_FILE_BYTES)."""
+    if len(raw) > MAX_FILE_BYTES:
+        limit = MAX_FILE_BYTES // (1024 * 1024)
+        raise YamlError(Problem(name, 1, f"file is {len(raw) // 1024} KB; the limit is {limit} MB"))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise YamlError(Problem(name, 1, "file is not valid UTF-8 text")) from None
-    except OSError as exc:
-        raise YamlError(Problem(name, 1, f"cannot read file: {exc.strerror}")) from None
     return load_text(text, name)
 
 
