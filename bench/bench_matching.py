@@ -425,7 +425,7 @@ def main() -> None:
         child(args)
         return
     t0 = time.perf_counter()
-    plan = [(30, 2000, 2000), (1_000, 2000, 1000), (10_000, 1000, 300)]
+    plan = [(30, 2000, 2000), (1_000, 2000, 1000), (10_000, 1000, 1000)]
     if args.quick:
         plan = [(30, 200, 200), (1_000, 200, 100), (10_000, 100, 20)]
     print(f"machine: {machine()}", flush=True)
