@@ -1,0 +1,32 @@
+"""The knowledge pack must generalize, not memorize: no evaluation line is copied into it."""
+
+from __future__ import annotations
+
+import json
+
+from rapidfuzz import fuzz, process
+from support import DATA, KNOWLEDGE
+
+from bot.core.knowledge import load_knowledge
+from bot.core.text import normalize
+
+#: plain-ratio similarity at or above this counts as a copy (a copy with a typo fixed, a word swapped)
+COPY_RATIO = 90
+
+
+def test_no_eval_line_is_copied_into_the_knowledge() -> None:
+    k = load_knowledge(KNOWLEDGE)
+    written = [*k.chatter]
+    for e in k.entries.values():
+        written += [*e.questions, *e.keywords, *e.examples]
+    written_norm = [normalize(t) for t in written if len(normalize(t).split()) >= 4]
+    copies = []
+    for path in sorted(DATA.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            text = normalize(json.loads(line)["text"])
+            if len(text.split()) < 4:
+                continue
+            found = process.extractOne(text, written_norm, scorer=fuzz.ratio, score_cutoff=COPY_RATIO)
+            if found:
+                copies.append(f"{path.name}: {text!r} ~ {found[0]!r} ({found[1]:.0f})")
+    assert copies == []
