@@ -76,7 +76,15 @@ def _score(det: RedFlagDetector, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "name", ["redflag_dev.jsonl", "redflag_extra.jsonl", "redflag_extra2.jsonl", "redflag_holdout.jsonl"]
+    "name",
+    [
+        "redflag_dev.jsonl",
+        "redflag_extra.jsonl",
+        "redflag_extra2.jsonl",
+        "redflag_extra3.jsonl",
+        "redflag_holdout.jsonl",
+        "redflag_holdout2.jsonl",
+    ],
 )
 def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> None:
     rows = _rows(name)
@@ -113,11 +121,26 @@ def test_extra2_set_covers_every_category_and_look_alikes() -> None:
     assert not others & {r["text"] for r in rows}
 
 
-def test_faq_questions_do_not_escalate(detector: RedFlagDetector) -> None:
-    rows = [r for r in _rows("faq_dev.jsonl") if r.get("escalation", "none") == "none"]
+@pytest.mark.parametrize("name", ["faq_dev.jsonl", "faq_holdout.jsonl", "faq_holdout2.jsonl"])
+def test_faq_questions_do_not_escalate(detector: RedFlagDetector, name: str) -> None:
+    rows = [r for r in _rows(name) if r.get("escalation", "none") == "none"]
     escalated = [r["text"] for r in rows if detector.detect(r["text"]) is not None]
     assert len(rows) > 50
-    assert len(escalated) <= 0.05 * len(rows), escalated
+    assert len(escalated) <= 0.01 * len(rows), escalated
+
+
+def test_extra3_set_covers_the_new_themes_both_ways() -> None:
+    rows = _rows("redflag_extra3.jsonl")
+    assert len(rows) >= 40
+    assert sum(r["escalation"] == "none" for r in rows) >= 15
+    for cid in ("major-trauma", "rhabdo", "self-harm", "infection", "cancer", "kidney"):
+        assert sum(r["category"] == cid for r in rows) >= 4, cid
+    others = {
+        r["text"]
+        for name in ("redflag_dev.jsonl", "redflag_extra.jsonl", "redflag_extra2.jsonl", "redflag_holdout.jsonl")
+        for r in _rows(name)
+    } | {r["text"] for r in _rows("redflag_holdout2.jsonl")}
+    assert not others & {r["text"] for r in rows}
 
 
 def test_dev_categories_are_named_right(detector: RedFlagDetector) -> None:
@@ -393,6 +416,12 @@ def test_minimal_catalogue_parses_and_works() -> None:
         (('negators: ["no", not]\n', "negators: [no, not]\n"), "rf.yaml:1: a term must be text, not true/false"),
         (("      - [numb, saddle]\n", "      - {all: [numb], within: forever}\n"), "rf.yaml:11: 'within' must be"),
         (("concepts:\n", "concept:\n"), "rf.yaml:2: unknown key 'concept'"),
+        (("  saddle: [groin, saddle]\n", "  saddle: [groin, pee|]\n"), "rf.yaml:4: bad pattern 'pee|'"),
+        (("  saddle: [groin, saddle]\n", "  saddle: [groin, fell ..|_ roof]\n"), "rf.yaml:4: bad pattern"),
+        (
+            ("  saddle: [groin, saddle]\n", "  saddle: [groin, " + " ".join(["a|b|c|d|e"] * 4) + "]\n"),
+            "rf.yaml:4: bad pattern",
+        ),
     ],
 )
 def test_validation_problems_carry_lines(edit: tuple[str, str], expected: str) -> None:
@@ -401,6 +430,16 @@ def test_validation_problems_carry_lines(edit: tuple[str, str], expected: str) -
     det, problems = _parse(_GOOD.replace(old, new, 1))
     assert det is None
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_alternatives_expand_to_every_combination() -> None:
+    text = _GOOD.replace("  saddle: [groin, saddle]\n", "  saddle: [groin, saddle, pee|wee .. cloudy|smell*]\n")
+    det, problems = _parse(text)
+    assert problems == [] and det is not None
+    for msg in ("numb and my pee is cloudy", "numb, wee smells", "numb and my wee is really cloudy"):
+        assert det.detect(msg) is not None, msg
+    for msg in ("numb and my pee is clear", "numb and cloudy skies", "numb and the wee is not at all cloudy here"):
+        assert det.detect(msg) is None, msg
 
 
 def test_number_wildcard_and_scoping_sections() -> None:
