@@ -20,7 +20,8 @@ same sentence ("fully recovered", "fine now") cancels it. Terms that carry their
 A term also does not count when it is not the writer's own symptom: after a ``hypothetical`` marker in
 the same sentence ("what are the signs of ...", "if i ever get ...", "read a story about a runner who
 ..."), or as another person's past event ("my dad had a heart attack at 80") unless the message goes on
-about that person now ("... and now his back hurts").
+about that person now ("... and now his back hurts"), or when another person is its subject and a resolution
+marker follows ("my friend fainted at a race once, totally fine after").
 
 Everything is compiled once in :class:`RedFlagDetector`; :meth:`RedFlagDetector.detect` runs on every
 message, never raises, and takes about 2 ms for a 2,000-character message (a short one: well under 1 ms).
@@ -69,9 +70,10 @@ _CLAUSE_CHARS = ",:()[]\u2013\u2014"
 _SPACE_CHARS = '-/+&"*#~=%<>|\\'
 _NON_WORD_RE = re.compile(r"[^\w\x01\x02]+|_+")
 #: Anything but plain words: other symbols, non-ASCII letters, digits glued to letters.
-_MESSY_RE = re.compile(r"[^\sa-z0-9\x01\x02]|\d[a-z]{2}|[a-z]{2}\d")
+_MESSY_RE = re.compile(r"[^\sa-z0-9\x01\x02]|\d[a-z]|[a-z]{2}\d")
 _REPEATS_RE = re.compile(r"(\w)\1{2,}")
-_DIGIT_LETTER_RE = re.compile(r"(?<=\d)(?=[a-z]{2,})|(?<=[a-z]{2})(?=\d)")
+#: A number glued to a unit is two words ("5m" -> "5 m", "10ft" -> "10 ft"), so "#" patterns see the number.
+_DIGIT_LETTER_RE = re.compile(r"(?<=\d)(?=[a-z])|(?<=[a-z]{2})(?=\d)")
 
 #: Words that may stand between a symptom and a following "fine"/"normal" ("bladder is totally fine").
 _POST_FILLERS = frozenset(
@@ -247,6 +249,8 @@ _SPECIAL_KEYS = {
 }
 #: How close "had" must follow the person ("my mum (65) had"), and the symptom follow "had".
 _OTHER_GAP = 3
+#: How far another person may stand before a symptom and still be its subject ("my mate just passed out").
+_SUBJECT_GAP = 2
 _HISTORY_REACH = 7
 #: A first-person word between "my dad had" and the symptom makes the symptom the writer's own.
 _FIRST_PERSON = frozenset("i im ive id me my mine myself".split())
@@ -652,11 +656,25 @@ class _Context:
             for r in self.resolved:
                 if r.start >= h.end and toks.sentence[r.start] == sent and self.real(r):
                     return False
+        if self.resolved and self.others_end and self._theirs_and_over(h):
+            return False
         if self.hypo and self._hypothetical(h):
             return False
         if self.history and self.others_end and self._someone_elses_past(h):
             return False
         return True
+
+    def _theirs_and_over(self, h: _Hit) -> bool:
+        """Another person right before the symptom, and it is over: "my friend fainted once, fine after"."""
+        toks = self.toks
+        if not any(
+            h.start - gap in self.others_end
+            and not any(w in _FIRST_PERSON for w in toks.words[h.start - gap : h.start])
+            for gap in range(_SUBJECT_GAP + 1)
+        ):
+            return False
+        sent = toks.sentence[h.start]
+        return any(r.start >= h.end and toks.sentence[r.start] == sent and self.real(r) for r in self.resolved)
 
     def _hypothetical(self, h: _Hit) -> bool:
         """After "what are the signs of", "if i ever get" ... in the same sentence (up to a "but")."""

@@ -82,8 +82,10 @@ def _score(det: RedFlagDetector, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "redflag_extra.jsonl",
         "redflag_extra2.jsonl",
         "redflag_extra3.jsonl",
+        "redflag_extra4.jsonl",
         "redflag_holdout.jsonl",
         "redflag_holdout2.jsonl",
+        "redflag_holdout3.jsonl",
     ],
 )
 def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> None:
@@ -95,8 +97,8 @@ def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> N
     # Every emergency line escalates to emergency, every urgent line to urgent or emergency.
     assert em_ok == em_total, score["misses"]
     assert ur_ok == ur_total, score["misses"]
-    # At most 5% of the lines that should not escalate do.
-    assert score["false"] <= 0.05 * score["none"], score["misses"]
+    # At most 3% of the lines that should not escalate do (the issue allows 5%; the project keeps a margin).
+    assert score["false"] <= 0.03 * score["none"], score["misses"]
 
 
 def test_extra_set_is_large_and_varied() -> None:
@@ -121,7 +123,7 @@ def test_extra2_set_covers_every_category_and_look_alikes() -> None:
     assert not others & {r["text"] for r in rows}
 
 
-@pytest.mark.parametrize("name", ["faq_dev.jsonl", "faq_holdout.jsonl", "faq_holdout2.jsonl"])
+@pytest.mark.parametrize("name", ["faq_dev.jsonl", "faq_holdout.jsonl", "faq_holdout2.jsonl", "faq_holdout3.jsonl"])
 def test_faq_questions_do_not_escalate(detector: RedFlagDetector, name: str) -> None:
     rows = [r for r in _rows(name) if r.get("escalation", "none") == "none"]
     escalated = [r["text"] for r in rows if detector.detect(r["text"]) is not None]
@@ -141,6 +143,70 @@ def test_extra3_set_covers_the_new_themes_both_ways() -> None:
         for r in _rows(name)
     } | {r["text"] for r in _rows("redflag_holdout2.jsonl")}
     assert not others & {r["text"] for r in rows}
+
+
+def test_extra4_set_covers_round4_themes_both_ways() -> None:
+    rows = _rows("redflag_extra4.jsonl")
+    assert len(rows) >= 40
+    assert sum(r["escalation"] == "none" for r in rows) >= 12
+    for cid in ("cauda-equina", "progressive-weakness", "major-trauma", "fracture-risk", "new-leg-weakness"):
+        assert sum(r["category"] == cid for r in rows) >= 3, cid
+    others = {
+        r["text"]
+        for name in (
+            "redflag_dev.jsonl",
+            "redflag_extra.jsonl",
+            "redflag_extra2.jsonl",
+            "redflag_extra3.jsonl",
+            "redflag_holdout.jsonl",
+            "redflag_holdout2.jsonl",
+            "redflag_holdout3.jsonl",
+        )
+        for r in _rows(name)
+    }
+    assert not others & {r["text"] for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("fell 4m off the wall onto my back", "major-trauma"),
+        ("dropped about 3ft onto concrete, landed on my tailbone", "major-trauma"),
+        ("slid down 8m of scree and hit my back on a rock at the bottom, fell 8m really", "major-trauma"),
+        ("the part you sit on feels like novocaine, back sore since sunday", "cauda-equina"),
+        (
+            "bum went numb on the coach, fine once i stood up, but now its numb again and my back is agony",
+            "cauda-equina",
+        ),
+        ("an hour ago i could walk, now i can hardly stand on my left leg", "progressive-weakness"),
+        ("on pred for my lungs and felt something give in my back when i sneezed", "fracture-risk"),
+        ("i had bowel cancer, googled my new back pain and now im scared", "cancer"),
+        ("i want to end it all, thinking of ending my season too", "self-harm"),
+        ("im going to end it, cant do this anymore", "self-harm"),
+        ("my mate collapsed at parkrun and isnt breathing", "cardiac"),
+    ],
+)
+def test_round4_wordings_escalate(detector: RedFlagDetector, text: str, category: str) -> None:
+    found = {e.category for e in detector.detect_all(text)}
+    assert category in found, (text, found)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "im 6ft 2 and my back aches after 10k",
+        "ran 5k at 5min pace, back a bit stiff",
+        "threshold session was heart attack pace, all good now",
+        "my brother fainted at the finish line once, he was fine after",
+        "dr google says my sore back is a tumour, it has been 2 days",
+        "my bum went numb on the train, wore off as soon as i got up",
+        "do i need to know if i hurt myself on the trail, back is a bit achy",
+        "ending my streak at 200 days because of my back",
+        "had a wee behind a hedge and my tights were brown with mud, legs tired",
+    ],
+)
+def test_round4_look_alikes_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
+    assert detector.detect(text) is None, detector.explain(text)
 
 
 def test_dev_categories_are_named_right(detector: RedFlagDetector) -> None:
