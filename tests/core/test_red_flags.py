@@ -86,6 +86,8 @@ def _score(det: RedFlagDetector, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "redflag_holdout.jsonl",
         "redflag_holdout2.jsonl",
         "redflag_holdout3.jsonl",
+        "redflag_holdout4.jsonl",
+        "redflag_extra5.jsonl",
     ],
 )
 def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> None:
@@ -340,6 +342,65 @@ def test_new_wordings_escalate(detector: RedFlagDetector, text: str, level: str,
     found = {e.category for e in detector.detect_all(text)}
     assert _level(detector, text) in ({level, "emergency"} if level == "urgent" else {level}), detector.explain(text)
     assert category in found, (found, detector.explain(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        # vehicles in other Englishes, and being "collected" or "cleaned up" by one
+        ("a hgv sideswiped me on the country lane and i landed on my back", "major-trauma"),
+        ("some bloke in a 4x4 collected me on the zebra crossing, back is agony", "major-trauma"),
+        # a known aortic aneurysm with sudden or severe back or belly pain
+        ("my triple a is being monitored and now i have sudden severe back pain", "aaa"),
+        ("they found a small aneurysm on a scan last year, now agony in my tummy and back", "aaa"),
+        # suicidal thoughts without the words "kill myself"
+        ("ive been hoarding my codeine just in case", "self-harm"),
+        ("keep thinking about swallowing the whole box of tablets", "self-harm"),
+        ("i think about driving my car off a bridge most days", "self-harm"),
+        ("i dont see any point going on", "self-harm"),
+        # fever given as a number, pain in every position or worse at night, a leg without its old power
+        ("thermometer says 38.6 and my lower back is sore", "infection"),
+        ("102 f fever and back pain since yesterday", "infection"),
+        ("my back hurts whether im sitting or lying down, no matter what", "night-pain"),
+        ("the ache in my lower back is always worse at night", "night-pain"),
+        ("left leg doesnt have the strength it used to since the back pain", "new-leg-weakness"),
+        ("my leg is losing power fast, i cant step up onto a step now", "progressive-weakness"),
+    ],
+)
+def test_other_words_for_the_same_red_flags(detector: RedFlagDetector, text: str, category: str) -> None:
+    hits = detector.detect_all(text)
+    assert category in {h.category for h in hits}, detector.explain(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my partner collected me in the car after the race, back stiff on the drive home",
+        "a cyclist caught me on the hill and i tried to hang on, back sore now",
+        "the hill at mile 3 is the aorta of the course, back always aches after it",
+        "taking all my gels at once at mile 20 was a mistake lol",
+        "no point going on the long run if my back hurts",
+        "cant carry on running until the back calms down",
+        "i want to make it stop hurting, what stretches help",
+        "it was 38 degrees outside on my run, back sore",
+        "ran 39 minutes today and my back ached",
+        "back is sore when i sit at work but fine on runs",
+        "my legs had no power on the last hill, back sore",
+        "did push ups, chest sore, back sore lol",
+    ],
+)
+def test_look_alikes_of_the_new_wordings_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
+    assert detector.detect(text) is None, detector.explain(text)
+
+
+def test_gym_soreness_is_not_cardiac_but_chest_pain_still_is(detector: RedFlagDetector) -> None:
+    assert detector.detect("chest day yesterday then a 10k, pecs tender lol and back tight") is None
+    for text in (
+        "chest pain during my run today, did chest day yesterday",
+        "chest feels tight on my runs, did push ups yesterday",
+        "tightness in my chest and back on the run today",
+    ):
+        assert _level(detector, text) == "emergency", detector.explain(text)
 
 
 @pytest.mark.parametrize(
