@@ -674,7 +674,22 @@ class _Context:
         ):
             return False
         sent = toks.sentence[h.start]
-        return any(r.start >= h.end and toks.sentence[r.start] == sent and self.real(r) for r in self.resolved)
+        over = [r for r in self.resolved if r.start >= h.end and toks.sentence[r.start] == sent and self.real(r)]
+        if not over:
+            return False
+        if self.det._concepts[h.concept].past_ok and self._now_after(over[0].end):
+            # "my mum had cancer treatment last year and now she has new back pain": the history is the point,
+            # and the message goes on about that person now.
+            return False
+        return True
+
+    def _now_after(self, start: int) -> bool:
+        """A word like "now"/"today" after ``start`` that is not inside a resolved phrase ("fine now")."""
+        words = self.toks.words
+        for j in range(start, len(words)):
+            if words[j] in _NOW_WORDS and not any(r.start <= j < r.end for r in self.resolved):
+                return True
+        return False
 
     def _hypothetical(self, h: _Hit) -> bool:
         """After "what are the signs of", "if i ever get" ... in the same sentence (up to a "but")."""

@@ -88,6 +88,7 @@ def _score(det: RedFlagDetector, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "redflag_holdout3.jsonl",
         "redflag_holdout4.jsonl",
         "redflag_extra5.jsonl",
+        "redflag_extra6.jsonl",
     ],
 )
 def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> None:
@@ -208,6 +209,74 @@ def test_round4_wordings_escalate(detector: RedFlagDetector, text: str, category
     ],
 )
 def test_round4_look_alikes_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
+    assert detector.detect(text) is None, detector.explain(text)
+
+
+def test_extra6_set_is_broad_on_self_harm_and_has_look_alikes() -> None:
+    rows = _rows("redflag_extra6.jsonl")
+    assert len(rows) >= 60
+    assert sum(r["category"] == "self-harm" for r in rows if r["escalation"] != "none") >= 20
+    assert sum(r["escalation"] == "none" for r in rows) >= 15
+    for cid in ("heat-illness", "aaa", "major-trauma", "infection", "cancer", "fracture-risk", "night-pain"):
+        assert sum(r.get("category") == cid for r in rows) >= 1, cid
+    others = {
+        r["text"]
+        for path in DATA.glob("redflag_*.jsonl")
+        if path.name != "redflag_extra6.jsonl"
+        for r in _rows(path.name)
+    }
+    assert not others & {r["text"] for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("i cut myself again last night", "self-harm"),
+        ("ive been self-harming since my injury", "self-harm"),
+        ("i dont even want to be alive", "self-harm"),
+        ("i wish id never been born", "self-harm"),
+        ("so tired of life", "self-harm"),
+        ("im scared of what i might do", "self-harm"),
+        ("ive written letters to my kids", "self-harm"),
+        ("i gave away all my stuff this week", "self-harm"),
+        ("im just a burden to everyone", "self-harm"),
+        ("took a whole box of paracetamol", "self-harm"),
+        ("no one would even notice if i was gone", "self-harm"),
+        ("my body is very hot after marathon and i feel giddy", "heat-illness"),
+        ("there is a pulsing lump near my belly button and awful back pain", "aaa"),
+        ("my friend slid 15 metres down the scree", "major-trauma"),
+        ("rolled down the embankment about 10 metres", "major-trauma"),
+        ("on methotrexate and have a temperature and back ache", "infection"),
+        ("my dad is 85 and fell in the bathroom, back pain", "fracture-risk"),
+        ("my dad had prostate cancer last year and now his back hurts all day", "cancer"),
+        ("the pain is continuous day and night", "night-pain"),
+    ],
+)
+def test_round6_wordings_escalate(detector: RedFlagDetector, text: str, category: str) -> None:
+    found = {e.category for e in detector.detect_all(text)}
+    assert category in found, (text, found, detector.explain(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ive been cutting back on speedwork",
+        "i burned my tongue on coffee and my back hurts",
+        "i wish the pain would just disappear",
+        "tired of this injury, when can i run again",
+        "goodbye everyone, moving to leeds next week",
+        "i wrote a note for my physio about my pain",
+        "giving my old trainers away, do new ones help the back",
+        "im 75kg, does weight affect back pain",
+        "felt a bit dizzy after standing up too fast from stretching",
+        "slid down a muddy bank on my bum haha, back fine",
+        "thrown off my pace by the wind, back sore",
+        "my mum had cancer years ago, shes fine now, my back hurts after runs",
+        "after 30 minutes of continuous running my lower back aches",
+        "will running cause permanent damage to my back",
+    ],
+)
+def test_round6_look_alikes_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
     assert detector.detect(text) is None, detector.explain(text)
 
 
