@@ -89,6 +89,7 @@ def _score(det: RedFlagDetector, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "redflag_holdout4.jsonl",
         "redflag_extra5.jsonl",
         "redflag_extra6.jsonl",
+        "redflag_extra7.jsonl",
     ],
 )
 def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> None:
@@ -767,3 +768,45 @@ def test_fast_on_long_messages(detector: RedFlagDetector) -> None:
         best = min(best, (time.perf_counter() - t0) / len(messages))
     # Typically ~0.5-1 ms on a quiet machine; the bound leaves room for a busy CI runner.
     assert best < 0.01
+
+
+# --- breadth round 7: euphemisms, spreading weakness, someone else's crash, plain-word heat illness, night pain ---
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("had a little leak on the run and my back is sore", "cauda-equina"),
+        ("i can not control when i pee since my back went", "cauda-equina"),
+        ("cant hold my wee anymore, lower back aching", "cauda-equina"),
+        ("leaked during the race and didnt feel it", "cauda-equina"),
+        ("my leg went weak after the run and now the other leg is going too", "progressive-weakness"),
+        ("leg was a bit weak after the 10k and now its weaker than this morning", "progressive-weakness"),
+        ("my brother came off his motorbike on the way to parkrun, his back is agony", "major-trauma"),
+        ("she came off her e-scooter at 30 mph and landed on her back", "major-trauma"),
+        ("my daughter ran at lunchtime in the heat and keeps forgetting where she is", "heat-illness"),
+        ("hot run at midday, hes hot to the touch and keeps throwing up", "heat-illness"),
+        ("the pain wont ease with rest and i end up pacing the floor at night", "night-pain"),
+        ("ibuprofen doesnt touch it, back aches all night", "night-pain"),
+    ],
+)
+def test_round7_themes_escalate(detector: RedFlagDetector, text: str, category: str) -> None:
+    assert category in {e.category for e in detector.detect_all(text)}, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my camelbak had a leak on the long run, soaked my back",
+        "worried about my heart so had a checkup, ecg normal, back still aches after runs",
+        "legs feel like i got hit by a truck after the marathon, in a good way",
+        "numb bum after a long haul flight, went away once i walked around",
+        "a guy in my club says chest pain is a warning sign, does that apply to back pain too",
+        "i dont want to live with this back pain forever, any stretches",
+        "cant do this anymore - the track sessions are savage",
+        "paracetamol doesnt touch it, what else can i take for my back",
+        "forgot where i left my keys after the race, back is fine",
+    ],
+)
+def test_round7_look_alikes_stay_quiet(detector: RedFlagDetector, text: str) -> None:
+    assert detector.detect(text) is None, [h.category for h in detector.detect_all(text)]
