@@ -90,6 +90,9 @@ def _score(det: RedFlagDetector, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "redflag_extra5.jsonl",
         "redflag_extra6.jsonl",
         "redflag_extra7.jsonl",
+        "redflag_extra8.jsonl",
+        "redflag_holdout5.jsonl",
+        "redflag_holdout6.jsonl",
     ],
 )
 def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> None:
@@ -810,3 +813,48 @@ def test_round7_themes_escalate(detector: RedFlagDetector, text: str, category: 
 )
 def test_round7_look_alikes_stay_quiet(detector: RedFlagDetector, text: str) -> None:
     assert detector.detect(text) is None, [h.category for h in detector.detect_all(text)]
+
+
+def test_extra8_set_covers_everyday_wordings_with_look_alikes() -> None:
+    rows = _rows("redflag_extra8.jsonl")
+    assert len(rows) >= 40
+    assert sum(r["escalation"] == "none" for r in rows) >= 12
+    for cid in ("aaa", "cardiac", "heat-illness", "cauda-equina", "progressive-weakness", "new-leg-weakness", "kidney"):
+        assert sum(r.get("category") == cid for r in rows) >= 2, cid
+    others = {
+        r["text"]
+        for path in DATA.glob("redflag_*.jsonl")
+        if path.name != "redflag_extra8.jsonl"
+        for r in _rows(path.name)
+    }
+    assert not others & {r["text"] for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("felt something rip inside my tummy, pain through to my back and im clammy", ("aaa", "cardiac")),
+        ("like someone sat on my chest on the hill, went away after i stopped", ("cardiac",)),
+        ("pressure in my chest that spread into my jaw, fine after a rest", ("cardiac",)),
+        ("no longer sweating after the summer half and my head is pounding", ("heat-illness",)),
+        ("i cant tell when i need the toilet anymore since my back went", ("cauda-equina",)),
+        ("didnt realise id gone until i got home, back is awful", ("cauda-equina",)),
+        ("dad can hardly lift his leg now, yesterday he was just limping", ("progressive-weakness",)),
+    ],
+)
+def test_round8_everyday_emergencies(detector: RedFlagDetector, text: str, category: tuple[str, ...]) -> None:
+    hit = detector.detect(text)
+    assert hit is not None and hit.level == "emergency" and hit.category in category, detector.explain(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "checked the saddle numbness thing, its all normal down there",
+        "no pain at night at all, only when i run over 10k",
+        "a runner at my club fainted at a race years ago, he was fine",
+        "cant lift my knee high in drills, lower back tight",
+    ],
+)
+def test_round8_look_alikes_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
+    assert detector.detect(text) is None, detector.explain(text)
