@@ -33,6 +33,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import product
 from types import MappingProxyType
 from typing import Any
@@ -119,6 +120,34 @@ def _norm_word(word: str) -> list[str]:
     return _DIGIT_LETTER_RE.sub(" ", word).split()
 
 
+_WORD_CHUNK_RE = re.compile(r"[^\W_]+")
+
+
+@lru_cache(maxsize=65536)
+def _part_words(part: str) -> tuple[_Word, ...] | str:
+    """One whitespace-separated piece of a term as pattern words, or what is wrong with it (cached)."""
+    if part in (_ANY, _GAP, _NUM):
+        return (_Word({_ANY: "any", _GAP: "gap", _NUM: "number"}[part]),)
+    prefix = part.endswith("*")
+    body = part[:-1] if prefix else part
+    if "*" in body:
+        return "'*' may only end a word (like numb*)"
+    normed = _term_words(body)
+    if not normed:
+        return f"{part!r} has no letters or digits"
+    if prefix and len(normed) > 1:
+        return f"{part!r} is not one word"
+    if prefix and len(normed[0]) < 3:
+        return f"a prefix needs at least 3 letters ({part!r})"
+    return tuple(_Word("prefix" if prefix else "exact", w) for w in normed)
+
+
+@lru_cache(maxsize=65536)
+def _term_words(body: str) -> tuple[str, ...]:
+    """The words one pattern word stands for (cached: catalogues repeat the same words thousands of times)."""
+    return tuple(w for chunk in _norm_word(_fold(body).strip()) for w in _WORD_CHUNK_RE.findall(chunk))
+
+
 @dataclass(slots=True)
 class _Tokens:
     words: list[str]
@@ -167,8 +196,8 @@ class _Word:
     text: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class _Term:
+@dataclass(slots=True, eq=False)
+class _Term:  # not frozen: tens of thousands are built per load, and frozen init is several times slower
     words: tuple[_Word, ...]
     concept: str
     polarity: bool  # starts with its own negation ("can't pee"): immune to negators in front
@@ -178,6 +207,7 @@ class _Term:
 _ANY_PID = -1
 _GAP_PID = -2
 _NUM_PID = -3
+_WILD_PIDS = {"any": _ANY_PID, "gap": _GAP_PID, "number": _NUM_PID}
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,9 +328,8 @@ class _Compiled:
         return pid
 
     def add_term(self, term: _Term) -> None:
-        wild = {"any": _ANY_PID, "gap": _GAP_PID, "number": _NUM_PID}
-        pids = tuple(wild[w.kind] if w.kind in wild else self.pattern_id(w) for w in term.words)
-        term = _Term(term.words, term.concept, term.polarity, pids)
+        pids = tuple(_WILD_PIDS.get(w.kind) or self.pattern_id(w) for w in term.words)
+        term.pids = pids
         if len(pids) == 1:
             self.single.setdefault(pids[0], []).append(term)
         elif pids[1] < 0:
@@ -800,27 +829,11 @@ class _Builder:
             return None
         words: list[_Word] = []
         for part in raw.split():
-            if part in (_ANY, _GAP, _NUM):
-                words.append(_Word({_ANY: "any", _GAP: "gap", _NUM: "number"}[part]))
-                continue
-            prefix = part.endswith("*")
-            body = part[:-1] if prefix else part
-            if "*" in body:
-                self.problem(line, f"bad pattern {raw!r}: '*' may only end a word (like numb*)")
+            parsed = _part_words(part)
+            if isinstance(parsed, str):
+                self.problem(line, f"bad pattern {raw!r}: {parsed}")
                 return None
-            normed = _norm_word(_fold(body).strip())
-            normed = [w for chunk in normed for w in re.findall(r"[^\W_]+", chunk)]
-            if not normed:
-                self.problem(line, f"bad pattern {raw!r}: {part!r} has no letters or digits")
-                return None
-            if prefix and len(normed) > 1:
-                self.problem(line, f"bad pattern {raw!r}: {part!r} is not one word")
-                return None
-            if prefix and len(normed[0]) < 3:
-                self.problem(line, f"bad pattern {raw!r}: a prefix needs at least 3 letters ({part!r})")
-                return None
-            for w in normed:
-                words.append(_Word("prefix" if prefix else "exact", w))
+            words.extend(parsed)
         if not words:
             self.problem(line, "empty term")
             return None
