@@ -108,14 +108,29 @@ def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> N
     assert score["false"] <= 0.03 * score["none"], score["misses"]
 
 
+def test_tuners_own_sets_copy_no_line_from_another_set() -> None:
+    """Each tuning round wrote its own `redflag_extra*` lines before tuning: none may come from another set.
+
+    (Independently written blind sets may share a short line by coincidence, e.g. "what can this bot do".)
+    """
+    texts = {path.name: {r["text"] for r in _rows(path.name)} for path in sorted(DATA.glob("*.jsonl"))}
+    copies = [
+        (name, other, line)
+        for name, lines in texts.items()
+        if name.startswith("redflag_extra")
+        for other, other_lines in texts.items()
+        if other != name
+        for line in lines & other_lines
+    ]
+    assert copies == []
+
+
 def test_extra_set_is_large_and_varied() -> None:
     rows = _rows("redflag_extra.jsonl")
     assert len(rows) >= 120
     assert sum(r["escalation"] == "none" for r in rows) >= 40
     categories = {r["category"] for r in rows}
     assert EMERGENCY_IDS | URGENT_IDS <= categories
-    dev_texts = {r["text"] for r in _rows("redflag_dev.jsonl")}
-    assert not dev_texts & {r["text"] for r in rows}
 
 
 def test_extra2_set_covers_every_category_and_look_alikes() -> None:
@@ -124,10 +139,6 @@ def test_extra2_set_covers_every_category_and_look_alikes() -> None:
     assert sum(r["escalation"] == "none" for r in rows) >= 35
     for cid in EMERGENCY_IDS | URGENT_IDS:
         assert sum(r["category"] == cid for r in rows) >= 4, cid
-    others = {
-        r["text"] for name in ("redflag_dev.jsonl", "redflag_extra.jsonl", "redflag_holdout.jsonl") for r in _rows(name)
-    }
-    assert not others & {r["text"] for r in rows}
 
 
 @pytest.mark.parametrize("name", ["faq_dev.jsonl", "faq_holdout.jsonl", "faq_holdout2.jsonl", "faq_holdout3.jsonl"])
@@ -144,12 +155,6 @@ def test_extra3_set_covers_the_new_themes_both_ways() -> None:
     assert sum(r["escalation"] == "none" for r in rows) >= 15
     for cid in ("major-trauma", "rhabdo", "self-harm", "infection", "cancer", "kidney"):
         assert sum(r["category"] == cid for r in rows) >= 4, cid
-    others = {
-        r["text"]
-        for name in ("redflag_dev.jsonl", "redflag_extra.jsonl", "redflag_extra2.jsonl", "redflag_holdout.jsonl")
-        for r in _rows(name)
-    } | {r["text"] for r in _rows("redflag_holdout2.jsonl")}
-    assert not others & {r["text"] for r in rows}
 
 
 def test_extra4_set_covers_round4_themes_both_ways() -> None:
@@ -158,20 +163,6 @@ def test_extra4_set_covers_round4_themes_both_ways() -> None:
     assert sum(r["escalation"] == "none" for r in rows) >= 12
     for cid in ("cauda-equina", "progressive-weakness", "major-trauma", "fracture-risk", "new-leg-weakness"):
         assert sum(r["category"] == cid for r in rows) >= 3, cid
-    others = {
-        r["text"]
-        for name in (
-            "redflag_dev.jsonl",
-            "redflag_extra.jsonl",
-            "redflag_extra2.jsonl",
-            "redflag_extra3.jsonl",
-            "redflag_holdout.jsonl",
-            "redflag_holdout2.jsonl",
-            "redflag_holdout3.jsonl",
-        )
-        for r in _rows(name)
-    }
-    assert not others & {r["text"] for r in rows}
 
 
 @pytest.mark.parametrize(
@@ -223,13 +214,6 @@ def test_extra6_set_is_broad_on_self_harm_and_has_look_alikes() -> None:
     assert sum(r["escalation"] == "none" for r in rows) >= 15
     for cid in ("heat-illness", "aaa", "major-trauma", "infection", "cancer", "fracture-risk", "night-pain"):
         assert sum(r.get("category") == cid for r in rows) >= 1, cid
-    others = {
-        r["text"]
-        for path in DATA.glob("redflag_*.jsonl")
-        if path.name != "redflag_extra6.jsonl"
-        for r in _rows(path.name)
-    }
-    assert not others & {r["text"] for r in rows}
 
 
 @pytest.mark.parametrize(
@@ -821,13 +805,6 @@ def test_extra8_set_covers_everyday_wordings_with_look_alikes() -> None:
     assert sum(r["escalation"] == "none" for r in rows) >= 12
     for cid in ("aaa", "cardiac", "heat-illness", "cauda-equina", "progressive-weakness", "new-leg-weakness", "kidney"):
         assert sum(r.get("category") == cid for r in rows) >= 2, cid
-    others = {
-        r["text"]
-        for path in DATA.glob("redflag_*.jsonl")
-        if path.name != "redflag_extra8.jsonl"
-        for r in _rows(path.name)
-    }
-    assert not others & {r["text"] for r in rows}
 
 
 @pytest.mark.parametrize(
