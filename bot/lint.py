@@ -7,7 +7,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.core import replies as R
 from bot.core.analysis import STOP_STEMS, Analyzer
-from bot.core.faq import Candidate
+from bot.core.engine import decide
 from bot.core.knowledge import CHATTER_FILE, CHATTER_ID, Knowledge, KnowledgeError, load_knowledge
 from bot.core.text import normalize
 from bot.core.triage import reachable
@@ -87,19 +87,18 @@ def _examples(k: Knowledge, entry_id: str, settings: Settings) -> list[Problem]:
         if not normalize(example):
             out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' has no words"))
             continue
-        top = k.matcher.match(example, limit=4)
-        if top and top[0].id == CHATTER_ID and top[0].confidence >= settings.matching.suggest:
+        d = decide(k, example, settings.matching)
+        if d.kind == "chatter":
             out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' looks like club "
                                f"chatter ({CHATTER_FILE}), so the bot gives no answer"))
-            continue
-        top = [c for c in top if c.id != CHATTER_ID]
-        if not top or not _confident(top, settings):
+        elif d.kind != "answer":
+            top = d.candidates
             best = f" (best: '{top[0].id}' at {top[0].confidence:.0f})" if top else ""
             out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' gets no confident "
                                f"answer{best}"))
-        elif top[0].id != entry.id:
+        elif d.candidates[0].id != entry.id:
             out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' lands on "
-                               f"'{top[0].id}' instead"))
+                               f"'{d.candidates[0].id}' instead"))
     return out
 
 
@@ -133,13 +132,6 @@ def _triage(k: Knowledge) -> list[Problem]:
         if not outcome.faq:
             out.append(_warn("triage.yaml", outcome.line, f"outcome '{outcome.id}' links no FAQ entry"))
     return out
-
-
-def _confident(candidates: list[Candidate], settings: Settings) -> bool:
-    m = settings.matching
-    top = candidates[0].confidence
-    second = candidates[1].confidence if len(candidates) > 1 else 0.0
-    return top >= m.confident or (top >= m.likely and top - second >= m.margin)
 
 
 def check_folder(folder: Path, settings: Settings) -> list[Problem]:

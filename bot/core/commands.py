@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from bot.core import replies as R
 from bot.core.messages import Choice, Outcome, Reply
-from bot.storage.sqlite import to_db
 
 if TYPE_CHECKING:
     from bot.core.engine import Context, Engine
@@ -170,5 +169,3 @@ class Commands:
         )
         return Outcome((Reply(usage),), "command")
 
-
-__all__ = ["Commands", "parse_command", "to_db"]

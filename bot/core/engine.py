@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.config import Settings
+from bot.config import MatchingSettings, Settings
 from bot.core import replies as R
 from bot.core import triage as T
 from bot.core.faq import Candidate
@@ -55,6 +55,44 @@ class Context:
     user: User
     k: Knowledge
     prefix: list[Reply] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FaqDecision:
+    """What the FAQ path makes of a message: ``kind`` and the FAQ candidates behind it (chatter removed, best first).
+
+    ``kind``: ``greeting`` (no content words), ``chatter``, ``answer`` (the first candidate), ``did-you-mean`` (the
+    candidates are the suggestions) or ``fallback``.
+    """
+
+    kind: str
+    candidates: tuple[Candidate, ...] = ()
+
+
+def is_confident(candidates: Sequence[Candidate], m: MatchingSettings) -> bool:
+    """Answer when the best match is confident, or likely and well ahead of the runner-up."""
+    if not candidates:
+        return False
+    top = candidates[0].confidence
+    second = candidates[1].confidence if len(candidates) > 1 else 0.0
+    return top >= m.confident or (top >= m.likely and top - second >= m.margin)
+
+
+def decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
+    """The one place that turns match scores into an answer, suggestions or nothing (engine and lint both use it)."""
+    terms = k.analyzer.terms(text)
+    if not terms:
+        return FaqDecision("greeting")
+    candidates = k.matcher.match(text, limit=max(3, m.max_suggestions) + 1, terms=terms)
+    if candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
+        return FaqDecision("chatter")
+    candidates = [c for c in candidates if c.id != CHATTER_ID]
+    if is_confident(candidates, m):
+        return FaqDecision("answer", tuple(candidates))
+    suggestions = [c for c in candidates if c.confidence >= m.suggest][: m.max_suggestions]
+    if suggestions:
+        return FaqDecision("did-you-mean", tuple(suggestions))
+    return FaqDecision("fallback", tuple(candidates))
 
 
 class Engine:
@@ -194,42 +232,30 @@ class Engine:
     async def answer_question(self, ctx: Context, text: str) -> Outcome:
         """The FAQ path: confident answer, did-you-mean, or the fallback."""
         k = ctx.k
-        m = self.settings.matching
-        if not normalize(text):
+        norm = normalize(text)
+        if not norm:
             return Outcome((Reply(R.EMPTY),), "empty")
-        candidates = k.matcher.match(text, limit=max(3, m.max_suggestions) + 1)
-        if not k.analyzer.terms(text):
+        d = decide(k, text, self.settings.matching)
+        confidence = d.candidates[0].confidence if d.candidates else 0.0
+        if d.kind == "greeting":
             return Outcome((R.greeting(k),), "fallback")  # "hi", "thanks", "ok": nothing to answer or record
-        if candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
+        if d.kind == "chatter":
             return Outcome((R.fallback(k, noted=False),), "fallback", confidence=0.0)
-        candidates = [c for c in candidates if c.id != CHATTER_ID]
-        top = candidates[0] if candidates else None
-        if top is not None and self.is_confident(candidates):
-            entry = k.entries[top.id]
-            reply = R.answer(entry, k)
-            return Outcome((reply,), "answer", faq_id=entry.id, confidence=top.confidence)
-        suggestions = [c for c in candidates if c.confidence >= m.suggest][: m.max_suggestions]
-        if suggestions:
-            entries = [k.entries[c.id] for c in suggestions]
+        if d.kind == "answer":
+            entry = k.entries[d.candidates[0].id]
+            return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=confidence)
+        if d.kind == "did-you-mean":
+            entries = [k.entries[c.id] for c in d.candidates]
             return Outcome(
                 (R.did_you_mean(entries),),
                 "did-you-mean",
-                confidence=top.confidence if top else 0.0,
+                confidence=confidence,
                 alternatives=tuple(e.id for e in entries),
             )
-        noted = self.options.record_unanswered and len(normalize(text).split()) >= 2
+        noted = self.options.record_unanswered and len(norm.split()) >= 2
         if noted:
-            await self.store.record_unanswered(normalize(text)[:300])
-        return Outcome((R.fallback(k, noted=noted),), "fallback", confidence=top.confidence if top else 0.0)
-
-    def is_confident(self, candidates: list[Candidate]) -> bool:
-        """Answer when the best match is confident, or likely and well ahead of the runner-up."""
-        m = self.settings.matching
-        if not candidates:
-            return False
-        top = candidates[0].confidence
-        second = candidates[1].confidence if len(candidates) > 1 else 0.0
-        return top >= m.confident or (top >= m.likely and top - second >= m.margin)
+            await self.store.record_unanswered(norm[:300])
+        return Outcome((R.fallback(k, noted=noted),), "fallback", confidence=confidence)
 
     async def _listen_only(
         self, msg: IncomingMessage, k: Knowledge, text: str, escalation: Escalation | None
@@ -237,13 +263,13 @@ class Engine:
         if escalation is not None:
             user = await self.store.user(msg.platform, msg.user_id)
             return await self._escalate(Context(msg, user, k), escalation)
-        candidates = k.matcher.match(text, limit=2)
-        if candidates and candidates[0].id != CHATTER_ID and self.is_confident(candidates):
+        d = decide(k, text, self.settings.matching)
+        if d.kind == "answer":
             # overheard chatter is never told to slow down: over the limit the bot just stays quiet
             if self._limited() and self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic()) != "ok":
                 return Outcome((), "throttled")
-            entry = k.entries[candidates[0].id]
-            return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=candidates[0].confidence)
+            top = d.candidates[0]
+            return Outcome((R.answer(k.entries[top.id], k),), "answer", faq_id=top.id, confidence=top.confidence)
         return Outcome((), "ignored")
 
     async def _escalate(self, ctx: Context, escalation: Escalation) -> Outcome:

@@ -131,9 +131,12 @@ class FaqMatcher:
         found.sort(key=lambda x: -x[1])
         return tuple(found[:3])
 
-    def match(self, text: str, limit: int = 3) -> list[Candidate]:
-        """The best entries for a message, best first; empty when nothing in the FAQ relates to it."""
-        terms = list(dict.fromkeys(self.analyzer.terms(text)))
+    def match(self, text: str, limit: int = 3, *, terms: list[str] | None = None) -> list[Candidate]:
+        """The best entries for a message, best first; empty when nothing in the FAQ relates to it.
+
+        ``terms`` are the message's analyzed terms when the caller has them already.
+        """
+        terms = list(dict.fromkeys(self.analyzer.terms(text) if terms is None else terms))
         if not terms:
             return []
         total = 0.0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bot.core.messages import ChatRef, Choice, Outcome, Reply
 from bot.core.ports import Adapter, Clock, DeliveryError
 from bot.core.text import normalize
-from bot.storage.sqlite import Followup, Store, User
+from bot.storage.sqlite import Followup, Store
 
 if TYPE_CHECKING:
     from bot.config import FollowupSettings
@@ -69,12 +69,6 @@ class FollowupFlow:
         text = f"Would you like me to check in with you in {days:g} days to ask how your back is doing?"
         choices = (Choice("Yes, check in", f"fu:yes:{outcome.id}"[:64]), Choice("No thanks", "fu:no"))
         return Reply(text, choices=choices, private=not ctx.msg.is_private)
-
-    async def awaiting(self, user: User) -> Followup | None:
-        for f in await self.engine.store.user_followups(user, active_only=True):
-            if f.state == "awaiting":
-                return f
-        return None
 
     @staticmethod
     def parse_answer(text: str) -> str | None:
