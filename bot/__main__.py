@@ -9,10 +9,15 @@ import logging
 import sys
 import threading
 from collections.abc import Sequence
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.config import ConfigError, Settings, load_settings
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+#: what every command needs (pyproject's dependencies; the platform libraries are checked when a platform starts)
+CORE_MODULES = {"yaml": "pyyaml", "rapidfuzz": "rapidfuzz", "aiosqlite": "aiosqlite"}
 
 log = logging.getLogger("runbot")
 
@@ -76,6 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 2
+    missing = [package for module, package in CORE_MODULES.items() if find_spec(module) is None]
+    if missing:
+        print(
+            f"runbot: missing package(s) {', '.join(missing)} for {sys.executable}; install runbot into this "
+            "Python first, e.g. `python3 -m venv .venv && .venv/bin/pip install -e .` (see the README)",
+            file=sys.stderr,
+        )
+        return 2
+    from bot.config import ConfigError, load_settings
+
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -142,3 +142,17 @@ def test_config_errors_are_one_line(tmp_path: Path, content: str, needle: str) -
 def test_missing_config_file_is_reported() -> None:
     res = runbot("--config", "/nonexistent/config.yaml", "ask", "--json", "hi")
     assert res.returncode == 2 and "not found" in res.stderr
+
+
+def test_missing_packages_get_an_install_hint_not_a_traceback() -> None:
+    # -S hides site-packages, as when someone runs `python3 -m bot` before installing runbot
+    res = subprocess.run(
+        [sys.executable, "-S", "-m", "bot", "eval", str(DATA / "faq_dev.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert res.returncode == 2
+    assert "missing package(s)" in res.stderr and "pip install -e ." in res.stderr
+    assert "Traceback" not in res.stderr
