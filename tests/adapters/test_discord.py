@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import real_runtime
 
 from bot.adapters.discord_adapter import (
     DMS_CLOSED_NOTE,
@@ -21,8 +22,7 @@ from bot.adapters.discord_adapter import (
     StartupError,
     split_message,
 )
-from bot.bootstrap import Runtime, build
-from bot.config import RateLimitSettings, Settings
+from bot.bootstrap import Runtime
 from bot.core.messages import ChatRef, Choice, IncomingMessage, Outcome, Reply
 from bot.core.ports import DeliveryError, ManualClock
 from tests.adapters.fake_discord import (
@@ -37,7 +37,6 @@ from tests.adapters.fake_discord import (
     Sent,
 )
 
-KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
 TOKEN = "fake-token.abc.def"
 QUESTION = "why does my lower back hurt after running"
 #: one-word questions; the shipped knowledge answers at least one of them with "did you mean" buttons
@@ -76,16 +75,6 @@ class RecordingEngine:
     def last(self) -> tuple[IncomingMessage, Outcome]:
         assert self.calls, "the engine was not called"
         return self.calls[-1]
-
-
-@asynccontextmanager
-async def real_runtime(db: Path) -> AsyncIterator[Runtime]:
-    """The real engine, store and scheduler from bot.bootstrap, on the shipped knowledge and a SQLite file."""
-    # Flood control is the engine's business and has its own tests; a triage walk clicks 10 buttons in a second.
-    settings = Settings(rate_limit=RateLimitSettings(enabled=False))
-    runtime = build(settings, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=db)
-    async with runtime:
-        yield runtime
 
 
 # ---------------------------------------------------------------------------- the running bot

@@ -5,15 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-
-from support import KNOWLEDGE
 
 from bot.adapters.discord_adapter import DiscordAdapter, DiscordAdapterSettings
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
-from bot.bootstrap import Runtime, build
-from bot.config import RateLimitSettings, Settings
-from bot.core.ports import ManualClock
+from bot.bootstrap import Runtime
 from tests.adapters.fake_discord import FakeDiscord, FakeGuild, FakeUser
 from tests.adapters.fake_telegram import FakeBotAPI
 
@@ -22,14 +17,6 @@ DISCORD_TOKEN = "MTEyMzQ1Njc4OTAxMjM0NTY3OA.GhIjKl.Zx9aBcDeFgHiJkLmNoPqRsTuVwXyZ
 TELEGRAM_TOKEN = "7123456789:AAHk3bVZr8Yq0xN5mP2sT9wU4vC6dE1fG7h"
 TELEGRAM_BOT = "runbot_test_bot"
 GROUP = -100555
-
-
-@asynccontextmanager
-async def real_runtime(db: Path) -> AsyncIterator[Runtime]:
-    settings = Settings(rate_limit=RateLimitSettings(enabled=False))
-    rt = build(settings, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=db)
-    async with rt:
-        yield rt
 
 
 @dataclass

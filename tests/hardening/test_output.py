@@ -7,14 +7,14 @@ import re
 from pathlib import Path
 
 import discord
-from support import KNOWLEDGE, dm, group
+from support import KNOWLEDGE, dm, group, real_runtime
 
 from bot.bootstrap import Runtime
 from bot.core import replies as R
 from bot.core.messages import IncomingMessage
 from tests.adapters.fake_discord import FakeDiscord
 from tests.adapters.fake_telegram import FakeBotAPI
-from tests.hardening.platforms import GROUP, TELEGRAM_BOT, TELEGRAM_TOKEN, discord_bot, real_runtime, telegram_bot
+from tests.hardening.platforms import GROUP, TELEGRAM_BOT, TELEGRAM_TOKEN, discord_bot, telegram_bot
 
 RED_FLAG = "since this morning I can't feel my groin or bum and I wet myself without noticing"
 EVIL = "evil.example"

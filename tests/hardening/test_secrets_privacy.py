@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, ROOT, dm, group
+from support import KNOWLEDGE, ROOT, dm, group, real_runtime
 
 from bot.adapters.discord_adapter import DiscordAdapter, DiscordAdapterSettings
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
@@ -28,7 +28,6 @@ from tests.hardening.platforms import (
     TELEGRAM_BOT,
     TELEGRAM_TOKEN,
     discord_bot,
-    real_runtime,
     telegram_bot,
 )
 
