@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
 EVAL_FAQ = Path(__file__).resolve().parent.parent / "tests" / "data" / "faq_dev.jsonl"
-SHIPPED_FILES = ("triage.yaml", "red_flags.yaml", "synonyms.yaml", "chatter.yaml")
+SHIPPED_FILES = ("triage.yaml", "synonyms.yaml", "chatter.yaml")
 SEED = 8
 PHRASINGS = 5
 
@@ -142,6 +142,7 @@ def entry_id(i: int) -> str:
 def write_knowledge(folder: Path, entries: list[list[str]]) -> None:
     for name in SHIPPED_FILES:
         shutil.copy(KNOWLEDGE / name, folder / name)
+    shutil.copytree(KNOWLEDGE / "red_flags", folder / "red_flags")
     # the shipped triage links FAQ ids, so the shipped FAQ files come along (their entries are not queried)
     for path in KNOWLEDGE.glob("faq*.yaml"):
         shutil.copy(path, folder / path.name)

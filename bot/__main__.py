@@ -40,10 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     mode = sp.add_mutually_exclusive_group(required=True)
     mode.add_argument("--json", metavar="TEXT", help="one message; prints one JSON object")
     mode.add_argument("--jsonl", action="store_true", help='read {"text": ...} lines from stdin, write one per line')
+    sp.add_argument("--listen", action="store_true", help="treat each message as overheard in a listen channel")
 
     sp = sub.add_parser("check", help="validate a knowledge folder (exit 1 on problems)")
     sp.add_argument("dir", nargs="?", help="knowledge folder (default: from config)")
     sp.add_argument("--strict", action="store_true", help="treat warnings as failures")
+
+    sp = sub.add_parser("explain", help="show how the red-flag check reads a message")
+    knowledge_arg(sp)
+    sp.add_argument("text", help="the message")
 
     sp = sub.add_parser("eval", help="measure FAQ accuracy and red-flag recall on a JSONL file")
     knowledge_arg(sp)
@@ -52,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--min-rejection", type=float, metavar="X", help="fail below this out-of-scope rejection (0-1)")
     sp.add_argument("--min-emergency-recall", type=float, metavar="X", help="fail below this emergency recall")
     sp.add_argument("--min-urgent-recall", type=float, metavar="X", help="fail below this urgent recall")
-    sp.add_argument("--max-false-escalation", type=float, metavar="X", help="fail above this rate on none lines")
+    sp.add_argument("--max-false-escalation", type=float, metavar="X", help="fail above this alarm rate on none lines")
+    sp.add_argument("--max-check-rate", type=float, metavar="X", help="fail above this question rate on none lines")
+    sp.add_argument("--listen", action="store_true", help="treat each line as overheard in a listen channel")
     sp.add_argument("--quiet", action="store_true", help="don't list the misses")
 
     sp = sub.add_parser("run", help="run the bot on the enabled platforms")
@@ -112,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ask": _ask,
         "check": _check,
         "eval": _eval,
+        "explain": _explain,
         "run": _run,
         "report": _report,
         "followups": _followups,
@@ -157,6 +165,15 @@ def _ask_result(outcome: Any) -> dict[str, Any]:
         "confidence": round(float(outcome.confidence), 1),
         "alternatives": list(outcome.alternatives),
         "kind": outcome.kind,
+        "safety_check": (
+            None
+            if outcome.safety_check is None
+            else {
+                "level": outcome.safety_check.level,
+                "category": outcome.safety_check.category,
+                "question": outcome.safety_check.question,
+            }
+        ),
         "choices": [{"label": c.label, "payload": c.payload} for r in outcome.replies for c in r.choices],
     }
 
@@ -164,14 +181,13 @@ def _ask_result(outcome: Any) -> dict[str, Any]:
 async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import build
     from bot.core.engine import EngineOptions
-    from bot.core.messages import IncomingMessage
 
     options = EngineOptions(first_notice=False, rate_limit=False)
     runtime = build(settings, knowledge_path=args.knowledge, db_path=args.db or ":memory:", options=options)
     async with runtime:
         engine = runtime.engine
         if args.json is not None:
-            outcome = await engine.handle(IncomingMessage("cli", "cli-0", "cli-0", text=args.json))
+            outcome = await engine.handle(_cli_message(0, args.json, args.listen))
             print(json.dumps(_ask_result(outcome), ensure_ascii=False))
             return 0
         lines = _stdin_lines()
@@ -189,12 +205,20 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
             except (ValueError, KeyError):
                 out.write(json.dumps({"error": f"line {n}: expected a JSON object with a \"text\" string"}) + "\n")
                 continue
-            outcome = await engine.handle(IncomingMessage("cli", f"cli-{n}", f"cli-{n}", text=text))
+            outcome = await engine.handle(_cli_message(n, text, args.listen))
             out.write(json.dumps(_ask_result(outcome), ensure_ascii=False) + "\n")
             if lines.empty():
                 out.flush()  # a caller feeding one line at a time gets each answer at once
         out.flush()
     return 0
+
+
+def _cli_message(n: int, text: str, listen: bool) -> Any:
+    from bot.core.messages import IncomingMessage
+
+    if listen:  # overheard in a group's listen channel, not addressed to the bot
+        return IncomingMessage("cli", f"cli-{n}", "cli-group", text=text, is_private=False, listen_only=True)
+    return IncomingMessage("cli", f"cli-{n}", f"cli-{n}", text=text)
 
 
 def _stdin_lines() -> asyncio.Queue[str | None]:
@@ -233,6 +257,22 @@ async def _check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.knowledge import load_knowledge
+
+    k = await asyncio.to_thread(load_knowledge, args.knowledge or settings.knowledge.path)
+    ex = k.red_flags.explain(args.text)
+    print("terms found:" if ex.terms else "terms found: none")
+    for t in ex.terms:
+        state = f"cancelled: {t.cancelled}" if t.cancelled else "counts"
+        print(f"  {t.concept}: {t.words!r} ({state})")
+    for tier, hits in (("alarm", ex.assessment.alarms), ("check", ex.assessment.checks)):
+        for h in hits:
+            print(f"{tier}: {h.category} ({h.level}), rule at {h.file}:{h.rule_line}, words {list(h.words)}")
+    print(f"tier: {ex.tier}")
+    return 0
+
+
 async def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.bootstrap import build
     from bot.core.engine import EngineOptions
@@ -246,7 +286,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
     options = EngineOptions(first_notice=False, rate_limit=False, record_unanswered=False)
     runtime = build(settings, knowledge_path=args.knowledge, db_path=":memory:", options=options)
     async with runtime:
-        report = await evaluate(runtime.engine, rows)
+        report = await evaluate(runtime.engine, rows, listen=args.listen)
     lines = report.lines()
     if args.quiet:
         lines = [line for line in lines if not line.startswith("  ")]
@@ -258,6 +298,7 @@ async def _eval(args: argparse.Namespace, settings: Settings) -> int:
         (args.min_emergency_recall, report.recall("emergency"), "emergency recall", 1),
         (args.min_urgent_recall, report.recall("urgent"), "urgent recall", 1),
         (args.max_false_escalation, report.false_escalation, "false escalation rate", -1),
+        (args.max_check_rate, report.check_rate, "safety question rate", -1),
     ]
     for limit, value, name, sign in checks:
         if limit is None or value is None:

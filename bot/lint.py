@@ -9,6 +9,7 @@ from bot.core import replies as R
 from bot.core.analysis import STOP_STEMS, Analyzer
 from bot.core.engine import decide
 from bot.core.knowledge import CHATTER_FILE, CHATTER_ID, Knowledge, KnowledgeError, load_knowledge
+from bot.core.red_flags import Assessment, RedFlagCategory
 from bot.core.text import normalize
 from bot.core.triage import reachable
 from bot.core.yamlio import Problem
@@ -39,6 +40,7 @@ def lint(k: Knowledge, settings: Settings) -> list[Problem]:
     out.extend(_collisions(k, settings))
     out.extend(_synonyms(k))
     out.extend(_triage(k))
+    out.extend(red_flag_examples(k))
     return out
 
 
@@ -100,6 +102,34 @@ def _examples(k: Knowledge, entry_id: str, settings: Settings) -> list[Problem]:
             out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' lands on "
                                f"'{d.candidates[0].id}' instead"))
     return out
+
+
+def red_flag_examples(k: Knowledge) -> list[Problem]:
+    """Every red-flag example must raise the alarm for its category, every check example must get that category's
+    safety question, and every ``not`` line must stay quiet; any miss is an error."""
+    out: list[Problem] = []
+    for cat in k.red_flags.categories.values():
+        def miss(text: str, what: str, cat: RedFlagCategory = cat) -> None:
+            out.append(Problem(cat.file, cat.line, f"red-flag example {text!r} of '{cat.id}' {what}"))
+
+        for text in cat.examples:
+            found = k.red_flags.assess(text)
+            if cat.id not in {h.category for h in found.alarms}:
+                miss(text, f"does not raise the alarm (tier: {_tier(found)})")
+        for text in cat.check_examples:
+            found = k.red_flags.assess(text)
+            if found.alarms or cat.id not in {h.category for h in found.checks}:
+                miss(text, f"does not get the safety question (tier: {_tier(found)})")
+        for text in cat.quiet:
+            found = k.red_flags.assess(text)
+            if found.alarms or found.checks:
+                hit = (found.alarms or found.checks)[0]
+                miss(text, f"is not quiet: {_tier(found)} for '{hit.category}' ({hit.file}:{hit.rule_line})")
+    return out
+
+
+def _tier(found: Assessment) -> str:
+    return "alarm" if found.alarms else "check" if found.checks else "none"
 
 
 def _synonyms(k: Knowledge) -> list[Problem]:

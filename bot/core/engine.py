@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.config import MatchingSettings, Settings
 from bot.core import replies as R
@@ -16,6 +16,8 @@ from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
 from bot.core.messages import MAX_PAYLOAD_BYTES, Choice, Escalation, IncomingMessage, Outcome, Reply
 from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
+from bot.core.red_flags import Assessment
+from bot.core.safety import SafetyGate
 from bot.core.text import MAX_MATCH_CHARS, normalize
 from bot.storage.sqlite import Store, StoredTriage, User
 
@@ -117,6 +119,7 @@ class Engine:
         rl = self.settings.rate_limit
         self._limiter = RateLimiter(rl.messages, rl.per_seconds, rl.burst)
         self._repeat = RepeatGuard(self.settings.safety.repeat_escalation_seconds)
+        self.safety = SafetyGate(monotonic)
         self.waker: Waker | None = None
         self.reloader: Reloader | None = None
         from bot.core.commands import Commands
@@ -149,14 +152,22 @@ class Engine:
 
     async def handle_text(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
-        text = msg.text[:MAX_MATCH_CHARS]
         # red flags look further than matching does: a symptom at the end of a long message still counts
-        escalation = k.red_flags.detect(msg.text[:RED_FLAG_CHARS])
-        if msg.listen_only:
+        assessment, failed = self.safety.assess(k, msg.text[:RED_FLAG_CHARS])
+        outcome = await self._handle_assessed(msg, k, assessment)
+        if failed:  # fail closed: whatever else the message gets, it also gets the safety line
+            outcome = _plus(outcome, Reply(R.safety_line(self.settings.safety)))
+        return outcome
+
+    async def _handle_assessed(self, msg: IncomingMessage, k: Knowledge, assessment: Assessment) -> Outcome:
+        escalation = assessment.escalation
+        text = msg.text[:MAX_MATCH_CHARS]
+        if msg.listen_only:  # overheard: only the alarm tier acts, nothing public for a possible hit
             return await self._listen_only(msg, k, text, escalation)
         user = await self.store.user(msg.platform, msg.user_id)
         ctx = Context(msg, user, k)
         if escalation is not None:
+            self.safety.take(_who(msg))
             return await self._escalate(ctx, escalation)
         if self._limited():
             verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
@@ -164,8 +175,24 @@ class Engine:
                 return Outcome((Reply(R.SLOW_DOWN),), "throttled")
             if verdict == "drop":
                 return Outcome((), "throttled")
-        await self._notice(ctx)
         stripped = text.strip()
+        if self.safety.waiting(_who(msg)):
+            answer = self.safety.typed_answer(stripped)
+            if answer is not None:
+                return await self._check_answer(ctx, answer, None)
+        possible = assessment.possible
+        if possible is not None and not stripped.startswith("/"):
+            s = self.settings.safety
+            check = k.red_flags.safety_check(possible, emergency_number=s.emergency_number, crisis_line=s.crisis_line)
+            self.safety.ask(_who(msg), check, msg.text)
+            reply = Reply(R.safety_check_text(check.question), SafetyGate.choices(check), private=not msg.is_private)
+            return Outcome((reply,), "safety-check", safety_check=check)
+        return await self._route(ctx, stripped)
+
+    async def _route(self, ctx: Context, stripped: str) -> Outcome:
+        """Everything after the safety gate: notice, commands, the triage step or check-in answer, the FAQ."""
+        msg, k, user = ctx.msg, ctx.k, ctx.user
+        await self._notice(ctx)
         if stripped.startswith("/"):
             from bot.core.commands import parse_command
 
@@ -181,6 +208,20 @@ class Engine:
                 if answer is not None:
                     return self._with_prefix(ctx, await self.followups.answer(ctx, awaiting, answer))
         return self._with_prefix(ctx, await self.answer_question(ctx, stripped))
+
+    async def _check_answer(self, ctx: Context, yes: bool, category: str | None) -> Outcome:
+        """The answer to a safety question: yes escalates that category, no carries on with the original message."""
+        pending = self.safety.take(_who(ctx.msg))
+        if yes:
+            cid = category or (pending.check.category if pending else None)
+            cat = ctx.k.red_flags.categories.get(cid or "")
+            if cat is None:
+                return Outcome((Reply(R.EXPIRED),), "expired")
+            return await self._escalate(ctx, Escalation(cat.level, cat.id))
+        if pending is None:
+            return Outcome((Reply(R.SAFETY_CHECK_ASK_AGAIN),), "fallback")
+        carried = await self._route(ctx, pending.text[:MAX_MATCH_CHARS].strip())
+        return _plus(carried, Reply(R.SAFETY_CHECK_CARRY_ON, private=not ctx.msg.is_private), first=True)
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
@@ -201,6 +242,8 @@ class Engine:
             return await self._triage_choice(ctx, payload)
         if kind == "fu":
             return await self.followups.choice(ctx, rest)
+        if kind == "chk":
+            return await self._check_answer(ctx, rest != "no", rest.partition(":")[2] or None)
         if kind == "cmd":
             return await self.commands.dispatch(ctx, "/" + rest.replace(":", " "))
         return await self.commands.forget_choice(ctx, rest)
@@ -221,6 +264,8 @@ class Engine:
             return rest.startswith("yes:") and any(
                 f"fu:yes:{o}"[:MAX_PAYLOAD_BYTES] == payload for o in k.triage.outcomes
             )
+        if kind == "chk":
+            return SafetyGate.issuable(payload, k)
         if kind == "cmd":
             return rest in _CHOICE_COMMANDS
         return kind == "forget" and rest in ("yes", "no")
@@ -270,7 +315,7 @@ class Engine:
                 return Outcome((), "throttled")
             top = d.candidates[0]
             return Outcome((R.answer(k.entries[top.id], k),), "answer", faq_id=top.id, confidence=top.confidence)
-        return Outcome((), "ignored")
+        return Outcome((), "silent")
 
     async def _escalate(self, ctx: Context, escalation: Escalation) -> Outcome:
         """A red flag is never silenced by flood control, but the same escalation goes out at most once per
@@ -315,14 +360,7 @@ class Engine:
     def _with_prefix(ctx: Context, outcome: Outcome) -> Outcome:
         if not ctx.prefix:
             return outcome
-        return Outcome(
-            (*ctx.prefix, *outcome.replies),
-            outcome.kind,
-            faq_id=outcome.faq_id,
-            escalation=outcome.escalation,
-            confidence=outcome.confidence,
-            alternatives=outcome.alternatives,
-        )
+        return replace(outcome, replies=(*ctx.prefix, *outcome.replies))
 
     # ------------------------------------------------------------------ triage
     async def start_triage(self, ctx: Context) -> Outcome:
@@ -396,3 +434,12 @@ class Engine:
         if offer is not None:
             out.append(offer)
         return Outcome(tuple(out), "escalation" if escalation else "triage", escalation=escalation)
+
+
+def _who(msg: IncomingMessage) -> str:
+    return f"{msg.platform}:{msg.user_id}"
+
+
+def _plus(outcome: Outcome, reply: Reply, *, first: bool = False) -> Outcome:
+    """The outcome with one more reply (before the others when ``first``)."""
+    return replace(outcome, replies=(reply, *outcome.replies) if first else (*outcome.replies, reply))

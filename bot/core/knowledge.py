@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from bot.core.analysis import Analyzer
 from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
-from bot.core.red_flags import RedFlagDetector, parse_red_flags
+from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs
 from bot.core.schema import KEBAB, Checker
 from bot.core.triage import TriageFlow, parse_triage
 from bot.core.yamlio import LDict, LList, Problem, YamlError, load_bytes, read_bytes
@@ -21,7 +21,9 @@ T = TypeVar("T")
 FAQ_GLOB = "faq*.yaml"
 SYNONYMS_FILE = "synonyms.yaml"
 TRIAGE_FILE = "triage.yaml"
-RED_FLAGS_FILE = "red_flags.yaml"
+RED_FLAGS_DIR = "red_flags"
+#: read first: the context vocabulary and the concepts shared by several categories
+RED_FLAGS_FIRST = ("context.yaml", "shared.yaml")
 CHATTER_FILE = "chatter.yaml"
 #: the matcher's id for club chatter: when it wins, no FAQ answer is given
 CHATTER_ID = "_chatter"
@@ -166,9 +168,22 @@ def _triage_checked(data: Any, ck: Checker) -> TriageFlow | None:
     return flow
 
 
-def _red_flags_checked(data: Any, ck: Checker) -> RedFlagDetector | None:
-    detector, found = parse_red_flags(data, ck.file)
-    ck.problems.extend(found)
+def _read_red_flags(folder: _Folder) -> RedFlagDetector | None:
+    """The catalogue folder: context.yaml, shared.yaml, then one file per category."""
+    root = folder.root / RED_FLAGS_DIR
+    if not root.is_dir():
+        folder.problems.append(Problem(RED_FLAGS_DIR, 1, "the red-flag catalogue folder is missing"))
+        return None
+    names = [n for n in RED_FLAGS_FIRST if (root / n).exists()]
+    names += sorted(p.name for p in root.glob("*.yaml") if p.name not in RED_FLAGS_FIRST)
+    docs = []
+    for name in names:
+        data = folder.read(f"{RED_FLAGS_DIR}/{name}")
+        if data is None:
+            return None  # its problem is recorded
+        docs.append((f"{RED_FLAGS_DIR}/{name}", data))
+    detector, found = parse_red_flag_docs(docs)
+    folder.problems.extend(found)
     return detector
 
 
@@ -234,9 +249,9 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
                     problems.append(
                         Problem(TRIAGE_FILE, outcome.line, f"outcome '{outcome.id}' links unknown id '{fid}'")
                     )
-    red_flags = folder.check(RED_FLAGS_FILE, _red_flags_checked, None, missing="the red-flag catalogue is missing")
+    red_flags = _read_red_flags(folder)
 
-    known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, RED_FLAGS_FILE, CHATTER_FILE}
+    known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, CHATTER_FILE}
     for other in sorted(root.glob("*.y*ml")):
         if other.name not in known:
             problems.append(

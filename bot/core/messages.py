@@ -32,6 +32,15 @@ class Escalation:
 
 
 @dataclass(frozen=True, slots=True)
+class SafetyCheck:
+    """A possible red flag: the one yes/no question the bot asks instead of escalating (the check tier)."""
+
+    level: EscalationLevel
+    category: str
+    question: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One message for the user.
 
@@ -78,7 +87,8 @@ class Outcome:
     """What the engine decided for one message: the replies plus the facts behind them.
 
     ``kind`` is one of: ``answer`` (confident FAQ match), ``did-you-mean``, ``fallback``,
-    ``escalation``, ``triage``, ``command``, ``followup``, ``expired``, ``throttled``, ``empty``.
+    ``escalation``, ``safety-check``, ``triage``, ``command``, ``followup``, ``expired``, ``throttled``, ``empty``,
+    ``silent`` (a listen channel: nothing to say).
     """
 
     replies: tuple[Reply, ...]
@@ -87,3 +97,5 @@ class Outcome:
     escalation: Escalation | None = None
     confidence: float = 0.0
     alternatives: tuple[str, ...] = field(default=())
+    #: set when the bot asked a safety question about a possible red flag instead of escalating
+    safety_check: SafetyCheck | None = None

@@ -24,18 +24,20 @@ MAX_SETTLE_ROUNDS = 8
 
 
 Snapshot = dict[str, bytes]
+#: the YAML files of a knowledge folder: the top level and the red-flag catalogue folder
+SNAPSHOT_GLOBS = ("*.y*ml", "red_flags/*.y*ml")
 
 
 def snapshot(path: Path) -> Snapshot:
     """The bytes of every YAML file in the folder, read once (hidden files such as editors' temp files skipped)."""
     out: Snapshot = {}
     try:
-        files = sorted(f for f in path.glob("*.y*ml") if not f.name.startswith("."))
+        files = sorted(f for pattern in SNAPSHOT_GLOBS for f in path.glob(pattern) if not f.name.startswith("."))
     except OSError:
         return out
     for f in files:
         try:
-            out[f.name] = f.read_bytes()
+            out[f.relative_to(path).as_posix()] = f.read_bytes()
         except OSError:  # removed or replaced between glob and read: the next poll sees the new state
             continue
     return out
@@ -60,6 +62,7 @@ def load_snapshot(path: Path, snap: Snapshot) -> Knowledge:
     with tempfile.TemporaryDirectory(prefix="runbot-knowledge-") as scratch:
         root = Path(scratch)
         for name, data in snap.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(data)
         try:
             return load_knowledge(root)

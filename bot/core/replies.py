@@ -136,3 +136,20 @@ def escalation_reminder(escalation: Escalation, safety: SafetySettings) -> str:
     if escalation.level == "emergency":
         return f"Please act on the safety advice I just sent: call {safety.emergency_number} now."
     return "Please act on the safety advice I just sent: see a doctor today."
+
+
+def safety_line(safety: SafetySettings) -> str:
+    """Added to any reply when the red-flag check itself failed: fail closed, never silent."""
+    return f"⚠️ If you think this is an emergency, call {safety.emergency_number} now."
+
+
+SAFETY_CHECK_YES = "Yes"
+SAFETY_CHECK_NO = "No"
+
+
+def safety_check_text(question: str) -> str:
+    return f"Before I answer, one quick safety question:\n\n{question}"
+
+
+SAFETY_CHECK_CARRY_ON = "Thanks — glad to hear it."
+SAFETY_CHECK_ASK_AGAIN = "Thanks. What would you like to ask about your back?"

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core.messages import Escalation
-from bot.core.red_flags import RedFlagDetector, parse_red_flags
+from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs, parse_red_flags
 from bot.core.yamlio import load_file, load_text
 
 ROOT = Path(__file__).resolve().parents[2]
-CATALOGUE = ROOT / "knowledge" / "red_flags.yaml"
+CATALOGUE = ROOT / "knowledge" / "red_flags"
 DATA = ROOT / "tests" / "data"
 
 EMERGENCY_IDS = {
@@ -34,10 +34,16 @@ URGENT_IDS = {"infection", "cancer", "fracture-risk", "night-pain", "kidney", "n
 
 @pytest.fixture(scope="module")
 def detector() -> RedFlagDetector:
-    det, problems = parse_red_flags(load_file(CATALOGUE), CATALOGUE.name)
+    docs = [(f"red_flags/{p.name}", load_file(p)) for p in _catalogue_files()]
+    det, problems = parse_red_flag_docs(docs)
     assert problems == []
     assert det is not None
     return det
+
+
+def _catalogue_files() -> list[Path]:
+    first = [CATALOGUE / "context.yaml", CATALOGUE / "shared.yaml"]
+    return first + sorted(p for p in CATALOGUE.glob("*.yaml") if p not in first)
 
 
 def _level(det: RedFlagDetector, text: str) -> str:
@@ -541,8 +547,10 @@ def test_figurative_and_resolved_do_not_escalate(detector: RedFlagDetector, text
 
 
 def test_explain_names_the_rule_line(detector: RedFlagDetector) -> None:
-    [hit] = [h for h in detector.explain("sudden tearing pain through to my back") if h.category == "aaa"]
-    lines = CATALOGUE.read_text(encoding="utf-8").splitlines()
+    explained = detector.explain("sudden tearing pain through to my back")
+    [hit] = [h for h in explained.assessment.alarms if h.category == "aaa"]
+    assert explained.tier == "alarm"
+    lines = (ROOT / "knowledge" / hit.file).read_text(encoding="utf-8").splitlines()
     assert "tearing" in lines[hit.rule_line - 1]
     assert "tearing" in hit.words
 

@@ -46,7 +46,7 @@ def faq_add(folder: Path, lines: list[str], cwd: Path) -> subprocess.CompletedPr
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    return {f.name: f.read_bytes() for f in folder.iterdir()}
+    return {str(f.relative_to(folder)): f.read_bytes() for f in folder.rglob("*") if f.is_file()}
 
 
 def answers(lines: list[str]) -> list[str]:

@@ -1,0 +1,220 @@
+"""The red-flag detector: two tiers (alarm: escalate now; check: ask one safety question) over the catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import product
+from types import MappingProxyType
+
+from bot.core.messages import Escalation, EscalationLevel, SafetyCheck
+from bot.core.red_flags.context import ConceptInfo, MessageContext, Rule, Window
+from bot.core.red_flags.patterns import Compiled, Hit
+from bot.core.red_flags.tokens import MAX_SCAN_CHARS, Tokens, tokenize
+
+LEVELS: tuple[EscalationLevel, ...] = ("emergency", "urgent")
+LEVEL_RANK = {"emergency": 0, "urgent": 1}
+Tier = str  # "alarm" | "check"
+
+
+@dataclass(frozen=True, slots=True)
+class RedFlagCategory:
+    """One catalogue category: its level, what to say on an alarm, and the question to ask on a possible hit."""
+
+    id: str
+    level: EscalationLevel
+    title: str
+    message: str
+    check: str = ""
+    file: str = ""
+    line: int = 0
+    #: must raise the alarm / must get the safety question / must stay quiet (``runbot check`` runs them all)
+    examples: tuple[str, ...] = ()
+    check_examples: tuple[str, ...] = ()
+    quiet: tuple[str, ...] = ()
+
+    def render(self, *, emergency_number: str, crisis_line: str) -> str:
+        """The message with ``{emergency_number}`` and ``{crisis_line}`` filled in."""
+        return _fill(self.message, emergency_number, crisis_line)
+
+    def render_check(self, *, emergency_number: str, crisis_line: str) -> str:
+        return _fill(self.check, emergency_number, crisis_line)
+
+
+def _fill(text: str, emergency_number: str, crisis_line: str) -> str:
+    return text.replace("{emergency_number}", emergency_number).replace("{crisis_line}", crisis_line)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleHit:
+    """Why a category fired: the tier, the rule's file and line, and the words matched."""
+
+    category: str
+    level: EscalationLevel
+    rule_line: int
+    words: tuple[str, ...]
+    tier: Tier = "alarm"
+    file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """What the detector makes of a message: alarm hits, and check hits for categories without an alarm."""
+
+    alarms: tuple[RuleHit, ...] = ()
+    checks: tuple[RuleHit, ...] = ()
+
+    @property
+    def escalation(self) -> Escalation | None:
+        return Escalation(self.alarms[0].level, self.alarms[0].category) if self.alarms else None
+
+    @property
+    def possible(self) -> RuleHit | None:
+        """The most severe check-tier hit, when there is no alarm at all."""
+        return self.checks[0] if self.checks and not self.alarms else None
+
+
+@dataclass(frozen=True, slots=True)
+class TermFound:
+    """A symptom term in the message, and why it does not count (``cancelled``) when it doesn't."""
+
+    concept: str
+    words: str
+    cancelled: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Everything ``runbot explain`` prints for one message."""
+
+    terms: tuple[TermFound, ...]
+    assessment: Assessment
+
+    @property
+    def tier(self) -> str:
+        if self.assessment.alarms:
+            return "alarm"
+        return "check" if self.assessment.checks else "none"
+
+
+class RedFlagDetector:
+    """Finds red-flag categories in a message. Build it with :func:`bot.core.red_flags.parse_red_flags`."""
+
+    categories: Mapping[str, RedFlagCategory]
+
+    def __init__(
+        self,
+        categories: Sequence[RedFlagCategory],
+        rules: Mapping[str, Sequence[Rule]],
+        check_rules: Mapping[str, Sequence[Rule]],
+        concepts: Mapping[str, ConceptInfo],
+        compiled: Compiled,
+        window: Window,
+    ) -> None:
+        ordered = sorted(categories, key=lambda c: LEVEL_RANK[c.level])  # stable: file order within a level
+        self.categories = MappingProxyType({c.id: c for c in ordered})
+        self._rules = {cid: tuple(rules.get(cid, ())) for cid in self.categories}
+        self._check_rules = {cid: tuple(check_rules.get(cid, ())) for cid in self.categories}
+        self._concepts = dict(concepts)
+        self._m = compiled
+        self._window = window
+
+    def assess(self, text: str) -> Assessment:
+        """Both tiers for one message. Raises on an internal error: the caller fails closed, never silent."""
+        ctx = self._context(text)
+        if ctx is None:
+            return Assessment()
+        alarms: list[RuleHit] = []
+        checks: list[RuleHit] = []
+        for cid, cat in self.categories.items():
+            hit = self._first(cid, cat.level, self._rules[cid], ctx, "alarm")
+            if hit is not None:
+                alarms.append(hit)
+                continue
+            hit = self._first(cid, cat.level, self._check_rules[cid], ctx, "check")
+            if hit is not None:
+                checks.append(hit)
+        return Assessment(tuple(alarms), tuple(checks))
+
+    def detect(self, text: str) -> Escalation | None:
+        """The most severe alarm-tier category the message describes (emergency before urgent), or None."""
+        return self.assess(text).escalation
+
+    def detect_all(self, text: str) -> list[Escalation]:
+        """Every alarm-tier category the message describes, most severe first."""
+        return [Escalation(h.level, h.category) for h in self.assess(text).alarms]
+
+    def safety_check(self, hit: RuleHit, *, emergency_number: str, crisis_line: str) -> SafetyCheck:
+        cat = self.categories[hit.category]
+        question = cat.render_check(emergency_number=emergency_number, crisis_line=crisis_line)
+        return SafetyCheck(cat.level, cat.id, question)
+
+    def explain(self, text: str) -> Explanation:
+        """The terms found (and why any do not count), the rules that fired and the tier."""
+        ctx = self._context(text)
+        if ctx is None:
+            return Explanation((), Assessment())
+        words = ctx.toks.words
+        terms = tuple(
+            TermFound(concept, " ".join(words[h.start : h.end]), ctx.cancelled_by(h))
+            for concept, hits in ctx.raw.items()
+            if not concept.startswith("~")
+            for h in hits
+        )
+        return Explanation(terms, self.assess(text))
+
+    def _context(self, text: str) -> MessageContext | None:
+        if not isinstance(text, str) or not text.strip():
+            return None
+        toks = tokenize(text[:MAX_SCAN_CHARS])
+        if not toks.words:
+            return None
+        hits = self._m.find(toks)
+        if not hits:
+            return None
+        ctx = MessageContext(self._concepts, self._window, toks, hits)
+        return ctx if ctx.raw else None
+
+    @staticmethod
+    def _first(
+        cid: str, level: EscalationLevel, rules: Sequence[Rule], ctx: MessageContext, tier: Tier
+    ) -> RuleHit | None:
+        for rule in rules:
+            if not all(c in ctx.raw for c in rule.concepts):
+                continue
+            combo = fire(rule, ctx, ctx.toks)
+            if combo is not None:
+                words = tuple(" ".join(ctx.toks.words[h.start : h.end]) for h in combo)
+                return RuleHit(cid, level, rule.line, words, tier, rule.file)
+        return None
+
+
+def fire(rule: Rule, ctx: MessageContext, toks: Tokens) -> list[Hit] | None:
+    """The hits that make ``rule`` fire in this message, or None."""
+    pools = [ctx.valid(c) for c in rule.concepts]
+    if not all(pools):
+        return None
+    blockers = [h for name in rule.unless if name in ctx.raw for h in ctx.valid(name)]
+    if rule.scope == "message":
+        return None if blockers else [pool[0] for pool in pools]
+    blocked = {toks.sentence[h.start] for h in blockers}
+    if rule.scope == "sentence" or len(pools) == 1:
+        shared = {toks.sentence[h.start] for h in pools[0]} - blocked
+        for pool in pools[1:]:
+            shared &= {toks.sentence[h.start] for h in pool}
+        if not shared:
+            return None
+        first = min(shared)
+        return [next(h for h in pool if toks.sentence[h.start] == first) for pool in pools]
+    window = rule.scope
+    assert isinstance(window, int)
+    count = 0
+    for combo in product(*pools):
+        count += 1
+        if count > 5000:  # a pathological message; the first combinations were already tried
+            break
+        lo = min(h.start for h in combo)
+        hi = max(h.end for h in combo)
+        if hi - lo <= window and not any(toks.sentence[h.start] in blocked for h in combo):
+            return list(combo)
+    return None
