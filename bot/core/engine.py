@@ -23,8 +23,6 @@ from bot.storage.sqlite import Store, StoredTriage, User
 
 log = logging.getLogger(__name__)
 
-#: how much of a message the red-flag detector reads (matching reads MAX_MATCH_CHARS)
-RED_FLAG_CHARS = 6000
 
 #: called when a follow-up is scheduled, so the scheduler can wake early
 Waker = Callable[[], None]
@@ -152,8 +150,8 @@ class Engine:
 
     async def handle_text(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
-        # red flags look further than matching does: a symptom at the end of a long message still counts
-        assessment, failed = self.safety.assess(k, msg.text[:RED_FLAG_CHARS])
+        # the detector reads the first MAX_SCAN_CHARS (6,000), further than matching: a late symptom still counts
+        assessment, failed = self.safety.assess(k, msg.text)
         outcome = await self._handle_assessed(msg, k, assessment)
         if failed:  # fail closed: whatever else the message gets, it also gets the safety line
             outcome = _plus(outcome, Reply(R.safety_line(self.settings.safety)))

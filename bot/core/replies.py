@@ -143,10 +143,6 @@ def safety_line(safety: SafetySettings) -> str:
     return f"⚠️ If you think this is an emergency, call {safety.emergency_number} now."
 
 
-SAFETY_CHECK_YES = "Yes"
-SAFETY_CHECK_NO = "No"
-
-
 def safety_check_text(question: str) -> str:
     return f"Before I answer, one quick safety question:\n\n{question}"
 

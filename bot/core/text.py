@@ -22,6 +22,8 @@ _DIGITS = frozenset("0123456789")
 _DIGIT_LETTER = re.compile(r"(?<=\d)(?=[a-z]{2,})|(?<=[a-z]{2})(?=\d)")
 #: Line breaks and tabs are kept (a line break ends a sentence for the red flags); other controls are dropped.
 _KEPT_CONTROLS = frozenset("\n\r\t")
+#: for plain ASCII text the Unicode steps are the identity: one translate does the rest
+_ASCII_FOLD = {c: " " for c in range(128) if not chr(c).isalnum()}
 
 
 @lru_cache(maxsize=1)
@@ -78,9 +80,6 @@ def fold(text: str) -> str:
     """``unify`` with everything but letters and digits turned into spaces (the FAQ matcher's view)."""
     folded = unify(text[:MAX_MATCH_CHARS])
     return _NON_WORD.sub(" ", folded) if not folded.isascii() else folded.translate(_ASCII_FOLD)
-
-
-_ASCII_FOLD = {c: " " for c in range(128) if not chr(c).isalnum()}
 
 
 def normalize(text: str) -> str:

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from bot.core.messages import Escalation, EscalationLevel, SafetyCheck
 from bot.core.red_flags.context import ConceptInfo, MessageContext, Rule, Window
 from bot.core.red_flags.patterns import Compiled, Hit
-from bot.core.red_flags.tokens import MAX_SCAN_CHARS, Tokens, tokenize
+from bot.core.red_flags.tokens import Tokens, tokenize
 
 LEVELS: tuple[EscalationLevel, ...] = ("emergency", "urgent")
 LEVEL_RANK = {"emergency": 0, "urgent": 1}
@@ -122,8 +122,9 @@ class RedFlagDetector:
     def assess(self, text: str) -> Assessment:
         """Both tiers for one message. Raises on an internal error: the caller fails closed, never silent."""
         ctx = self._context(text)
-        if ctx is None:
-            return Assessment()
+        return Assessment() if ctx is None else self._assess(ctx)
+
+    def _assess(self, ctx: MessageContext) -> Assessment:
         alarms: list[RuleHit] = []
         checks: list[RuleHit] = []
         for cid, cat in self.categories.items():
@@ -161,12 +162,12 @@ class RedFlagDetector:
             if not concept.startswith("~")
             for h in hits
         )
-        return Explanation(terms, self.assess(text))
+        return Explanation(terms, self._assess(ctx))
 
     def _context(self, text: str) -> MessageContext | None:
         if not isinstance(text, str) or not text.strip():
             return None
-        toks = tokenize(text[:MAX_SCAN_CHARS])
+        toks = tokenize(text)  # tokens.fold cuts the text at MAX_SCAN_CHARS
         if not toks.words:
             return None
         hits = self._m.find(toks)
