@@ -24,8 +24,9 @@ RETENTION_EVERY = 720
 __all__ = ["App", "StartupError", "make_adapters"]
 
 
-def make_adapters(runtime: Runtime, platforms: set[str] | None) -> list[Adapter]:
-    """Adapters for the requested platforms (None: every enabled platform that has a token)."""
+def make_adapters(runtime: Runtime, platforms: set[str] | None, *, receive: bool = True) -> list[Adapter]:
+    """Adapters for the requested platforms (None: every enabled platform that has a token). ``receive=False``:
+    send-only connections (no poller, gateway or webhook listener) for `runbot followups run-due`."""
     s = runtime.settings
     wanted = platforms if platforms is not None else {
         p for p, enabled in (("discord", s.discord.enabled), ("telegram", s.telegram.enabled)) if enabled
@@ -42,12 +43,17 @@ def make_adapters(runtime: Runtime, platforms: set[str] | None) -> list[Adapter]
         if platform == "discord":
             from bot.adapters.discord_adapter import DiscordAdapter, DiscordAdapterSettings
 
-            adapters.append(DiscordAdapter(runtime.engine, DiscordAdapterSettings.from_settings(s.discord), tok))
+            adapters.append(
+                DiscordAdapter(runtime.engine, DiscordAdapterSettings.from_settings(s.discord), tok, receive=receive)
+            )
         else:
             from bot.adapters.telegram_adapter import TelegramAdapter
             from bot.adapters.telegram_adapter import settings_from_config as tg_settings
+            from bot.storage.inbox import Inbox
 
-            adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok))
+            path = runtime.store.path
+            inbox = Inbox(path, "telegram") if receive and path != ":memory:" else None
+            adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok, inbox=inbox, receive=receive))
     if not adapters:
         raise StartupError("no platform to run: set DISCORD_TOKEN and/or TELEGRAM_TOKEN (or use `runbot chat`)")
     return adapters
@@ -138,12 +144,13 @@ class App:
                 log.exception("housekeeping failed")
 
     async def run_due_once(self) -> int:
-        """`runbot followups run-due`: start the adapters, send what is due, stop."""
+        """`runbot followups run-due`: connect send-only (the platforms' HTTP APIs: no poller, gateway or webhook
+        listener, so it runs safely beside the bot), send what is due, stop."""
         rt = self.runtime
         await rt.start()
         started: list[Adapter] = []
         try:
-            for adapter in make_adapters(rt, self.platforms):
+            for adapter in make_adapters(rt, self.platforms, receive=False):
                 await adapter.start()
                 started.append(adapter)
                 rt.add_adapter(adapter)

@@ -128,7 +128,10 @@ class DiscordAdapter:
         *,
         on_error: ErrorHook | None = None,
         guild_ready_timeout: float = 2.0,
+        receive: bool = True,
     ) -> None:
+        """``receive=False``: log in over HTTP only (no gateway connection, no command sync) to send follow-ups."""
+        self.receive = receive
         self.engine = engine
         self.settings = settings
         self._token = token
@@ -142,6 +145,13 @@ class DiscordAdapter:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Log in, sync commands and connect; returns once Discord reports ready. Raises StartupError."""
+        if not self.receive:
+            try:
+                await self.client.login(self._token)
+            except Exception as exc:
+                await self.client.close()
+                raise self._startup_error(exc) from None
+            return
         task = self._task = asyncio.create_task(self.client.start(self._token), name="discord-client")
         ready = asyncio.create_task(self._ready.wait())
         try:
@@ -185,6 +195,8 @@ class DiscordAdapter:
     async def _setup(self) -> None:
         """Runs once after login: register the buttons and commands, sync the commands."""
         self.client.add_dynamic_items(ChoiceButton)
+        if not self.receive:
+            return
         tree = self.client.tree
         for command in build_commands(self._run_command):
             tree.add_command(command)

@@ -7,14 +7,17 @@ text needs no escaping. Groups: only commands, @mentions and replies to the bot 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, CallbackQuery, Chat, ChatMember, InlineKeyboardMarkup, Message, ReplyParameters, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.adapters.telegram_intake import Intake
 from bot.adapters.telegram_support import (
     COMMANDS,
     SECRET_RE,
@@ -23,14 +26,15 @@ from bot.adapters.telegram_support import (
     TelegramAdapterSettings,
     TokenRedactor,
     api_urls,
-    call_api,
+    call_once,
     keyboard,
     settings_from_config,
 )
-from bot.adapters.telegram_text import deep_link, parse_command, split_message, strip_mention
+from bot.adapters.telegram_text import deep_link, parse_command, safe_name, split_message, strip_mention
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
+from bot.core.outbox import Outbox, ShuttingDown
 from bot.core.ports import DeliveryError
-from bot.core.replies import clean_name
+from bot.storage.inbox import Inbox
 
 __all__ = [
     "COMMANDS",
@@ -49,6 +53,11 @@ _ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
 SENT_PRIVATELY = "I've sent you a private message."
+NOT_YOURS = "These buttons belong to someone else's question. Ask me yourself and I'll answer you."
+#: HTTP connections for sending (one chat's hanging request must not hold the only connection)
+CONNECTIONS = 64
+#: shutdown: time to finish what was fetched before the rest is left pending in the inbox
+DRAIN_SECONDS = 3.0
 
 
 def _thread(message: Message) -> int | None:
@@ -61,12 +70,26 @@ class TelegramAdapter:
 
     platform = "telegram"
 
-    def __init__(self, engine: EngineLike, settings: TelegramAdapterSettings, token: str) -> None:
+    def __init__(
+        self,
+        engine: EngineLike,
+        settings: TelegramAdapterSettings,
+        token: str,
+        *,
+        inbox: Inbox | None = None,
+        receive: bool = True,
+    ) -> None:
+        """``inbox``: where received updates wait until answered (None: memory only). ``receive=False``: send only
+        (``runbot followups run-due``): no getUpdates, no webhook listener, no command menu."""
         self._engine = engine
         self._settings = settings
         self._token = token
+        self._inbox = inbox
+        self._receive = receive
         self._app: Application | None = None  # type: ignore[type-arg]
         self._redact = TokenRedactor(token)
+        self._outbox: Outbox | None = None
+        self._intake: Intake | None = None
 
     def __repr__(self) -> str:
         return f"TelegramAdapter(mode={self._settings.mode!r})"
@@ -104,7 +127,13 @@ class TelegramAdapter:
         self._check_settings()
         self._redact.install()
         base_url, base_file_url = api_urls(self._settings.api_base_url)
-        app = ApplicationBuilder().token(self._token).base_url(base_url).base_file_url(base_file_url).build()
+        builder = (
+            ApplicationBuilder().token(self._token).base_url(base_url).base_file_url(base_file_url)
+            .connection_pool_size(CONNECTIONS).pool_timeout(10.0)
+        )
+        if self._settings.mode == "polling" or not self._receive:
+            builder = builder.updater(None)  # polling is the Intake's own getUpdates loop
+        app = builder.build()
         app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message), group=0)
         app.add_handler(CallbackQueryHandler(self._on_callback), group=0)
         app.add_error_handler(self._on_error)
@@ -120,13 +149,20 @@ class TelegramAdapter:
             await self._abort(app)
             raise StartupError(f"Telegram: cannot reach the Bot API at {host} ({type(exc).__name__})") from None
         self._app = app
+        self._outbox = Outbox(is_group=lambda key: isinstance(key, int) and key < 0)
+        if not self._receive:
+            log.info("Telegram: connected as @%s to send only", app.bot.username)
+            return
         try:
             await self._set_commands()
-            await app.start()
+            if self._inbox is not None:
+                await self._inbox.open()
+            self._intake = Intake(
+                app, self._inbox, poll_timeout=self._settings.poll_timeout, allowed_updates=_ALLOWED_UPDATES
+            )
             await self._start_updater(app)
-        except (
-            TelegramError
-        ) as exc:  # deleteWebhook / setWebhook refused, e.g. "bad webhook: HTTPS url must be provided"
+            await self._intake.start(webhook=self._settings.mode == "webhook")
+        except TelegramError as exc:  # deleteWebhook / setWebhook refused, e.g. "bad webhook: HTTPS url needed"
             await self.stop()
             raise StartupError(f"Telegram: could not start receiving updates: {exc.message}") from None
         except BaseException:
@@ -145,13 +181,12 @@ class TelegramAdapter:
             log.warning("Telegram: setMyCommands failed; commands still work, the menu may be stale")
 
     async def _start_updater(self, app: Application) -> None:  # type: ignore[type-arg]
-        updater = app.updater
-        assert updater is not None
         s = self._settings
         if s.mode == "polling":
-            await updater.start_polling(timeout=int(s.poll_timeout), allowed_updates=_ALLOWED_UPDATES)
+            await app.bot.delete_webhook()  # getUpdates is refused while a webhook is set
             return
-        assert s.webhook_url is not None
+        updater = app.updater
+        assert updater is not None and s.webhook_url is not None
         try:
             # PTB's webhook server answers 403 to any request without the matching
             # X-Telegram-Bot-Api-Secret-Token header.
@@ -169,30 +204,43 @@ class TelegramAdapter:
             ) from None
 
     async def stop(self) -> None:
-        """Stop receiving updates, finish the current one, close connections (reverse of start)."""
+        """Stop receiving; finish what was fetched for up to DRAIN_SECONDS (the rest stays in the inbox and is
+        answered after the restart); close connections (reverse of start)."""
         app = self._app
         if app is None:
             return
         try:
+            intake, self._intake = self._intake, None
+            if intake is not None:
+                await intake.stop_receiving()
             if app.updater is not None and app.updater.running:
                 await app.updater.stop()
-            if app.running:
-                await app.stop()  # waits for the update being handled, which still needs self._app to reply
+            if intake is not None:
+                await intake.drain(DRAIN_SECONDS)
+            if self._outbox is not None:
+                await self._outbox.close(0.3)
+            if intake is not None:
+                await intake.cancel_deliveries()
+                if self._settings.mode == "polling":
+                    await intake.confirm()
+            if self._inbox is not None:
+                await self._inbox.close()
             await app.shutdown()
         finally:
             self._app = None
+            self._outbox = None
             self._redact.uninstall()
 
     # ----------------------------------------------------------------- sending
 
-    async def _send_reply(
+    def _actions(
         self, chat_id: int, reply: Reply, reply_to: int | None = None, thread: int | None = None
-    ) -> list[Message]:
-        """Send one Reply (split if long; the keyboard goes on the last part); ``thread``: a forum topic."""
+    ) -> list[Callable[[], Awaitable[Message]]]:
+        """The sendMessage calls for one Reply (split if long; the keyboard goes on the last part)."""
         text = reply.text if reply.text.strip() else ("Please choose:" if reply.choices else "")
         chunks = split_message(text)
         bot = self.application.bot
-        sent: list[Message] = []
+        actions: list[Callable[[], Awaitable[Message]]] = []
         for index, chunk in enumerate(chunks):
             markup = keyboard(reply.choices) if index == len(chunks) - 1 else None
             quote = (
@@ -204,21 +252,39 @@ class TelegramAdapter:
             async def action(
                 chunk: str = chunk, markup: InlineKeyboardMarkup | None = markup, quote: ReplyParameters | None = quote
             ) -> Message:
-                return await bot.send_message(
-                    chat_id, chunk, reply_markup=markup, reply_parameters=quote, message_thread_id=thread
+                return await call_once(
+                    lambda: bot.send_message(
+                        chat_id, chunk, reply_markup=markup, reply_parameters=quote, message_thread_id=thread
+                    )
                 )
 
-            sent.append(await call_api(action))
-        return sent
+            actions.append(action)
+        return actions
+
+    def _submit(self, chat_id: int, actions: list[Any], *, urgent: bool = False) -> asyncio.Future[list[Any]]:
+        if self._outbox is None:
+            raise DeliveryError("Telegram adapter is not running")
+        return self._outbox.submit(chat_id, actions, urgent=urgent)
+
+    async def _send_reply(
+        self, chat_id: int, reply: Reply, reply_to: int | None = None, thread: int | None = None
+    ) -> list[Message]:
+        """Send one Reply through the chat's outbox queue and wait for it."""
+        return await self._submit(
+            chat_id, self._actions(chat_id, reply, reply_to, thread), urgent=reply.escalation is not None
+        )
 
     async def send(self, target: ChatRef, replies: Sequence[Reply]) -> None:
         """Deliver replies to the user's private chat (follow-ups). Raises DeliveryError."""
         if self._app is None:
             raise DeliveryError("Telegram adapter is not running")
         # A Telegram user's private chat has the user's id, whatever chat the ChatRef came from.
-        chat_id = int(target.user_id)
-        for reply in replies:
-            await self._send_reply(chat_id, reply)
+        try:
+            chat_id = int(target.user_id)
+        except ValueError:
+            raise DeliveryError(f"not a Telegram user id: {target.user_id!r}", permanent=True) from None
+        actions = [a for reply in replies for a in self._actions(chat_id, reply)]
+        await self._submit(chat_id, actions, urgent=any(r.escalation for r in replies))
 
     async def notify_moderators(self, text: str) -> bool:
         """Post a note (e.g. knowledge reload problems) in the moderators' chat; False if none or it failed."""
@@ -232,7 +298,7 @@ class TelegramAdapter:
             return False
         return True
 
-    async def _deliver(
+    def _deliver(
         self,
         outcome: Outcome,
         *,
@@ -241,24 +307,48 @@ class TelegramAdapter:
         name: str,
         reply_to: int | None,
         thread: int | None = None,
-    ) -> None:
-        """Route each reply: public ones to the chat, private ones to the user's private chat."""
+    ) -> Awaitable[None]:
+        """Queue the replies now (public ones to the chat, private ones to the user's private chat, each as one job
+        so two updates' replies never interleave); the returned awaitable waits for them and posts a note when a
+        private message could not be delivered."""
         is_private = chat.type == Chat.PRIVATE
-        public = private_ok = private_failed = False
+        urgent = any(r.escalation is not None for r in outcome.replies)
+        public: list[Any] = []
+        private: list[Any] = []
         for reply in outcome.replies:
+            if reply.private and not is_private:
+                private += self._actions(user_id, reply)
+            else:
+                public += self._actions(chat.id, reply, None if is_private else reply_to, thread)
+        public_job = self._submit(chat.id, public, urgent=urgent) if public else None
+        private_job = self._submit(user_id, private, urgent=urgent) if private else None
+        return self._settle(outcome, chat, name, reply_to, thread, public_job, private_job)
+
+    async def _settle(
+        self,
+        outcome: Outcome,
+        chat: Chat,
+        name: str,
+        reply_to: int | None,
+        thread: int | None,
+        public_job: asyncio.Future[list[Any]] | None,
+        private_job: asyncio.Future[list[Any]] | None,
+    ) -> None:
+        private_ok = private_failed = False
+        if private_job is not None:
             try:
-                if reply.private and not is_private:
-                    if private_failed:
-                        continue
-                    try:
-                        await self._send_reply(user_id, reply)
-                        private_ok = True
-                    except DeliveryError as exc:
-                        log.info("Telegram: private message to a group member failed: %s", exc)
-                        private_failed = True
-                else:
-                    await self._send_reply(chat.id, reply, None if is_private else reply_to, thread)
-                    public = True
+                await private_job
+                private_ok = True
+            except ShuttingDown:
+                raise
+            except DeliveryError as exc:
+                log.info("Telegram: private message to a group member failed: %s", exc)
+                private_failed = True
+        if public_job is not None:
+            try:
+                await public_job
+            except ShuttingDown:
+                raise
             except DeliveryError as exc:
                 log.warning("Telegram: could not deliver a reply to chat %s: %s", chat.id, exc)
                 return
@@ -269,16 +359,25 @@ class TelegramAdapter:
             else:
                 then, payload = "then ask me again there", "help"
             note = (
-                f"{clean_name(name)}, I can't message you privately yet. Open a chat with me and press Start {then}: "
+                f"{name}, I can't message you privately yet. Open a chat with me and press Start {then}: "
                 f"{deep_link(self.bot_username, payload)}"
             )
-        elif private_ok and not public:
+        elif private_ok and public_job is None:
             note = SENT_PRIVATELY
         if note:
             try:
                 await self._send_reply(chat.id, Reply(note), reply_to, thread)
+            except ShuttingDown:
+                raise
             except DeliveryError as exc:
                 log.warning("Telegram: could not post a note in chat %s: %s", chat.id, exc)
+
+    async def _hand_over(self, update: Update, delivery: Awaitable[None]) -> None:
+        """Let the Intake track the delivery (the chat's next update is handled meanwhile); without one, wait."""
+        if self._intake is not None:
+            self._intake.track(update.update_id, delivery)  # type: ignore[arg-type]
+        else:
+            await delivery
 
     # ----------------------------------------------------------------- receiving
 
@@ -334,28 +433,44 @@ class TelegramAdapter:
             moderator = await self._is_moderator(user.id, chat)
             # ids are logged so an operator can fill in moderator_user_ids / moderator_chat_id
             log.info("Telegram: /faq from user %s in chat %s (moderator: %s)", user.id, chat.id, moderator)
+        name = safe_name(user.first_name)
         incoming = IncomingMessage(
             platform=self.platform,
             user_id=str(user.id),
             chat_id=str(chat.id),
             text=text,
             is_private=is_private,
-            display_name=user.first_name,
+            display_name=name,
             is_moderator=moderator,
         )
         outcome = await self._engine.handle(incoming)
-        await self._deliver(
-            outcome,
-            chat=chat,
-            user_id=user.id,
-            name=user.first_name,
-            reply_to=message.message_id,
-            thread=_thread(message),
+        delivery = self._deliver(
+            outcome, chat=chat, user_id=user.id, name=name, reply_to=message.message_id, thread=_thread(message)
         )
+        await self._hand_over(update, delivery)
+
+    @staticmethod
+    def _owner(message: Message) -> int | None:
+        """Whose question a bot message answers: the private chat's user, or the user whose message it quotes."""
+        if message.chat.type == Chat.PRIVATE:
+            return message.chat.id
+        quoted = message.reply_to_message
+        if quoted is not None and quoted.from_user is not None and not quoted.from_user.is_bot:
+            return quoted.from_user.id
+        return None
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query: CallbackQuery | None = update.callback_query
         if query is None:
+            return
+        message = query.message if isinstance(query.message, Message) else None
+        owner = self._owner(message) if message is not None else None
+        if owner is not None and owner != query.from_user.id:
+            # someone else's buttons: tell only the clicker (a callback answer), leave the owner's message alone
+            try:
+                await query.answer(NOT_YOURS, show_alert=True)
+            except TelegramError as exc:
+                log.info("Telegram: answerCallbackQuery failed (query too old?): %s", exc)
             return
         try:  # acknowledge first, so the button stops spinning whatever happens next
             await query.answer()
@@ -364,22 +479,24 @@ class TelegramAdapter:
         if not query.data or query.message is None:
             return
         chat, user = query.message.chat, query.from_user
+        name = safe_name(user.first_name)
         incoming = IncomingMessage(
             platform=self.platform,
             user_id=str(user.id),
             chat_id=str(chat.id),
             choice=query.data,
             is_private=chat.type == Chat.PRIVATE,
-            display_name=user.first_name,
+            display_name=name,
         )
         outcome = await self._engine.handle(incoming)
-        if isinstance(query.message, Message):
+        if message is not None:
             try:
                 await query.edit_message_reply_markup(reply_markup=None)
             except TelegramError as exc:
                 log.info("Telegram: could not remove the pressed keyboard: %s", exc)
-        thread = _thread(query.message) if isinstance(query.message, Message) else None
-        await self._deliver(outcome, chat=chat, user_id=user.id, name=user.first_name, reply_to=None, thread=thread)
+        thread = _thread(message) if message is not None else None
+        delivery = self._deliver(outcome, chat=chat, user_id=user.id, name=name, reply_to=None, thread=thread)
+        await self._hand_over(update, delivery)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log every unexpected error; tell the user when it happened while handling their update."""

@@ -16,6 +16,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.core.messages import Choice, IncomingMessage, Outcome
+from bot.core.outbox import Throttled
 from bot.core.ports import DeliveryError
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-MAX_FLOOD_WAIT = 30.0
 ATTEMPTS = 3
 
 
@@ -151,17 +151,14 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-async def call_api(action: Callable[[], Awaitable[T]]) -> T:
-    """Run one Bot API call, waiting out flood control, mapping failures to DeliveryError."""
+async def call_once(action: Callable[[], Awaitable[T]]) -> T:
+    """Run one Bot API call for the outbox: flood control becomes Throttled (the outbox pauses only that chat), a
+    network error is retried twice, every other failure becomes DeliveryError."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return await action()
         except RetryAfter as exc:
-            wait = retry_after_seconds(exc)
-            if attempt == ATTEMPTS or wait > MAX_FLOOD_WAIT:
-                raise DeliveryError(f"Telegram flood control: retry after {wait:.0f}s") from exc
-            log.warning("Telegram flood control: waiting %.0fs", wait)
-            await asyncio.sleep(wait)
+            raise Throttled(retry_after_seconds(exc)) from exc
         except Forbidden as exc:
             raise DeliveryError(f"Telegram: {exc.message}", permanent=True) from exc
         except BadRequest as exc:

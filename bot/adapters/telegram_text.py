@@ -104,3 +104,16 @@ def strip_mention(text: str, bot_username: str) -> tuple[bool, str]:
 def deep_link(bot_username: str, payload: str) -> str:
     """A t.me link that opens the private chat and sends ``/start payload`` when Start is pressed."""
     return f"https://t.me/{bot_username}?start={payload}"
+
+
+_LINKY = str.maketrans({"@": "＠", "/": "∕", "#": "＃", "$": "＄", ":": "∶"})
+_DOTTED = re.compile(r"(?<=\w)\.(?=\w)")
+
+
+def safe_name(name: str) -> str:
+    """A display name that Telegram cannot turn into a mention, link, command or hashtag in a plain-text reply:
+    ``@victim``, ``evil.example/x`` and ``/start`` keep their look with look-alike characters (＠ ∕ ․), which the
+    Bot API does not detect as entities (the Discord adapter gets the same from allowed_mentions + escaping)."""
+    from bot.core.replies import clean_name
+
+    return _DOTTED.sub("․", clean_name(name, 32).translate(_LINKY))

@@ -448,16 +448,17 @@ async def test_moderator_commands_need_permission(
     await api.send_text(user_id=MODERATOR, text="/faq stats")  # listed in moderator_user_ids
     await api.send_text(user_id=USER, text="/faq unanswered")  # private chat, not a moderator
     await api.wait_for(lambda: len(engine.seen) == 4)
-    assert [(m.user_id, m.text, m.is_moderator) for m, _ in engine.seen] == [
+    # chats are handled concurrently, in order within a chat
+    assert sorted((m.user_id, m.text, m.is_moderator) for m, _ in engine.seen) == sorted([
         (str(USER), "/faq stats", False),
         (str(OTHER), "/faq stats", True),
         (str(MODERATOR), "/faq stats", True),
         (str(USER), "/faq unanswered", False),
-    ]
+    ])
     refused = {o.replies[-1].text for m, o in engine.seen if not m.is_moderator}
     granted = {o.replies[-1].text for m, o in engine.seen if m.is_moderator}
     assert len(refused) == 1 and not refused & granted
-    assert [c.params["user_id"] for c in api.calls_to("getChatMember")] == [USER, OTHER]
+    assert [c.params["user_id"] for c in api.calls_to("getChatMember")] == [USER, OTHER]  # one group: in order
 
 
 async def test_reload_problems_reach_the_moderators_chat(

@@ -1,0 +1,209 @@
+"""The durable inbox: received platform updates, written before they are confirmed to the platform.
+
+Its own SQLite connection to the bot's database file (table ``inbox``, migration 0002), with ``synchronous = FULL``
+so a row is on disk before the platform is told it may forget the update: after a crash or a power cut every
+update the platform no longer holds is still here. ``done()`` marks are batched (written every ``FLUSH_SECONDS``),
+so a crash can replay the few updates answered in the last moments: at most once more.
+
+A done row keeps only the update id (payload cleared at once, row purged after ``KEEP_DONE``), so message text
+stays in the database only while its answer is outstanding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.05
+KEEP_DONE = timedelta(days=2)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    platform TEXT NOT NULL, update_id INTEGER NOT NULL, chat_key TEXT NOT NULL, payload TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending', received_at TEXT NOT NULL, done_at TEXT,
+    PRIMARY KEY (platform, update_id)
+);
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (platform, state, update_id);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class InboxUnavailable(Exception):
+    """The inbox could not be read or written (disk full, locked, file gone)."""
+
+
+class Inbox:
+    """Pending and recently done updates of one platform in one database file."""
+
+    def __init__(self, path: str | Path, platform: str) -> None:
+        self.path = str(path)
+        self.platform = platform
+        self._db: aiosqlite.Connection | None = None
+        self._done: list[int] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def durable(self) -> bool:
+        return self.path != ":memory:"
+
+    async def open(self) -> None:
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA busy_timeout = 5000")
+            if self.durable:
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("PRAGMA synchronous = FULL")
+            await db.executescript(_SCHEMA)  # no-op once migration 0002 ran; needed for an in-memory database
+            cutoff = (datetime.now(UTC) - KEEP_DONE).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            await db.execute(
+                "DELETE FROM inbox WHERE platform = ? AND state = 'done' AND done_at < ?", (self.platform, cutoff)
+            )
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+
+    async def close(self) -> None:
+        if self._db is None:
+            return
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        try:
+            await self.flush()
+        except InboxUnavailable as exc:
+            log.warning("inbox: could not record the last answered updates (%s); they may be answered again", exc)
+        finally:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise InboxUnavailable("the inbox is not open")
+        return self._db
+
+    async def add(self, updates: Sequence[tuple[int, str, dict[str, Any]]]) -> set[int]:
+        """Store ``(update_id, chat_key, payload)`` rows in one transaction; returns the ids that were new (an id
+        seen before, pending or done, is not handled twice). Raises InboxUnavailable."""
+        if not updates:
+            return set()
+        now = _now()
+        try:
+            async with self._lock:
+                known = await self._known([u[0] for u in updates])
+                rows = [(self.platform, uid, key, json.dumps(p), now) for uid, key, p in updates if uid not in known]
+                await self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    await self.db.executemany(
+                        "INSERT OR IGNORE INTO inbox (platform, update_id, chat_key, payload, received_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                    await self.db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await self.db.execute("ROLLBACK")
+                    raise
+        except (aiosqlite.Error, OSError) as exc:
+            raise InboxUnavailable(str(exc)) from exc
+        return {row[1] for row in rows}
+
+    async def _known(self, ids: list[int]) -> set[int]:
+        marks = ",".join("?" * len(ids))
+        async with self.db.execute(
+            f"SELECT update_id FROM inbox WHERE platform = ? AND update_id IN ({marks})", (self.platform, *ids)
+        ) as cur:
+            return {int(r[0]) for r in await cur.fetchall()}
+
+    async def pending(self) -> list[tuple[int, dict[str, Any]]]:
+        """Updates stored but not answered, oldest first (to replay at start)."""
+        try:
+            async with self.db.execute(
+                "SELECT update_id, payload FROM inbox WHERE platform = ? AND state = 'pending' ORDER BY update_id",
+                (self.platform,),
+            ) as cur:
+                rows = await cur.fetchall()
+        except aiosqlite.Error as exc:
+            raise InboxUnavailable(str(exc)) from exc
+        out = []
+        for update_id, payload in rows:
+            try:
+                out.append((int(update_id), json.loads(payload)))
+            except ValueError:
+                log.warning("inbox: update %s is unreadable; skipped", update_id)
+                self.done(int(update_id))
+        return out
+
+    async def last_id(self) -> int | None:
+        """The highest update id ever stored (the next fetch starts after it)."""
+        try:
+            async with self.db.execute(
+                "SELECT MAX(update_id) FROM inbox WHERE platform = ?", (self.platform,)
+            ) as cur:
+                row = await cur.fetchone()
+        except aiosqlite.Error as exc:
+            raise InboxUnavailable(str(exc)) from exc
+        return int(row[0]) if row and row[0] is not None else None
+
+    def done(self, update_id: int) -> None:
+        """Mark an update answered (written within ``FLUSH_SECONDS``)."""
+        self._done.append(update_id)
+        if self._db is not None and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush_soon(), name="inbox-flush")
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_SECONDS)
+        try:
+            await self.flush()
+        except InboxUnavailable as exc:
+            log.warning("inbox: could not mark updates answered (%s); retrying", exc)
+            if self._done and self._db is not None:
+                self._flusher = asyncio.create_task(self._flush_soon(), name="inbox-flush")
+
+    async def flush(self) -> None:
+        ids, self._done = self._done, []
+        if not ids or self._db is None:
+            return
+        try:
+            async with self._lock:
+                await self._mark(ids)
+        except (aiosqlite.Error, OSError) as exc:
+            self._done = ids + self._done
+            raise InboxUnavailable(str(exc)) from exc
+
+    async def _mark(self, ids: Iterable[int]) -> None:
+        now = _now()
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            await self.db.executemany(
+                "UPDATE inbox SET state = 'done', payload = '', done_at = ? WHERE platform = ? AND update_id = ?",
+                [(now, self.platform, i) for i in ids],
+            )
+            await self.db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.db.execute("ROLLBACK")
+            raise
+
+    async def count(self, state: str) -> int:
+        async with self.db.execute(
+            "SELECT COUNT(*) FROM inbox WHERE platform = ? AND state = ?", (self.platform, state)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
