@@ -160,7 +160,15 @@ class FollowupFlow:
 
 
 class Scheduler:
-    """One task that sleeps until the earliest due check-in; ``wake()`` when a sooner one is added."""
+    """One task that sleeps until the earliest due check-in; ``wake()`` when a sooner one is added.
+
+    Any number of processes may run it on one database: rows are claimed with a lease (``bot.storage.claims``), so
+    each check-in is sent once; a claimed row is resent only after its lease expired (or its owner process died).
+    """
+
+    #: how long a claim holds a row; a batch is sent well within it (the outbox gives up on longer flood waits)
+    LEASE = timedelta(minutes=5)
+    BATCH = 20
 
     def __init__(
         self,
@@ -176,6 +184,8 @@ class Scheduler:
         self.settings = settings
         self.clock = clock
         self.max_sleep = max_sleep
+        self.owner = claims.new_owner()
+        self.lease = self.LEASE
         self._wake = asyncio.Event()
         self._stopping = False
         self.sleeps: list[float] = []  # how long each wait was planned for (tests and operators read it)
@@ -204,55 +214,64 @@ class Scheduler:
                 pass
 
     async def seconds_until_next(self) -> float:
-        due = await self.store.next_due()
+        due = await claims.next_due(self.store, set(self.adapters))
         if due is None:
             return self.max_sleep
         return max(0.0, min(self.max_sleep, (due - self.clock.now()).total_seconds()))
 
     async def run_due(self) -> int:
-        """Send every check-in that is due now; return how many were delivered."""
+        """Claim and send every check-in that is due now (for the platforms running here); return how many were
+        delivered. In due order; each row is checked again just before its send (a check-in cancelled meanwhile
+        by /followups off or /forget is not sent)."""
         sent = 0
-        while True:
-            batch = await self.store.due_followups(self.clock.now(), limit=50)
+        while not self._stopping:
+            batch = await claims.claim_due(
+                self.store, self.owner, self.clock.now(), self.lease, platforms=set(self.adapters), limit=self.BATCH
+            )
             if not batch:
                 return sent
-            for f in batch:
-                sent += await self._deliver(f)
+            for claim in batch:
+                if self._stopping:
+                    break  # the rest of the batch is claimed until its lease expires, then sent (here or elsewhere)
+                sent += await self._deliver(claim)
+        return sent
 
-    async def _deliver(self, f: Followup) -> int:
+    async def _deliver(self, claim: Claim) -> int:
+        f = claim.followup
         now = self.clock.now()
         if now - f.due_at > timedelta(days=self.settings.drop_overdue_days):
             log.warning("dropping follow-up %s: %s overdue", f.id, now - f.due_at)
-            await self.store.update_followup(f.id, state="dropped", last_error="too far overdue")
+            await claims.release(self.store, claim, self.owner, now, state="dropped", last_error="too far overdue")
+            return 0
+        if not await claims.held(self.store, claim, self.owner):  # cancelled or answered meanwhile
+            return 0
+        if await claims.already_sent(self.store, claim.send_key):  # delivered before a crash: record it, don't resend
+            await claims.complete(self.store, claim, self.owner, now)
             return 0
         adapter = self.adapters.get(f.platform)
-        if adapter is None:
-            # the platform isn't running in this process: leave it due for a process that has it
-            await self.store.update_followup(f.id, due_at=now + timedelta(minutes=10))
-            return 0
-        # "sending" is committed before the send: after a crash mid-send the row is sent again (at most one duplicate)
-        if not await self.store.claim_followup(f.id):
+        if adapter is None:  # the platform stopped meanwhile: give it back
+            await claims.release(self.store, claim, self.owner, now, state="pending")
             return 0
         try:
             await adapter.send(ChatRef(f.platform, f.platform_user_id, f.chat_id), [checkin_reply(f.id)])
         except DeliveryError as exc:
-            return await self._failed(f, str(exc), permanent=exc.permanent)
+            return await self._failed(claim, str(exc), permanent=exc.permanent)
         except Exception as exc:
             log.exception("follow-up %s: unexpected send error", f.id)
-            return await self._failed(f, type(exc).__name__, permanent=False)
-        await self.store.update_followup(
-            f.id, expect_state="sending", state="awaiting", checkins=f.checkins + 1, attempts=0, last_error=None
-        )
+            return await self._failed(claim, type(exc).__name__, permanent=False)
+        if not await claims.complete(self.store, claim, self.owner, self.clock.now()):
+            log.warning("follow-up %s was sent but its claim had passed to another process", f.id)
         log.info("follow-up %s delivered on %s", f.id, f.platform)
         return 1
 
-    async def _failed(self, f: Followup, error: str, *, permanent: bool) -> int:
+    async def _failed(self, claim: Claim, error: str, *, permanent: bool) -> int:
+        f = claim.followup
         attempts = f.attempts + 1
+        now = self.clock.now()
         if permanent or attempts >= self.settings.max_attempts:
             log.warning("follow-up %s given up after %d attempt(s): %s", f.id, attempts, error)
-            await self.store.update_followup(
-                f.id, expect_state="sending", state="failed", attempts=attempts, last_error=error[:200]
-            )
+            await claims.release(self.store, claim, self.owner, now, state="failed", attempts=attempts,
+                                 last_error=error[:200])
             if permanent:
                 user = await self.store.user_by_id(f.user_id)
                 if user is not None:
@@ -260,12 +279,8 @@ class Scheduler:
             return 0
         backoff = self.settings.retry_backoff_seconds
         delay = backoff[min(attempts - 1, len(backoff) - 1)] if backoff else 60
-        await self.store.update_followup(
-            f.id,
-            expect_state="sending",
-            state="pending",
-            attempts=attempts,
-            last_error=error[:200],
-            due_at=self.clock.now() + timedelta(seconds=delay),
+        await claims.release(
+            self.store, claim, self.owner, now, state="pending", attempts=attempts, last_error=error[:200],
+            due_at=now + timedelta(seconds=delay),
         )
         return 0

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -675,24 +676,28 @@ async def test_scheduler_task_sleeps_until_due_and_wakes_early_for_a_sooner_one(
     assert task.done() and task.exception() is None
 
 
-async def test_wake_during_next_due_lookup_is_not_lost(rt: Runtime, clock: ManualClock) -> None:
+async def test_wake_during_next_due_lookup_is_not_lost(
+    rt: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.storage import claims
+
     scheduler = rt.scheduler
     scheduler.max_sleep = 30 * 86400.0
     store = rt.store
     late = await store.user(PLATFORM, "late")
     await store.add_followup(late, "dm-late", "self-care-mild", clock.now() + timedelta(days=10))
-    real_next_due = store.next_due
+    real_next_due = claims.next_due
     raced = False
 
-    async def next_due_with_a_message_in_between() -> object:
+    async def next_due_with_a_message_in_between(*args: Any, **kw: Any) -> object:
         nonlocal raced
-        result = await real_next_due()
+        result = await real_next_due(*args, **kw)
         if not raced:  # a runner accepts a check-in while the scheduler's query is in flight
             raced = True
             await accept_followup(rt.engine, "soon")
         return result
 
-    store.next_due = next_due_with_a_message_in_between  # type: ignore[method-assign]
+    monkeypatch.setattr(claims, "next_due", next_due_with_a_message_in_between)  # what the scheduler asks
     task = asyncio.create_task(scheduler.run())
     try:
         for _ in range(200):
@@ -706,20 +711,24 @@ async def test_wake_during_next_due_lookup_is_not_lost(rt: Runtime, clock: Manua
         await asyncio.wait_for(task, 5)
 
 
-async def test_scheduler_keeps_running_after_an_error(rt: Runtime, clock: ManualClock) -> None:
+async def test_scheduler_keeps_running_after_an_error(
+    rt: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.storage import claims
+
     scheduler = rt.scheduler
     boom = RuntimeError("database hiccup")
-    real = rt.store.due_followups
+    real = claims.claim_due
     calls = 0
 
-    async def flaky(*args: object, **kw: object) -> list[Followup]:
+    async def flaky(*args: Any, **kw: Any) -> list[claims.Claim]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise boom
-        return await real(*args, **kw)  # type: ignore[arg-type]
+        return await real(*args, **kw)
 
-    rt.store.due_followups = flaky  # type: ignore[method-assign]
+    monkeypatch.setattr(claims, "claim_due", flaky)
     task = asyncio.create_task(scheduler.run())
     try:
         for _ in range(500):
