@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from bot.core.messages import ChatRef, Choice, Outcome, Reply
 from bot.core.ports import Adapter, Clock, DeliveryError
 from bot.core.text import normalize
-from bot.storage.sqlite import Followup, Store
+from bot.storage import claims
+from bot.storage.claims import Claim
+from bot.storage.sqlite import Store
 
 if TYPE_CHECKING:
     from bot.config import FollowupSettings
