@@ -52,6 +52,19 @@ async def test_questions_reach_the_right_entry(quiet_runtime: Runtime, text: str
     assert (out.kind, out.faq_id) == ("answer", entry_id), (text, out.kind, out.faq_id)
 
 
+async def test_missed_periods_with_back_pain_get_the_safety_question_then_the_bone_stress_answer(
+    quiet_runtime: Runtime,
+) -> None:
+    """Described symptoms (not a general question) first get the fracture-risk safety question; "no" carries on to
+    the entry that says to stop running and see a doctor."""
+    first = await quiet_runtime.engine.handle(dm("my periods stopped this year and my lower back aches on every run"))
+    assert first.kind == "safety-check"
+    assert first.safety_check is not None and first.safety_check.category == "fracture-risk"
+    then = await quiet_runtime.engine.handle(dm("no"))
+    assert then.escalation is None and then.faq_id == "bone-stress"
+    assert any("Stop running" in r.text for r in then.replies)
+
+
 @pytest.mark.parametrize("entry_id", NEW_ENTRIES)
 def test_new_entries_are_full_and_their_phrasings_raise_no_red_flag(k: Knowledge, entry_id: str) -> None:
     entry = k.entries[entry_id]
