@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -83,6 +84,8 @@ class Call:
 
     method: str
     params: JSON
+    #: time.monotonic() when the call was recorded
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -107,6 +110,8 @@ class FakeBotAPI:
     failing: dict[str, tuple[int, str]] = field(default_factory=dict)
     #: method -> seconds to wait before answering (simulates a slow API).
     delays: dict[str, float] = field(default_factory=dict)
+    #: chat id -> seconds sendMessage to that chat waits before answering (one hanging chat).
+    chat_delays: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._updates: list[JSON] = []
@@ -120,6 +125,11 @@ class FakeBotAPI:
         self._runner: web.AppRunner | None = None
         self.confirmed_offset = 0
         self.last_update_id = 0
+        self._throttled: dict[int, float] = {}  # chat id -> monotonic time until which sendMessage answers 429
+
+    def throttle(self, chat_id: int, seconds: float) -> None:
+        """Flood control for one chat: sendMessage to it answers 429 with the remaining retry_after until then."""
+        self._throttled[chat_id] = time.monotonic() + seconds
 
     # ----------------------------------------------------------------- server lifecycle
 
@@ -326,9 +336,10 @@ class FakeBotAPI:
         except _ApiError as err:
             self.calls.append(call)
             await self._notify()
-            return web.json_response(
-                {"ok": False, "error_code": err.code, "description": err.description}, status=err.code
-            )
+            body: JSON = {"ok": False, "error_code": err.code, "description": err.description}
+            if err.retry_after is not None:
+                body["parameters"] = {"retry_after": err.retry_after}
+            return web.json_response(body, status=err.code)
         if method != "getUpdates":  # recorded below, after the long poll returns
             self.calls.append(call)
             await self._notify()
@@ -387,11 +398,23 @@ class FakeBotAPI:
         }
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
+        quoted = (params.get("reply_parameters") or {}).get("message_id")
+        if quoted is not None and (chat_id, int(quoted)) in self._messages:
+            original = dict(self._messages[(chat_id, int(quoted))])
+            original.pop("reply_to_message", None)  # Telegram includes one level
+            message["reply_to_message"] = original
+        if params.get("message_thread_id"):
+            message["message_thread_id"] = params["message_thread_id"]
         self._messages[(chat_id, message["message_id"])] = message
         return message
 
     async def _api_sendMessage(self, params: JSON) -> JSON:
         chat_id = int(params["chat_id"])
+        if chat_id in self.chat_delays:
+            await asyncio.sleep(self.chat_delays[chat_id])
+        left = self._throttled.get(chat_id, 0.0) - time.monotonic()
+        if left > 0:
+            raise _ApiError(429, f"Too Many Requests: retry after {math.ceil(left)}", retry_after=math.ceil(left))
         text = params.get("text", "")
         if not text:
             raise _ApiError(400, "Bad Request: message text is empty")
@@ -454,7 +477,8 @@ class FakeBotAPI:
 
 
 class _ApiError(Exception):
-    def __init__(self, code: int, description: str) -> None:
+    def __init__(self, code: int, description: str, *, retry_after: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
+        self.retry_after = retry_after
