@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from bot.core.followups import Scheduler
 from bot.core.knowledge import KnowledgeRef, load_knowledge
 from bot.core.ports import Adapter, Clock, SystemClock
 from bot.storage.sqlite import Store
+
+log = logging.getLogger(__name__)
+
+#: at shutdown, escalation bookkeeping still pending (a locked or full database) gets this long, then is dropped
+DRAIN_SECONDS = 1.5
 
 
 @dataclass
@@ -30,7 +36,21 @@ class Runtime:
         await self.store.open()
 
     async def close(self) -> None:
+        await self.engine.bookkeeper.drain(DRAIN_SECONDS)
+        if self.engine.bookkeeper.pending:
+            log.warning("%d storage write(s) still waiting at shutdown were dropped", self.engine.bookkeeper.pending)
         await self.store.close()
+
+    async def report_problem(self, text: str) -> None:
+        """Tell the moderators of every started platform that has a moderators' chat (the log has it already)."""
+        for adapter in list(self.adapters.values()):
+            notify = getattr(adapter, "notify_moderators", None)
+            if notify is None:
+                continue
+            try:
+                await notify(text)
+            except Exception as exc:  # a platform that is down must not hide the problem from the others
+                log.warning("%s: could not notify the moderators: %s", adapter.platform, exc)
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -62,4 +82,6 @@ def build(
     engine = Engine(ref, store, settings, clock=clock, options=options)
     scheduler = Scheduler(store, {}, settings.followups, clock)
     engine.waker = scheduler.wake
-    return Runtime(settings, ref, path, store, engine, scheduler, clock)
+    runtime = Runtime(settings, ref, path, store, engine, scheduler, clock)
+    store.on_problem = runtime.report_problem
+    return runtime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -10,16 +11,18 @@ from dataclasses import dataclass, field, replace
 
 from bot.config import MatchingSettings, Settings
 from bot.core import replies as R
+from bot.core import resilience as S
 from bot.core import triage as T
 from bot.core.faq import Candidate
 from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
+from bot.core.masking import mask
 from bot.core.messages import MAX_PAYLOAD_BYTES, Choice, Escalation, IncomingMessage, Outcome, Reply
 from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
 from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
 from bot.core.text import MAX_MATCH_CHARS, normalize
-from bot.storage.sqlite import Store, StoredTriage, User
+from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage, User
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,10 @@ class Context:
     user: User
     k: Knowledge
     prefix: list[Reply] = field(default_factory=list)
+    #: the user's row could not be read: answer from memory, write nothing, refuse what needs stored data
+    degraded: bool = False
+    #: False for a stand-in made before any storage was asked (the safety paths); load it only if needed
+    loaded: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +125,8 @@ class Engine:
         self._limiter = RateLimiter(rl.messages, rl.per_seconds, rl.burst)
         self._repeat = RepeatGuard(self.settings.safety.repeat_escalation_seconds)
         self.safety = SafetyGate(monotonic)
+        self.bookkeeper = S.Bookkeeper()
+        self._offline_notices = S.OfflineNotices()
         self.waker: Waker | None = None
         self.reloader: Reloader | None = None
         from bot.core.commands import Commands
@@ -162,11 +171,9 @@ class Engine:
         text = msg.text[:MAX_MATCH_CHARS]
         if msg.listen_only:  # overheard: only the alarm tier acts, nothing public for a possible hit
             return await self._listen_only(msg, k, text, escalation)
-        user = await self.store.user(msg.platform, msg.user_id)
-        ctx = Context(msg, user, k)
-        if escalation is not None:
+        if escalation is not None:  # before any storage: the reply never waits for the database
             self.safety.take(_who(msg))
-            return await self._escalate(ctx, escalation)
+            return await self._escalate(self._unloaded(msg, k), escalation)
         if self._limited():
             verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
             if verdict == "warn":
@@ -177,7 +184,7 @@ class Engine:
         if self.safety.waiting(_who(msg)):
             answer = self.safety.typed_answer(stripped)
             if answer is not None:
-                return await self._check_answer(ctx, answer, None)
+                return await self._check_answer(self._unloaded(msg, k), answer, None)
         possible = assessment.possible
         if possible is not None and not stripped.startswith("/"):
             s = self.settings.safety
@@ -185,9 +192,52 @@ class Engine:
             self.safety.ask(_who(msg), check, msg.text)
             reply = Reply(R.safety_check_text(check.question), SafetyGate.choices(check), private=not msg.is_private)
             return Outcome((reply,), "safety-check", safety_check=check)
-        return await self._route(ctx, stripped)
+        return await self._route(await self._context(msg, k), stripped)
+
+    def _unloaded(self, msg: IncomingMessage, k: Knowledge) -> Context:
+        return Context(msg, S.transient_user(msg, self.clock.now()), k, degraded=True, loaded=False)
+
+    async def _context(self, msg: IncomingMessage, k: Knowledge) -> Context:
+        """The message with its user's row, or a stand-in (``degraded``) when storage does not answer in time."""
+        try:
+            user = await asyncio.wait_for(self.store.user(msg.platform, msg.user_id), S.USER_BUDGET)
+        except STORAGE_ERRORS as exc:
+            log.warning("storage unavailable, answering from memory: %s", exc or type(exc).__name__)
+            return Context(msg, S.transient_user(msg, self.clock.now()), k, degraded=True)
+        return Context(msg, user, k)
 
     async def _route(self, ctx: Context, stripped: str) -> Outcome:
+        """Everything after the safety gate, bounded in time: storage trouble gives the memory-only answer."""
+        if not ctx.degraded:
+            reports = stripped.startswith("/faq")  # a reload may take longer than the budget; moderators wait
+            try:
+                work = self._route_stored(ctx, stripped)
+                return await (work if reports else asyncio.wait_for(work, S.STORAGE_BUDGET))
+            except STORAGE_ERRORS as exc:
+                log.warning("storage unavailable mid-message, answering from memory: %s", exc or type(exc).__name__)
+                ctx = replace(ctx, prefix=[], degraded=True)
+        return await self._route_degraded(ctx, stripped)
+
+    async def _route_degraded(self, ctx: Context, stripped: str) -> Outcome:
+        """Storage is down: FAQ answers and commands that need no stored data; the rest says it is unavailable."""
+        private = not ctx.msg.is_private
+        if self.options.first_notice and self._offline_notices.first_time(_who(ctx.msg)):
+            ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=private))
+        if stripped.startswith("/"):
+            from bot.core.commands import parse_command
+
+            name = parse_command(stripped)[0][:32]
+            if not _ECHOABLE_COMMAND.fullmatch(name):
+                return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(ctx.k)),), "command"))
+            if name not in S.STORED_COMMANDS:
+                try:
+                    return self._with_prefix(ctx, await self.commands.dispatch(ctx, stripped))
+                except STORAGE_ERRORS as exc:
+                    log.warning("storage unavailable for /%s: %s", name, exc or type(exc).__name__)
+            return self._with_prefix(ctx, Outcome((Reply(S.UNAVAILABLE, private=private),), "unavailable"))
+        return self._with_prefix(ctx, await self.answer_question(ctx, stripped))
+
+    async def _route_stored(self, ctx: Context, stripped: str) -> Outcome:
         """Everything after the safety gate: notice, commands, the triage step or check-in answer, the FAQ."""
         msg, k, user = ctx.msg, ctx.k, ctx.user
         await self._notice(ctx)
@@ -215,17 +265,17 @@ class Engine:
             cat = ctx.k.red_flags.categories.get(cid or "")
             if cat is None:
                 return Outcome((Reply(R.EXPIRED),), "expired")
-            return await self._escalate(ctx, Escalation(cat.level, cat.id))
+            return await self._escalate(ctx, Escalation(cat.level, cat.id))  # writes nothing before the reply
         if pending is None:
             return Outcome((Reply(R.SAFETY_CHECK_ASK_AGAIN),), "fallback")
+        if not ctx.loaded:
+            ctx = await self._context(ctx.msg, ctx.k)
         carried = await self._route(ctx, pending.text[:MAX_MATCH_CHARS].strip())
         return _plus(carried, Reply(R.SAFETY_CHECK_CARRY_ON, private=not ctx.msg.is_private), first=True)
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
         payload = msg.choice or ""
-        user = await self.store.user(msg.platform, msg.user_id)
-        ctx = Context(msg, user, k)
         if self._limited():
             verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
             if verdict != "ok":
@@ -233,6 +283,21 @@ class Engine:
         if not self._issuable(payload, k):  # forged, from an older knowledge version, or not ours at all
             return Outcome((Reply(R.EXPIRED),), "expired")
         kind, _, rest = payload.partition(":")
+        if kind == "chk":  # a safety answer: "yes" escalates without waiting for storage
+            return await self._check_answer(self._unloaded(msg, k), rest != "no", rest.partition(":")[2] or None)
+        ctx = await self._context(msg, k)
+        if ctx.degraded and kind in S.STORED_CHOICES:
+            return Outcome((Reply(S.UNAVAILABLE, private=not msg.is_private),), "unavailable")
+        if kind == "cmd":
+            return await self._route(ctx, "/" + rest.replace(":", " "))
+        try:
+            return await self._stored_choice(ctx, kind, rest, payload)
+        except STORAGE_ERRORS as exc:
+            log.warning("storage unavailable for a button: %s", exc or type(exc).__name__)
+            return Outcome((Reply(S.UNAVAILABLE, private=not msg.is_private),), "unavailable")
+
+    async def _stored_choice(self, ctx: Context, kind: str, rest: str, payload: str) -> Outcome:
+        k = ctx.k
         if kind == "faq":
             entry = k.entries[rest]
             return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=100.0)
@@ -240,10 +305,6 @@ class Engine:
             return await self._triage_choice(ctx, payload)
         if kind == "fu":
             return await self.followups.choice(ctx, rest)
-        if kind == "chk":
-            return await self._check_answer(ctx, rest != "no", rest.partition(":")[2] or None)
-        if kind == "cmd":
-            return await self.commands.dispatch(ctx, "/" + rest.replace(":", " "))
         return await self.commands.forget_choice(ctx, rest)
 
     @staticmethod
@@ -295,17 +356,18 @@ class Engine:
                 confidence=confidence,
                 alternatives=tuple(e.id for e in entries),
             )
-        noted = self.options.record_unanswered and len(norm.split()) >= 2
+        # kept for moderators masked (names, handles, emails, links, numbers) and linked to the asker for /forget;
+        # not while storage is down (there is no row to link it to, so /forget could not find it)
+        noted = self.options.record_unanswered and len(norm.split()) >= 2 and not ctx.degraded
         if noted:
-            await self.store.record_unanswered(norm[:300])
+            await self.store.record_unanswered(mask(text, ctx.msg.display_name)[:300], ctx.user.id)
         return Outcome((R.fallback(k, noted=noted),), "fallback", confidence=confidence)
 
     async def _listen_only(
         self, msg: IncomingMessage, k: Knowledge, text: str, escalation: Escalation | None
     ) -> Outcome:
         if escalation is not None:
-            user = await self.store.user(msg.platform, msg.user_id)
-            return await self._escalate(Context(msg, user, k), escalation)
+            return await self._escalate(self._unloaded(msg, k), escalation)
         d = decide(k, text, self.settings.matching)
         if d.kind == "answer":
             # overheard chatter is never told to slow down: over the limit the bot just stays quiet
@@ -327,18 +389,17 @@ class Engine:
         safety = self.settings.safety
         who = f"{ctx.msg.platform}:{ctx.msg.user_id}"
         now = self._monotonic()
-        stopped = await self.store.clear_triage(ctx.user)
-        if self._repeat.is_repeat((who, escalation.category), now):
+        category = ctx.k.red_flags.categories.get(escalation.category)
+        if self._repeat.is_repeat((who, escalation.category), now):  # in memory: works without storage
+            await self._record_escalation(ctx, escalation, log_it=False)
             verdict = self._limiter.check(who, now) if self._limited() else "ok"
             if verdict == "drop":
                 return Outcome((), "escalation", escalation=escalation)
             reminder = Reply(R.escalation_reminder(escalation, safety), escalation=escalation)
             return Outcome((reminder,), "escalation", escalation=escalation)
-        category = ctx.k.red_flags.categories.get(escalation.category)
         message = category.message if category is not None else ""
-        if stopped:
+        if await self._record_escalation(ctx, escalation, log_it=True):
             message += "\n\n(I've stopped the back-pain check so you can deal with this first.)"
-        await self.store.log_escalation(ctx.user, escalation.level, escalation.category)
         full = R.escalation_text(message, escalation, safety)
         if ctx.msg.is_private:
             out: tuple[Reply, ...] = (Reply(full, escalation=escalation),)
@@ -348,6 +409,29 @@ class Engine:
         if self._limited():
             self._limiter.take(who, len(out), now)
         return Outcome(out, "escalation", escalation=escalation)
+
+    async def _record_escalation(self, ctx: Context, escalation: Escalation, *, log_it: bool) -> bool:
+        """The bookkeeping of an escalation (user row, end of a triage in progress, the log row) as a background task.
+
+        The reply waits for it at most ``NOTE_WAIT`` seconds (a healthy database takes milliseconds); full, locked or
+        gone storage never delays it longer, and a failure is retried, then logged, never shown. True when a triage
+        in progress was stopped in time to say so.
+        """
+        msg, known = ctx.msg, (None if ctx.degraded else ctx.user)
+        store = self.store
+
+        async def work() -> bool:
+            user = known or await store.user(msg.platform, msg.user_id)
+            stopped = await store.clear_triage(user)
+            if log_it:
+                await store.log_escalation(user, escalation.level, escalation.category)
+            return stopped
+
+        task = self.bookkeeper.spawn(f"escalation bookkeeping ({escalation.category})", work)
+        if task is None:
+            return False
+        done, _ = await asyncio.wait({task}, timeout=S.NOTE_WAIT)
+        return task in done and not task.cancelled() and bool(task.result())
 
     async def _notice(self, ctx: Context) -> None:
         if self.options.first_notice and not ctx.user.notice_shown:

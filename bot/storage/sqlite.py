@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import json
 import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -14,11 +16,18 @@ from typing import Any
 
 import aiosqlite
 
+from bot.storage.health import DatabaseUnusable, SchemaTooNew, describe_open_error, file_identity
+
 log = logging.getLogger(__name__)
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 #: buffered counters and unanswered questions are written once this many are waiting
 FLUSH_EVERY = 256
+#: how long one statement waits for another process's write lock before SQLite gives up ("database is locked");
+#: short, because every statement of this process queues behind a waiting one on the connection's thread
+BUSY_TIMEOUT_MS = 1000
+#: errors that mean "storage is unavailable right now" (full, locked, gone, closed) rather than a bug
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, ValueError, TimeoutError)
 ACTIVE_FOLLOWUP_STATES = ("pending", "sending", "awaiting")
 
 
@@ -95,29 +104,86 @@ class Store:
         self._lock = asyncio.Lock()
         self._user_cache: dict[tuple[str, str], User] = {}
         self._pending_stats: dict[tuple[str, str], int] = {}
-        self._pending_unanswered: dict[str, tuple[int, str, str]] = {}
+        self._pending_unanswered: dict[tuple[str, int], tuple[int, str, str]] = {}
+        self._flushing: asyncio.Task[None] | None = None
+        #: (st_dev, st_ino) of the file when it was opened: a different or missing file means it was deleted
+        self._identity: tuple[int, int] | None = None
+        self.file_lost = False
+        #: called with a one-line problem report (the database file vanished); set by bootstrap
+        self.on_problem: Callable[[str], Awaitable[None]] | None = None
 
     # ----------------------------------------------------------------- lifecycle
     async def open(self) -> None:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute("PRAGMA foreign_keys = ON")
-        await self._db.execute("PRAGMA busy_timeout = 5000")
-        if self.path != ":memory:":
-            await self._db.execute("PRAGMA journal_mode = WAL")
-            await self._db.execute("PRAGMA synchronous = NORMAL")
-        await self._migrate()
+        """Open (creating) the file and migrate it; a file that cannot be used raises DatabaseUnusable (one line)."""
+        try:
+            if self.path != ":memory:":
+                await asyncio.to_thread(Path(self.path).parent.mkdir, parents=True, exist_ok=True)
+            self._db = await self._connect(self.path)
+            if self.path != ":memory:":
+                await self._quick_check()
+            await self._migrate()
+            if self.path != ":memory:":
+                await self._write_probe()
+                self._identity = await asyncio.to_thread(file_identity, self.path)
+        except BaseException as exc:
+            # the connection's thread is not a daemon: a connection left open keeps the process alive forever
+            await self._abandon()
+            if isinstance(exc, (*STORAGE_ERRORS, SchemaTooNew)):
+                raise DatabaseUnusable(await asyncio.to_thread(describe_open_error, self.path, exc)) from None
+            raise
+
+    @staticmethod
+    async def _connect(path: str) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if path != ":memory:":
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            await _close_quietly(db)
+            raise
+        return db
+
+    async def _quick_check(self) -> None:
+        """A truncated or damaged file can still have a valid header: read every page once (fast for a club's data)."""
+        async with self.db.execute("PRAGMA quick_check(1)") as cur:
+            row = await cur.fetchone()
+        if row is None or row[0] != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed: {row[0] if row else 'no answer'}")
+
+    async def _write_probe(self) -> None:
+        """SQLite opens a file it cannot write read-only without a word: find out now, not at the first write."""
+        version = await self.schema_version()
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return  # another runbot is writing: the file is writable
+            raise
+        try:
+            await self.db.execute(f"PRAGMA user_version = {version}")  # no change, but a write
+        finally:
+            await self.db.execute("ROLLBACK")
+
+    async def _abandon(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            await _close_quietly(db)
 
     async def close(self) -> None:
         if self._db is None:
             return
         try:
+            if self._flushing is not None:
+                await asyncio.wait({self._flushing}, timeout=2.0)
             await self.flush()
+        except STORAGE_ERRORS as exc:  # full or locked at shutdown: say so, never a traceback on the way out
+            log.error("could not write the last counters to %s: %s", self.path, exc)
         finally:
-            await self._db.close()
-            self._db = None
+            await self._abandon()
 
     async def __aenter__(self) -> Store:
         await self.open()
@@ -136,7 +202,11 @@ class Store:
         async with self.db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         current = int(row[0]) if row else 0
-        for version, sql in _migrations():
+        known = _migrations()
+        newest = known[-1][0] if known else 0
+        if current > newest:
+            raise SchemaTooNew(current, newest)
+        for version, sql in known:
             if version <= current:
                 continue
             log.info("applying database migration %04d", version)
@@ -157,7 +227,11 @@ class Store:
         cached = self._user_cache.get(key)
         if cached is not None:
             return cached
-        # one round trip for a newcomer (the insert returns the row), two for a known user not yet cached
+        # a read first: while another process holds the write lock (WAL) a known user is still found at once
+        known = await self.find_user(platform, platform_user_id)
+        if known is not None:
+            self._user_cache[key] = known
+            return known
         async with self._lock:
             async with self.db.execute(
                 "INSERT INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?)"
@@ -246,13 +320,14 @@ class Store:
             (user.id, level, category, to_db(self._now())),
         )
 
-    async def record_unanswered(self, normalized: str) -> None:
-        """Aggregate an unmatched question (no user id); written in batches."""
+    async def record_unanswered(self, normalized: str, user_id: int | None = None) -> None:
+        """Count an unmatched question (already masked) per asker, so /forget and /mydata find it; batched."""
         if not normalized:
             return
         now = to_db(self._now())
-        count, first, _ = self._pending_unanswered.get(normalized, (0, now, now))
-        self._pending_unanswered[normalized] = (count + 1, first, now)
+        key = (normalized, user_id or 0)
+        count, first, _ = self._pending_unanswered.get(key, (0, now, now))
+        self._pending_unanswered[key] = (count + 1, first, now)
         await self._maybe_flush()
 
     async def count(self, kind: str, n: int = 1) -> None:
@@ -262,15 +337,52 @@ class Store:
         await self._maybe_flush()
 
     async def _maybe_flush(self) -> None:
-        if len(self._pending_stats) + len(self._pending_unanswered) >= FLUSH_EVERY:
+        """A full buffer is written by a background task: counting never makes a reply wait for the disk."""
+        if len(self._pending_stats) + len(self._pending_unanswered) < FLUSH_EVERY:
+            return
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush_logged(), name="store-flush")
+
+    async def _flush_logged(self) -> None:
+        try:
             await self.flush()
+        except STORAGE_ERRORS as exc:
+            log.warning("could not write buffered counters (kept for the next try): %s", exc)
+
+    async def settled(self) -> None:
+        """Wait for a background flush started by a full buffer (tests, shutdown)."""
+        if self._flushing is not None:
+            await asyncio.wait({self._flushing})
 
     async def flush(self) -> None:
-        """Write buffered counters and unanswered questions in one transaction."""
+        """Check the file is still there, then write buffered counters and unanswered questions in one transaction."""
+        await self.check_file()
         if not self._pending_stats and not self._pending_unanswered:
             return
         stats, self._pending_stats = self._pending_stats, {}
         unanswered, self._pending_unanswered = self._pending_unanswered, {}
+        try:
+            await self._write_buffers(stats, unanswered)
+        except BaseException:
+            self._restore_buffers(stats, unanswered)
+            raise
+
+    def _restore_buffers(
+        self, stats: dict[tuple[str, str], int], unanswered: dict[tuple[str, int], tuple[int, str, str]]
+    ) -> None:
+        """Put back what could not be written (disk full, locked), bounded so an outage cannot eat the memory."""
+        for key, n in stats.items():
+            self._pending_stats[key] = self._pending_stats.get(key, 0) + n
+        for key, (n, first, last) in unanswered.items():
+            if key not in self._pending_unanswered and len(self._pending_unanswered) >= 4 * FLUSH_EVERY:
+                continue  # dropped: a question log is not worth unbounded memory
+            had = self._pending_unanswered.get(key)
+            self._pending_unanswered[key] = (n + had[0], min(first, had[1]), max(last, had[2])) if had else (
+                n, first, last)
+
+    async def _write_buffers(
+        self, stats: dict[tuple[str, str], int], unanswered: dict[tuple[str, int], tuple[int, str, str]]
+    ) -> None:
         async with self._lock:
             await self.db.execute("BEGIN")
             try:
@@ -279,11 +391,13 @@ class Store:
                     " ON CONFLICT (day, kind) DO UPDATE SET count = count + excluded.count",
                     [(day, kind, n) for (day, kind), n in stats.items()],
                 )
+                # a user id that /forget removed meanwhile is stored as 0 (unlinked), never re-linked
                 await self.db.executemany(
-                    "INSERT INTO unanswered (normalized, count, first_seen, last_seen) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (normalized) DO UPDATE SET count = count + excluded.count,"
+                    "INSERT INTO unanswered (normalized, user_id, count, first_seen, last_seen)"
+                    " VALUES (?, CASE WHEN EXISTS (SELECT 1 FROM users WHERE id = ?) THEN ? ELSE 0 END, ?, ?, ?)"
+                    " ON CONFLICT (normalized, user_id) DO UPDATE SET count = count + excluded.count,"
                     " last_seen = MAX(last_seen, excluded.last_seen)",
-                    [(text, n, first, last) for text, (n, first, last) in unanswered.items()],
+                    [(text, uid, uid, n, first, last) for (text, uid), (n, first, last) in unanswered.items()],
                 )
                 await self.db.execute("COMMIT")
             except BaseException:
@@ -292,12 +406,12 @@ class Store:
 
     async def unanswered(self, since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
         await self.flush()
-        query = "SELECT normalized, count, first_seen, last_seen FROM unanswered"
+        query = "SELECT normalized, SUM(count) AS count, MAX(last_seen) AS last_seen FROM unanswered"
         params: tuple[Any, ...] = ()
         if since is not None:
             query += " WHERE last_seen >= ?"
             params = (to_db(since),)
-        query += " ORDER BY count DESC, last_seen DESC LIMIT ?"
+        query += " GROUP BY normalized ORDER BY count DESC, last_seen DESC LIMIT ?"
         async with self.db.execute(query, (*params, limit)) as cur:
             rows = await cur.fetchall()
         return [
@@ -455,14 +569,26 @@ class Store:
             async with self.db.execute("SELECT updated_at FROM triage_state WHERE user_id = ?", (fresh.id,)) as cur:
                 row = await cur.fetchone()
             out["triage"]["updated_at"] = row["updated_at"] if row else None
+        await self.flush()
+        async with self.db.execute(
+            "SELECT normalized, count, first_seen, last_seen FROM unanswered WHERE user_id = ? ORDER BY first_seen",
+            (fresh.id,),
+        ) as cur:
+            out["unanswered"] = [
+                {"question": r["normalized"], "count": r["count"], "first_seen": r["first_seen"],
+                 "last_seen": r["last_seen"]}
+                for r in await cur.fetchall()
+            ]
         return out
 
     async def forget_user(self, user: User) -> None:
-        """Delete every row about the user in every table (cascades from users)."""
+        """Delete every row about the user in every table, their unanswered questions included."""
+        for key in [key for key in self._pending_unanswered if key[1] == user.id]:
+            del self._pending_unanswered[key]
         async with self._lock:
             await self.db.execute("BEGIN")
             try:
-                for table in ("triage_state", "escalations", "followups"):
+                for table in ("triage_state", "escalations", "followups", "unanswered"):
                     await self.db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user.id,))
                 await self.db.execute("DELETE FROM users WHERE id = ?", (user.id,))
                 await self.db.execute("COMMIT")
@@ -470,6 +596,63 @@ class Store:
                 await self.db.execute("ROLLBACK")
                 raise
         self._user_cache.pop((user.platform, user.platform_user_id), None)
+
+
+    # ----------------------------------------------------------------- the file itself
+    async def check_file(self) -> None:
+        """Notice a database file deleted or replaced while running, and put the open data back at its path.
+
+        SQLite keeps writing to the open (deleted) file, so without this every user would be gone at the next
+        start. Called with every flush (the app flushes every few seconds). Reports once through ``on_problem``.
+        """
+        if self._identity is None or self.file_lost:
+            return
+        now = await asyncio.to_thread(file_identity, self.path)
+        if now == self._identity:
+            return
+        self.file_lost = True
+        if now is None:
+            try:
+                await self._restore_file()
+                message = (f"database {self.path} was deleted while runbot was running; it has been written back "
+                           "from the open connection (nothing lost). Find out what deleted it.")
+                self.file_lost = False
+            except Exception as exc:
+                message = (f"database {self.path} was deleted while runbot was running and could not be written back "
+                           f"({exc}); data stored from now on is lost at the next start: stop runbot and restore a "
+                           "backup")
+        else:
+            message = (f"database {self.path} was replaced by another file while runbot was running; runbot keeps "
+                       "using the file it opened, which is lost when it stops: stop runbot and check the file")
+        log.error("%s", message)
+        if self.on_problem is not None:
+            try:
+                await self.on_problem(message)
+            except Exception:
+                log.exception("could not report the database problem")
+
+    async def _restore_file(self) -> None:
+        """Copy the open (deleted) database to its path with SQLite's backup API, then continue on the copy."""
+        async with self._lock:
+            old = self.db
+            target = await aiosqlite.connect(self.path, isolation_level=None)
+            try:
+                await old.backup(target)
+            finally:
+                await _close_quietly(target)
+            new = await self._connect(self.path)
+            self._db = new
+            self._identity = await asyncio.to_thread(file_identity, self.path)
+            self._user_cache.clear()
+        await _close_quietly(old)
+
+
+async def _close_quietly(db: aiosqlite.Connection) -> None:
+    """Close a connection and always end its (non-daemon) thread, whatever state the database is in."""
+    try:
+        await asyncio.wait_for(db.close(), timeout=BUSY_TIMEOUT_MS / 1000 + 5)
+    except BaseException:  # closing must never raise over the error that led here
+        db.stop()
 
 
 _FOLLOWUP_SELECT = (

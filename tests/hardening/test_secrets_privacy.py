@@ -163,7 +163,9 @@ async def test_no_message_text_in_info_logs_engine_and_both_adapters(
     assert MARKER not in "\n".join(line for line in caplog.text.splitlines())
 
 
-async def test_unanswered_questions_are_stored_without_user_ids(tmp_path: Path, clock: ManualClock) -> None:
+async def test_unanswered_questions_are_stored_without_platform_ids(tmp_path: Path, clock: ManualClock) -> None:
+    """Linked to the asker only by the internal row id (so /forget and /mydata find them, issue 14), never by a
+    platform id, chat or name."""
     rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "u.db")
     async with rt:
         for user in ("user-8675309", "user-4815162342"):
@@ -173,7 +175,8 @@ async def test_unanswered_questions_are_stored_without_user_ids(tmp_path: Path, 
         assert [r["count"] for r in rows if MARKER in r["text"]] == [4]
         async with rt.store.db.execute("PRAGMA table_info(unanswered)") as cur:
             columns = {row[1] for row in await cur.fetchall()}
-        assert not any("user" in c or "chat" in c or "platform" in c for c in columns), columns
+        assert not any("chat" in c or "platform" in c for c in columns), columns
+        assert {c for c in columns if "user" in c} == {"user_id"}
         async with rt.store.db.execute("SELECT * FROM unanswered") as cur:
             cells = " ".join(str(v) for row in await cur.fetchall() for v in tuple(row))
         for private in ("8675309", "4815162342", "chat-user", "club-chat", "Alexandra", "alexandra"):

@@ -132,7 +132,8 @@ async def test_buffer_is_written_when_it_fills_up(store: Store) -> None:
     for i in range(FLUSH_EVERY - 1):
         await store.record_unanswered(f"question number {i}")
     assert await scalar(store, "SELECT COUNT(*) FROM unanswered") == 0
-    await store.record_unanswered("the last straw")
+    await store.record_unanswered("the last straw")  # starts a background write: the caller never waits for it
+    await store.settled()
     assert await scalar(store, "SELECT COUNT(*) FROM unanswered") == FLUSH_EVERY
 
 

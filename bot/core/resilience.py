@@ -1,0 +1,106 @@
+"""Safety first, storage second: bookkeeping after the reply, and what the bot can still do when storage is down."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from bot.core.messages import IncomingMessage
+from bot.storage.sqlite import STORAGE_ERRORS, User
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: how long loading a user's row may take before the message is answered from memory alone (seconds)
+USER_BUDGET = 1.0
+#: how long everything after the safety gate may wait for storage before the memory-only answer is given
+STORAGE_BUDGET = 2.0
+#: an escalation reply waits at most this long for its bookkeeping (to say "I've stopped the back-pain check")
+NOTE_WAIT = 0.25
+#: bookkeeping after a reply: attempts, each bounded, with a short pause between them; then dropped with a log line
+ATTEMPTS = 3
+ATTEMPT_TIMEOUT = 5.0
+RETRY_PAUSE = 0.5
+#: pending bookkeeping tasks at most (a long outage must not pile up work without bound)
+MAX_PENDING = 1000
+MAX_OFFLINE_NOTICES = 10_000
+
+UNAVAILABLE = (
+    "Sorry, check-ins, the back-pain check, /mydata and /forget are temporarily unavailable (a storage problem on "
+    "my side). Questions and safety advice still work. Please try again in a little while."
+)
+#: commands that need stored data: answered with UNAVAILABLE while storage is down
+STORED_COMMANDS = frozenset({"triage", "check", "cancel", "stop", "followups", "mydata", "forget"})
+#: button kinds that need stored data
+STORED_CHOICES = frozenset({"tri", "fu", "forget"})
+
+
+class Bookkeeper:
+    """Storage work that follows a reply: bounded, retried a few times, then dropped with a log line. Never raises."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.failed = 0
+        self.dropped = 0
+
+    def spawn(self, what: str, work: Callable[[], Awaitable[T]]) -> asyncio.Task[T | None] | None:
+        if len(self._tasks) >= MAX_PENDING:
+            self.dropped += 1
+            log.warning("%s: dropped (%d storage tasks already waiting)", what, len(self._tasks))
+            return None
+        task: asyncio.Task[T | None] = asyncio.create_task(self._run(what, work), name=f"bookkeeping: {what}")
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
+        return task
+
+    async def _run(self, what: str, work: Callable[[], Awaitable[T]]) -> T | None:
+        last: BaseException | None = None
+        for attempt in range(ATTEMPTS):
+            try:
+                return await asyncio.wait_for(work(), ATTEMPT_TIMEOUT)
+            except STORAGE_ERRORS as exc:
+                last = exc
+            except Exception:
+                log.exception("%s failed", what)
+                self.failed += 1
+                return None
+            if attempt < ATTEMPTS - 1:
+                await asyncio.sleep(RETRY_PAUSE * 2**attempt)
+        self.failed += 1
+        log.warning("%s: storage unavailable after %d attempts (%s); the reply went out without it", what,
+                    ATTEMPTS, last)
+        return None
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, seconds: float) -> None:
+        """Give pending bookkeeping up to ``seconds`` (shutdown, one-shot commands)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=seconds)
+
+
+class OfflineNotices:
+    """Who got the first-time notice while storage was down (bounded), so it is shown once, not every message."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, who: str) -> bool:
+        if who in self._seen:
+            return False
+        self._seen[who] = None
+        if len(self._seen) > MAX_OFFLINE_NOTICES:
+            self._seen.popitem(last=False)
+        return True
+
+
+def transient_user(msg: IncomingMessage, now: datetime) -> User:
+    """A stand-in for a user whose row cannot be read: id 0 is never written anywhere."""
+    return User(0, msg.platform, msg.user_id, now, notice_shown=False, followups_enabled=False)

@@ -1,0 +1,69 @@
+"""What is wrong with a database file, in one line an operator can act on; and whether it is still the same file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bot.core.ports import StartupError
+
+
+class DatabaseUnusable(StartupError):
+    """The database file cannot be opened or used; the message names the file and what to do (one line)."""
+
+
+class SchemaTooNew(Exception):
+    """The file was written by a newer runbot: its schema version is above every migration this code ships."""
+
+    def __init__(self, found: int, newest: int) -> None:
+        super().__init__(f"schema version {found}, newer than {newest}")
+        self.found = found
+        self.newest = newest
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when nothing is there: a new pair means a different file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def describe_open_error(path: str, exc: BaseException) -> str:
+    """One line naming the database file, what is wrong with it and what to do (blocking: call in a thread)."""
+    p = Path(path)
+    text = str(exc).lower()
+    where = f"database {path}"
+    if isinstance(exc, SchemaTooNew):
+        return (
+            f"{where} has schema version {exc.found}, made by a newer runbot (this one knows up to {exc.newest}): "
+            "upgrade runbot, or set database.path (or --db) to another file"
+        )
+    if p.is_dir():
+        return f"{where} is a folder, not a file: set database.path (or --db) to a file name, e.g. {p / 'runbot.db'}"
+    if "full" in text or getattr(exc, "errno", None) == 28:
+        return f"{where}: the disk is full; free some space and start runbot again"
+    if "locked" in text or "busy" in text:
+        return f"{where} is locked by another program (another runbot?); stop it and start again"
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return (
+            f"{where} is not a readable SQLite database (damaged, truncated or another kind of file): move it aside "
+            "and restore a backup, or set database.path (or --db) to a new file"
+        )
+    if "readonly" in text or "read-only" in text or not _writable(p):
+        return (
+            f"{where} is read-only: let the user running runbot write to the file and its folder (SQLite also "
+            f"writes {p.name}-wal and {p.name}-shm next to it)"
+        )
+    if "unable to open" in text:
+        return f"{where} cannot be opened: check that its folder exists and runbot may write there"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{where} cannot be used ({first}): move it aside or set database.path (or --db) to another file"
+
+
+def _writable(p: Path) -> bool:
+    folder = p.parent if str(p.parent) else Path(".")
+    if p.exists() and not os.access(p, os.W_OK):
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
