@@ -50,11 +50,6 @@ def _parser() -> argparse.ArgumentParser:
     knowledge_arg(sp)
     sp.add_argument("text", help="the message")
 
-    sp = sub.add_parser("train-checks", help="fit the learned red-flag check on dev sets (never on a blind set)")
-    knowledge_arg(sp)
-    sp.add_argument("files", nargs="+", help="JSON lines with text, escalation and category (dev sets)")
-    sp.add_argument("--out", help="where to write the model (default: KNOWLEDGE/red_flags/learned-check.json)")
-
     sp = sub.add_parser("eval", help="measure FAQ accuracy and red-flag recall on a JSONL file")
     knowledge_arg(sp)
     sp.add_argument("file", help="JSON lines with text and faq_id and/or escalation")
@@ -125,7 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check,
         "eval": _eval,
         "explain": _explain,
-        "train-checks": _train_checks,
         "run": _run,
         "report": _report,
         "followups": _followups,
@@ -275,30 +269,8 @@ async def _explain(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {t.concept}: {t.words!r} ({state})")
     for tier, hits in (("alarm", ex.assessment.alarms), ("check", ex.assessment.checks)):
         for h in hits:
-            why = f"learned check ({h.file}), chance {h.chance}" if h.chance is not None else f"rule at {h.file}:{h.rule_line}"
-            print(f"{tier}: {h.category} ({h.level}), {why}, words {list(h.words)}")
+            print(f"{tier}: {h.category} ({h.level}), rule at {h.file}:{h.rule_line}, words {list(h.words)}")
     print(f"tier: {ex.tier}")
-    return 0
-
-
-async def _train_checks(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.core.knowledge import load_knowledge
-    from bot.core.red_flags.learned import MODEL_FILE
-    from bot.train_checks import summary, train, training_set, write_model
-
-    root = Path(args.knowledge or settings.knowledge.path)
-    k = await asyncio.to_thread(load_knowledge, root)
-    try:
-        data = await asyncio.to_thread(training_set, k, [Path(f) for f in args.files])
-    except (OSError, ValueError) as exc:
-        print(f"runbot: {exc}", file=sys.stderr)
-        return 1
-    model = await asyncio.to_thread(train, data)
-    out = Path(args.out) if args.out else root / "red_flags" / MODEL_FILE
-    await asyncio.to_thread(write_model, model, out)
-    for line in summary(model, data):
-        print(line)
-    print(f"wrote {out}")
     return 0
 
 
