@@ -91,12 +91,12 @@ def _parse_flag(ck: Checker, f: LDict, where: str) -> TriageFlag | None:
     note = ck.text(f, "note", where) or ""
     if raise_to is not None and raise_to not in DISPOSITIONS:
         ck.error(f.line_of("raise_to"), f"raise_to '{raise_to}' must be one of {', '.join(DISPOSITIONS)}")
-        return None
+        raise_to, note = None, ""  # declared all the same, so the choices that set it raise no second error
+    elif note and raise_to is None:
+        ck.error(f.line_of("note"), f"the note of flag '{fid}' is never shown: give the flag a 'raise_to'")
     if fid is not None and not KEBAB.match(fid):
         ck.error(f.line_of("id"), f"flag id '{fid}' must be kebab-case")
         return None
-    if note and raise_to is None:
-        ck.error(f.line_of("note"), f"the note of flag '{fid}' is never shown: give the flag a 'raise_to'")
     return TriageFlag(fid, raise_to, note, line=f.line) if fid is not None else None
 
 
