@@ -12,6 +12,8 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from bot.core.placeholders import NAMES, PRESETS, REGIONS
+
 DEFAULT_CONFIG = "config.yaml"
 TOKEN_ENV = {"discord": "DISCORD_TOKEN", "telegram": "TELEGRAM_TOKEN"}
 _TOKEN_SHAPES = (
@@ -53,11 +55,30 @@ class MatchingSettings:
     max_suggestions: int = 3
 
 
+Region = Literal["uk", "ie", "us", "ca", "au", "eu"]
+
+
 @dataclass(frozen=True)
 class SafetySettings:
-    emergency_number: str = "999"
-    crisis_line: str = "Samaritans on 116 123 (UK and Ireland, free, 24/7)"
+    """Where to send people: ``region`` picks a preset (bot/core/placeholders.py) for every placeholder; a key set
+    here (not empty) wins over the preset. After construction every placeholder field holds its effective value."""
+
+    region: Region = "uk"
+    emergency_number: str = ""
+    crisis_line: str = ""
+    emergency_department: str = ""
+    urgent_care: str = ""
+    family_doctor: str = ""
+    physio_register: str = ""
     repeat_escalation_seconds: int = 60
+
+    def __post_init__(self) -> None:
+        preset = PRESETS.get(self.region)
+        if preset is None:
+            raise ConfigError(f"safety.region: must be one of {', '.join(REGIONS)}, got {self.region!r}")
+        for name in NAMES:
+            if not str(getattr(self, name)).strip():
+                object.__setattr__(self, name, preset[name])
 
 
 @dataclass(frozen=True)
@@ -214,6 +235,20 @@ def _find_tokens(data: Any, path: str = "") -> list[str]:
     return found
 
 
+def _region_warnings(raw: Any, safety: SafetySettings) -> list[str]:
+    """An emergency number changed while the crisis line (and the rest) still come from another region's preset."""
+    if not isinstance(raw, dict) or "emergency_number" not in raw or "region" in raw or "crisis_line" in raw:
+        return []
+    preset = PRESETS[safety.region]
+    if safety.emergency_number == preset["emergency_number"]:
+        return []
+    return [
+        f"safety.emergency_number is {safety.emergency_number!r} but safety.crisis_line ({safety.crisis_line}) and "
+        f"the other places (e.g. {safety.emergency_department}) still come from the '{safety.region}' preset; "
+        f"set safety.region ({', '.join(REGIONS)}) or safety.crisis_line"
+    ]
+
+
 def load_settings(path: str | Path | None = None) -> Settings:
     """Read settings: the given file, else ./config.yaml when it exists, else built-in defaults."""
     if path is None:
@@ -248,5 +283,5 @@ def load_settings(path: str | Path | None = None) -> Settings:
         f"{file}: '{key}' looks like a bot token; tokens belong in the environment "
         f"({', '.join(TOKEN_ENV.values())}), not in a config file"
         for key in _find_tokens(data)
-    )
+    ) + tuple(f"{file}: {w}" for w in _region_warnings(data.get("safety"), settings.safety))
     return dataclasses.replace(settings, origin=str(file), warnings=warnings)

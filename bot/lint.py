@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import Settings
+from bot.core import placeholders as P
 from bot.core import replies as R
 from bot.core.analysis import STOP_STEMS, Analyzer
 from bot.core.engine import decide
@@ -32,7 +33,7 @@ def lint(k: Knowledge, settings: Settings) -> list[Problem]:
         if len(entry.questions) < MIN_PHRASINGS:
             out.append(_warn(entry.file, entry.line, f"entry '{entry.id}' has {len(entry.questions)} phrasing(s); "
                              f"give it at least {MIN_PHRASINGS} so runners' wordings find it"))
-        size = len(R.answer(entry, k).text)
+        size = len(R.answer(entry, k, settings.safety).text)
         if size > PLATFORM_LIMIT:
             out.append(_warn(entry.file, entry.line, f"answer of '{entry.id}' is {size} characters with its title, "
                              f"source and notice; over {PLATFORM_LIMIT} it is split into several Discord messages"))
@@ -41,6 +42,62 @@ def lint(k: Knowledge, settings: Settings) -> list[Problem]:
     out.extend(_synonyms(k))
     out.extend(_triage(k))
     out.extend(red_flag_examples(k))
+    out.extend(localisation(k))
+    return out
+
+
+#: how the bot uses a piece of knowledge text: shown with placeholders filled, shown as written (titles, button
+#: labels), or only matched against runners' messages (phrasings, keywords, examples)
+FILLED, SHOWN, MATCHED = "filled", "shown", "matched"
+
+
+def _texts(k: Knowledge) -> list[tuple[str, int, str, str, str]]:
+    """Every piece of knowledge text with its file, line, a name for it and how the bot uses it."""
+    out: list[tuple[str, int, str, str, str]] = []
+    for e in k.entries.values():
+        out.append((e.file, e.line, f"the answer of '{e.id}'", e.answer, FILLED))
+        out.append((e.file, e.line, f"the title of '{e.id}'", e.title, SHOWN))
+        for what, items in (("phrasing", e.questions), ("keyword", e.keywords), ("example", e.examples)):
+            out += [(e.file, e.line, f"{what} {text!r} of '{e.id}'", text, MATCHED) for text in items]
+    flow = k.triage
+    out.append(("triage.yaml", 1, "the triage title", flow.title, FILLED))
+    out.append(("triage.yaml", 1, "the triage intro", flow.intro, FILLED))
+    for step in flow.steps.values():
+        out.append(("triage.yaml", step.line, f"the question of step '{step.id}'", step.question, FILLED))
+        out += [("triage.yaml", step.line, f"choice {c.label!r} of step '{step.id}'", c.label, SHOWN)
+                for c in step.choices]
+    for o in flow.outcomes.values():
+        out.append(("triage.yaml", o.line, f"the text of outcome '{o.id}'", o.text, FILLED))
+    for cat in k.red_flags.categories.values():
+        out.append((cat.file, cat.line, f"the message of red flag '{cat.id}'", cat.message, FILLED))
+        out.append((cat.file, cat.line, f"the check question of red flag '{cat.id}'", cat.check, FILLED))
+        out.append((cat.file, cat.line, f"the title of red flag '{cat.id}'", cat.title, SHOWN))
+    return out
+
+
+def localisation(k: Knowledge) -> list[Problem]:
+    """Placeholders the bot cannot fill are errors; words that only fit one region (999, A&E, NHS, GP ...) written
+    out instead of a placeholder are warnings (errors under --strict). Sources are exempt: they are not scanned."""
+    out: list[Problem] = []
+    known = ", ".join(f"{{{n}}}" for n in P.NAMES)
+    for file, line, what, text, use in _texts(k):
+        if not text:
+            continue
+        for name in P.unknown(text):
+            out.append(Problem(file, line, f"unknown placeholder {{{name}}} in {what} (known: {known})"))
+        if P.stray_brace(text):
+            out.append(Problem(file, line, f"a {{ or }} in {what} is not part of a placeholder"))
+        if use != FILLED:
+            for name in P.used(text):
+                out.append(Problem(file, line, f"placeholder {{{name}}} in {what} is never filled in; write it out"))
+        if use == MATCHED:
+            continue  # runners' own words, not the bot's
+        words = P.region_words(text)
+        if words:
+            instead = "; ".join(f"{w!r} -> {P.INSTEAD.get(w, P.INSTEAD.get(w.lower(), 'a neutral word'))}"
+                                for w in words)
+            out.append(_warn(file, line, f"{what} says {', '.join(repr(w) for w in words)}, which fits only one "
+                             f"region; write instead: {instead}"))
     return out
 
 

@@ -17,6 +17,7 @@ from bot.core.faq import Candidate
 from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
 from bot.core.masking import mask
 from bot.core.messages import MAX_PAYLOAD_BYTES, Choice, Escalation, IncomingMessage, Outcome, Reply
+from bot.core.placeholders import fill
 from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
 from bot.core.red_flags import Assessment
@@ -187,8 +188,7 @@ class Engine:
                 return await self._check_answer(self._unloaded(msg, k), answer, None)
         possible = assessment.possible
         if possible is not None and not stripped.startswith("/"):
-            s = self.settings.safety
-            check = k.red_flags.safety_check(possible, emergency_number=s.emergency_number, crisis_line=s.crisis_line)
+            check = k.red_flags.safety_check(possible, self.settings.safety)
             self.safety.ask(_who(msg), check, msg.text)
             reply = Reply(R.safety_check_text(check.question), SafetyGate.choices(check), private=not msg.is_private)
             return Outcome((reply,), "safety-check", safety_check=check)
@@ -300,7 +300,7 @@ class Engine:
         k = ctx.k
         if kind == "faq":
             entry = k.entries[rest]
-            return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=100.0)
+            return Outcome((R.answer(entry, k, self.settings.safety),), "answer", faq_id=entry.id, confidence=100.0)
         if kind == "tri":
             return await self._triage_choice(ctx, payload)
         if kind == "fu":
@@ -347,7 +347,8 @@ class Engine:
             return Outcome((R.fallback(k, noted=False),), "fallback", confidence=0.0)
         if d.kind == "answer":
             entry = k.entries[d.candidates[0].id]
-            return Outcome((R.answer(entry, k),), "answer", faq_id=entry.id, confidence=confidence)
+            reply = R.answer(entry, k, self.settings.safety)
+            return Outcome((reply,), "answer", faq_id=entry.id, confidence=confidence)
         if d.kind == "did-you-mean":
             entries = [k.entries[c.id] for c in d.candidates]
             return Outcome(
@@ -374,7 +375,8 @@ class Engine:
             if self._limited() and self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic()) != "ok":
                 return Outcome((), "throttled")
             top = d.candidates[0]
-            return Outcome((R.answer(k.entries[top.id], k),), "answer", faq_id=top.id, confidence=top.confidence)
+            reply = R.answer(k.entries[top.id], k, self.settings.safety)
+            return Outcome((reply,), "answer", faq_id=top.id, confidence=top.confidence)
         return Outcome((), "silent")
 
     async def _escalate(self, ctx: Context, escalation: Escalation) -> Outcome:
@@ -390,21 +392,22 @@ class Engine:
         who = f"{ctx.msg.platform}:{ctx.msg.user_id}"
         now = self._monotonic()
         category = ctx.k.red_flags.categories.get(escalation.category)
+        header, footer = (category.header, category.footer) if category is not None else (True, True)
         if self._repeat.is_repeat((who, escalation.category), now):  # in memory: works without storage
             await self._record_escalation(ctx, escalation, log_it=False)
             verdict = self._limiter.check(who, now) if self._limited() else "ok"
             if verdict == "drop":
                 return Outcome((), "escalation", escalation=escalation)
-            reminder = Reply(R.escalation_reminder(escalation, safety), escalation=escalation)
+            reminder = Reply(R.escalation_reminder(escalation, safety, header=header), escalation=escalation)
             return Outcome((reminder,), "escalation", escalation=escalation)
         message = category.message if category is not None else ""
         if await self._record_escalation(ctx, escalation, log_it=True):
             message += "\n\n(I've stopped the back-pain check so you can deal with this first.)"
-        full = R.escalation_text(message, escalation, safety)
+        full = R.escalation_text(message, escalation, safety, header=header, footer=footer)
         if ctx.msg.is_private:
             out: tuple[Reply, ...] = (Reply(full, escalation=escalation),)
         else:
-            public = R.escalation_public(escalation, safety, ctx.msg.display_name)
+            public = R.escalation_public(escalation, safety, ctx.msg.display_name, header=header)
             out = (Reply(public, escalation=escalation), Reply(full, escalation=escalation, private=True))
         if self._limited():
             self._limiter.take(who, len(out), now)
@@ -451,13 +454,13 @@ class Engine:
         assert result.state is not None and result.step is not None
         chat = ctx.msg.chat_id if ctx.msg.is_private else ctx.msg.user_id
         await self.store.save_triage(ctx.user, StoredTriage(flow.id, result.state.step_id, (), chat))
-        intro = f"{flow.title}\n\n{flow.intro}".strip()
+        intro = fill(f"{flow.title}\n\n{flow.intro}", self.settings.safety).strip()
         replies = (Reply(intro, private=not ctx.msg.is_private), self._step_reply(ctx, result.step))
         return Outcome(replies, "triage")
 
     def _step_reply(self, ctx: Context, step: T.TriageStep, prefix: str = "") -> Reply:
         choices = tuple(Choice(c.label, T.choice_payload(step.id, i)) for i, c in enumerate(step.choices))
-        text = f"{prefix}{step.question}"
+        text = f"{prefix}{fill(step.question, self.settings.safety)}"
         return Reply(text, choices=choices, private=not ctx.msg.is_private)
 
     async def _triage_text(self, ctx: Context, state: StoredTriage, text: str) -> Outcome:
@@ -505,7 +508,7 @@ class Engine:
         if outcome.disposition in ("emergency", "urgent"):
             escalation = Escalation(outcome.disposition, f"triage:{outcome.id}")  # type: ignore[arg-type]
             await self.store.log_escalation(ctx.user, escalation.level, escalation.category)
-        lines = [outcome.text.replace("{emergency_number}", self.settings.safety.emergency_number).strip()]
+        lines = [fill(outcome.text, self.settings.safety).strip()]
         linked = [k.entries[f] for f in outcome.faq if f in k.entries]
         if linked:
             lines += ["", "Worth reading: " + "; ".join(e.title for e in linked) + "."]

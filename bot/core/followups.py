@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.core.messages import ChatRef, Choice, Outcome, Reply
+from bot.core.placeholders import fill
 from bot.core.ports import Adapter, Clock, DeliveryError
 from bot.core.text import normalize
 from bot.storage import claims
@@ -146,10 +147,11 @@ class FollowupFlow:
             else:
                 await store.update_followup(f.id, state="done", same_count=same)
         else:
-            text = (
+            text = fill(
                 "I'm sorry it's getting worse. Please see a physiotherapist or your doctor for an assessment. If you "
-                f"notice numbness around your genitals or bottom, problems peeing or pooing, or weakness in your legs, "
-                f"call {self.engine.settings.safety.emergency_number} or go to A&E/the ER now."
+                "notice numbness around your genitals or bottom, problems peeing or pooing, or weakness in your legs, "
+                "call {emergency_number} or go to {emergency_department} now.",
+                self.engine.settings.safety,
             )
             if more:
                 await store.update_followup(f.id, state="pending", due_at=next_due, attempts=0)

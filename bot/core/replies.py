@@ -7,6 +7,7 @@ import unicodedata
 from bot.config import SafetySettings
 from bot.core.knowledge import FaqEntry, Knowledge
 from bot.core.messages import Choice, Escalation, Reply
+from bot.core.placeholders import fill
 
 DISCLAIMER = "ℹ️ General information, not medical advice."
 EXPIRED = "That button has expired. Send me your question again, or /help to see what I can do."
@@ -42,12 +43,13 @@ def unknown_command(knowledge: Knowledge) -> str:
 
 
 def first_notice(safety: SafetySettings) -> str:
-    return (
+    return fill(
         "Hi, I'm runbot 👋 I share general information about lower back pain after running: not medical advice "
         "and never a diagnosis — I'm not a doctor. I'm not for emergencies: if you're seriously unwell, call "
-        f"{safety.emergency_number}. I store your platform user id, where you are in a back-pain check, any "
+        "{emergency_number}. I store your platform user id, where you are in a back-pain check, any "
         "check-ins you ask for and a log of safety warnings (never your messages); /mydata shows it and /forget "
-        "deletes it."
+        "deletes it.",
+        safety,
     )
 
 
@@ -67,8 +69,8 @@ def help_text(knowledge: Knowledge) -> str:
     )
 
 
-def answer(entry: FaqEntry, knowledge: Knowledge) -> Reply:
-    parts = [entry.title, "", entry.answer.strip()]
+def answer(entry: FaqEntry, knowledge: Knowledge, safety: SafetySettings) -> Reply:
+    parts = [entry.title, "", fill(entry.answer.strip(), safety)]
     if entry.source:
         parts += ["", f"Source: {entry.source}"]
     parts += ["", DISCLAIMER]
@@ -108,39 +110,63 @@ def greeting(knowledge: Knowledge) -> Reply:
     return Reply(text, choices=_NEXT_STEPS)
 
 
-def escalation_text(message: str, escalation: Escalation, safety: SafetySettings) -> str:
-    body = message.format(emergency_number=safety.emergency_number, crisis_line=safety.crisis_line)
-    if escalation.level == "emergency":
-        head = f"🚨 Please get help now — call {safety.emergency_number}."
-    else:
-        head = "⚠️ Please see a doctor today."
-    tail = "I'm a bot and can't examine you; this is general safety information, not a diagnosis."
-    return f"{head}\n\n{body.strip()}\n\n{tail}"
+EMERGENCY_HEADER = "🚨 Please get help now — call {emergency_number}."
+URGENT_HEADER = "⚠️ Please see a doctor today."
+NOT_A_DIAGNOSIS = "I'm a bot and can't examine you; this is general safety information, not a diagnosis."
 
 
-def escalation_public(escalation: Escalation, safety: SafetySettings, name: str) -> str:
+def escalation_text(
+    message: str, escalation: Escalation, safety: SafetySettings, *, header: bool = True, footer: bool = True
+) -> str:
+    """The full escalation reply: header, the category's message, the "not a diagnosis" note; a category can drop
+    the header (its message then opens the reply) or the note (``header``/``footer`` in its YAML)."""
+    parts = [fill(message, safety).strip()]
+    if header:
+        parts.insert(0, fill(EMERGENCY_HEADER if escalation.level == "emergency" else URGENT_HEADER, safety))
+    if footer:
+        parts.append(NOT_A_DIAGNOSIS)
+    return "\n\n".join(p for p in parts if p)
+
+
+def escalation_public(escalation: Escalation, safety: SafetySettings, name: str, *, header: bool = True) -> str:
+    """What a group sees: no symptoms, the emergency number, and that the details come privately. Without the alarm
+    header (self-harm) the note is support, not "you may need emergency care" in front of everyone."""
     name = clean_name(name)
     who = f"{name}, " if name else ""
-    if escalation.level == "emergency":
-        return (
-            f"⚠️ {who}what you describe may need emergency care. If you are in danger now, call "
-            f"{safety.emergency_number}. I'll send you the details in a private message."
+    if not header:
+        text = (
+            "💙 {who}thank you for saying something. I'll send you a private message. If you are in danger now, "
+            "call {emergency_number}."
         )
-    return (
-        f"⚠️ {who}what you describe should be checked by a doctor today. "
-        "I'll send you the details in a private message."
-    )
+    elif escalation.level == "emergency":
+        text = (
+            "⚠️ {who}what you describe may need emergency care. If you are in danger now, call "
+            "{emergency_number}. I'll send you the details in a private message."
+        )
+    else:
+        text = (
+            "⚠️ {who}what you describe should be checked by a doctor today. "
+            "I'll send you the details in a private message."
+        )
+    return fill(text, safety).replace("{who}", who)
 
 
-def escalation_reminder(escalation: Escalation, safety: SafetySettings) -> str:
-    if escalation.level == "emergency":
-        return f"Please act on the safety advice I just sent: call {safety.emergency_number} now."
-    return "Please act on the safety advice I just sent: see a doctor today."
+def escalation_reminder(escalation: Escalation, safety: SafetySettings, *, header: bool = True) -> str:
+    if not header:
+        text = (
+            "You don't have to cope with this alone — please talk to {crisis_line} now, or call {emergency_number} "
+            "if you are in danger."
+        )
+    elif escalation.level == "emergency":
+        text = "Please act on the safety advice I just sent: call {emergency_number} now."
+    else:
+        text = "Please act on the safety advice I just sent: see a doctor today."
+    return fill(text, safety)
 
 
 def safety_line(safety: SafetySettings) -> str:
     """Added to any reply when the red-flag check itself failed: fail closed, never silent."""
-    return f"⚠️ If you think this is an emergency, call {safety.emergency_number} now."
+    return fill("⚠️ If you think this is an emergency, call {emergency_number} now.", safety)
 
 
 def safety_check_text(question: str) -> str:

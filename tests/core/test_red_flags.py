@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.config import SafetySettings
 from bot.core.messages import Escalation
 from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs, parse_red_flags
 from bot.core.yamlio import load_file, load_text
@@ -302,7 +303,7 @@ def test_catalogue_has_every_category_with_its_level(detector: RedFlagDetector) 
 
 
 def test_render_fills_placeholders(detector: RedFlagDetector) -> None:
-    text = detector.categories["self-harm"].render(emergency_number="999", crisis_line="116 123")
+    text = detector.categories["self-harm"].render(SafetySettings())
     assert "999" in text and "116 123" in text and "{" not in text
 
 

@@ -6,11 +6,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from bot.core.messages import Escalation, EscalationLevel, SafetyCheck
+from bot.core.placeholders import fill
 from bot.core.red_flags.context import ConceptInfo, MessageContext, Rule, Window
 from bot.core.red_flags.patterns import Compiled, Hit
 from bot.core.red_flags.tokens import Tokens, tokenize
+
+if TYPE_CHECKING:
+    from bot.config import SafetySettings
 
 LEVELS: tuple[EscalationLevel, ...] = ("emergency", "urgent")
 LEVEL_RANK = {"emergency": 0, "urgent": 1}
@@ -32,17 +37,17 @@ class RedFlagCategory:
     examples: tuple[str, ...] = ()
     check_examples: tuple[str, ...] = ()
     quiet: tuple[str, ...] = ()
+    #: the alarm reply opens with the "get help now — call {emergency_number}" line (``header: false`` in the YAML
+    #: lets the message open instead, e.g. support first for self-harm) and ends with the "not a diagnosis" note
+    header: bool = True
+    footer: bool = True
 
-    def render(self, *, emergency_number: str, crisis_line: str) -> str:
-        """The message with ``{emergency_number}`` and ``{crisis_line}`` filled in."""
-        return _fill(self.message, emergency_number, crisis_line)
+    def render(self, safety: SafetySettings) -> str:
+        """The message with every placeholder filled for ``safety``."""
+        return fill(self.message, safety)
 
-    def render_check(self, *, emergency_number: str, crisis_line: str) -> str:
-        return _fill(self.check, emergency_number, crisis_line)
-
-
-def _fill(text: str, emergency_number: str, crisis_line: str) -> str:
-    return text.replace("{emergency_number}", emergency_number).replace("{crisis_line}", crisis_line)
+    def render_check(self, safety: SafetySettings) -> str:
+        return fill(self.check, safety)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +150,9 @@ class RedFlagDetector:
         """Every alarm-tier category the message describes, most severe first."""
         return [Escalation(h.level, h.category) for h in self.assess(text).alarms]
 
-    def safety_check(self, hit: RuleHit, *, emergency_number: str, crisis_line: str) -> SafetyCheck:
+    def safety_check(self, hit: RuleHit, safety: SafetySettings) -> SafetyCheck:
         cat = self.categories[hit.category]
-        question = cat.render_check(emergency_number=emergency_number, crisis_line=crisis_line)
+        question = cat.render_check(safety)
         return SafetyCheck(cat.level, cat.id, question)
 
     def explain(self, text: str) -> Explanation:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from itertools import product
 from typing import Any
 
+from bot.core.placeholders import NAMES as PLACEHOLDERS
 from bot.core.red_flags.context import POLARITY_FIRST, SPECIAL_KEYS, ConceptInfo, Rule, Window
 from bot.core.red_flags.detector import LEVELS, RedFlagCategory, RedFlagDetector
 from bot.core.red_flags.patterns import ANY, GAP, MAX_EXPANSION, NUM, Compiled, Settings, Term, Word, part_words
@@ -20,13 +21,14 @@ from bot.core.yamlio import LDict, LList, Problem, line_of
 _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _CONCEPT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
-_PLACEHOLDERS = frozenset({"emergency_number", "crisis_line"})
+#: the reply parts a category may switch off (both default to true)
+_SWITCH_KEYS = ("header", "footer")
 _CONTEXT_KEYS = frozenset({"version", "settings", "real_words", *SPECIAL_KEYS})
 _TOP_KEYS = frozenset({*_CONTEXT_KEYS, "concepts", "categories"})
 _SETTING_KEYS = frozenset({"negation_window", "post_window", "fuzzy_min_length", "fuzzy_two_edits_length"})
 _EXAMPLE_KEYS = ("examples", "check_examples", "not")
 _CATEGORY_KEYS = frozenset(
-    {"id", "level", "title", "message", "source", "rules", "check", "check_rules", *_EXAMPLE_KEYS}
+    {"id", "level", "title", "message", "source", "rules", "check", "check_rules", *_EXAMPLE_KEYS, *_SWITCH_KEYS}
 )
 _RULE_KEYS = frozenset({"all", "unless", "within"})
 _CONCEPT_KEYS = frozenset({"terms", "past_ok", "note"})
@@ -350,6 +352,11 @@ def _parse_category(
         else:
             texts[key] = value.strip()
             ok = _placeholders_ok(b, texts[key], key, _key_line(cat, key, line)) and ok
+    switches = {key: cat.get(key, True) for key in _SWITCH_KEYS}
+    for key, value in switches.items():
+        if not isinstance(value, bool):
+            b.problem(_key_line(cat, key, line), f"'{key}' must be true or false")
+            ok = False
     if "source" in cat and not (isinstance(cat["source"], str) and cat["source"].strip()):
         b.problem(_key_line(cat, "source", line), "'source' must be non-empty text")
     parsed_rules = _parse_rules(b, cat, "rules", line, used, required=True)
@@ -381,6 +388,8 @@ def _parse_category(
         examples["examples"],
         examples["check_examples"],
         examples["not"],
+        header=switches["header"],
+        footer=switches["footer"],
     )
     return category, parsed_rules, parsed_checks
 
@@ -391,8 +400,12 @@ def _placeholders_ok(b: _Builder, text: str, key: str, line: int) -> bool:
         b.problem(line, f"unmatched {{ or }} in {key}")
         return False
     for ph in _PLACEHOLDER_RE.findall(text):
-        if ph not in _PLACEHOLDERS:
-            b.problem(line, f"unknown placeholder {{{ph}}} in {key} (use {{emergency_number}} or {{crisis_line}})")
+        if ph not in PLACEHOLDERS:
+            known = ", ".join(f"{{{n}}}" for n in PLACEHOLDERS)
+            b.problem(line, f"unknown placeholder {{{ph}}} in {key} (known: {known})")
+            return False
+        if key == "title":
+            b.problem(line, f"placeholder {{{ph}}} in title: titles are not filled in, write the words out")
             return False
     return True
 
