@@ -315,12 +315,7 @@ async def _explain(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {t.concept}: {t.words!r} ({state})")
     for tier, hits in (("alarm", ex.assessment.alarms), ("check", ex.assessment.checks)):
         for h in hits:
-            why = f"rule at {h.file}:{h.rule_line}"
-            if h.chance is not None and not h.rule_line:
-                why = f"learned check ({h.file}), chance {h.chance}"
-            elif h.chance is not None:
-                why += f", asked instead: the learned check puts the chance at {h.chance}"
-            print(f"{tier}: {h.category} ({h.level}), {why}, words {list(h.words)}")
+            print(f"{tier}: {h.category} ({h.level}), rule at {h.file}:{h.rule_line}, words {list(h.words)}")
     print(f"tier: {ex.tier}")
     return 0
 
