@@ -61,8 +61,11 @@ class ConsoleAdapter:
         text = line.strip()
         if text.isdigit() and 1 <= int(text) <= len(self._choices):
             choice = self._choices[int(text) - 1]
-            return IncomingMessage("console", self.user_id, self.user_id, text=choice.label, choice=choice.payload)
-        return IncomingMessage("console", self.user_id, self.user_id, text=text)
+            return IncomingMessage(
+                "console", self.user_id, self.user_id, text=choice.label, choice=choice.payload, is_moderator=True
+            )
+        # the operator at the keyboard: moderator reports (/faq unanswered, /faq stats) answer here
+        return IncomingMessage("console", self.user_id, self.user_id, text=text, is_moderator=True)
 
     async def chat(self) -> None:
         """The read-answer loop, until end of input or /quit."""

@@ -232,7 +232,9 @@ class DiscordAdapter:
         if not isinstance(user, discord.Member):
             return False
         perms = permissions if permissions is not None else user.guild_permissions
-        if perms.manage_guild or perms.administrator:
+        # Manage Server counts only in the servers the operator listed: anyone can create a server and invite a
+        # public bot (issue 14); configured moderator roles count everywhere (a role id belongs to one server)
+        if (perms.manage_guild or perms.administrator) and user.guild.id in self.settings.guild_ids:
             return True
         return any(user.get_role(role_id) is not None for role_id in self.settings.moderator_role_ids)
 

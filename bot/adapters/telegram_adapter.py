@@ -7,17 +7,16 @@ text needs no escaping. Groups: only commands, @mentions and replies to the bot 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, CallbackQuery, Chat, ChatMember, InlineKeyboardMarkup, Message, ReplyParameters, Update
+from telegram import BotCommand, CallbackQuery, Chat, ChatMember, Message, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.adapters.telegram_intake import Intake
+from bot.adapters.telegram_sending import SENT_PRIVATELY, TelegramSending
 from bot.adapters.telegram_support import (
     COMMANDS,
     SECRET_RE,
@@ -26,13 +25,11 @@ from bot.adapters.telegram_support import (
     TelegramAdapterSettings,
     TokenRedactor,
     api_urls,
-    call_once,
-    keyboard,
     settings_from_config,
 )
-from bot.adapters.telegram_text import deep_link, parse_command, safe_name, split_message, strip_mention
-from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
-from bot.core.outbox import Outbox, ShuttingDown
+from bot.adapters.telegram_text import parse_command, safe_name, strip_mention
+from bot.core.messages import ChatRef, IncomingMessage, Reply
+from bot.core.outbox import Outbox
 from bot.core.ports import DeliveryError
 from bot.storage.inbox import Inbox
 
@@ -52,7 +49,6 @@ _KNOWN = frozenset(name for name, _ in COMMANDS)
 _ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
-SENT_PRIVATELY = "I've sent you a private message."
 NOT_YOURS = "These buttons belong to someone else's question. Ask me yourself and I'll answer you."
 #: HTTP connections for sending (one chat's hanging request must not hold the only connection)
 CONNECTIONS = 64
@@ -65,7 +61,7 @@ def _thread(message: Message) -> int | None:
     return message.message_thread_id if message.is_topic_message else None
 
 
-class TelegramAdapter:
+class TelegramAdapter(TelegramSending):
     """The Telegram platform connection (implements ``bot.core.ports.Adapter``)."""
 
     platform = "telegram"
@@ -233,47 +229,6 @@ class TelegramAdapter:
 
     # ----------------------------------------------------------------- sending
 
-    def _actions(
-        self, chat_id: int, reply: Reply, reply_to: int | None = None, thread: int | None = None
-    ) -> list[Callable[[], Awaitable[Message]]]:
-        """The sendMessage calls for one Reply (split if long; the keyboard goes on the last part)."""
-        text = reply.text if reply.text.strip() else ("Please choose:" if reply.choices else "")
-        chunks = split_message(text)
-        bot = self.application.bot
-        actions: list[Callable[[], Awaitable[Message]]] = []
-        for index, chunk in enumerate(chunks):
-            markup = keyboard(reply.choices) if index == len(chunks) - 1 else None
-            quote = (
-                ReplyParameters(reply_to, allow_sending_without_reply=True)
-                if reply_to is not None and index == 0
-                else None
-            )
-
-            async def action(
-                chunk: str = chunk, markup: InlineKeyboardMarkup | None = markup, quote: ReplyParameters | None = quote
-            ) -> Message:
-                return await call_once(
-                    lambda: bot.send_message(
-                        chat_id, chunk, reply_markup=markup, reply_parameters=quote, message_thread_id=thread
-                    )
-                )
-
-            actions.append(action)
-        return actions
-
-    def _submit(self, chat_id: int, actions: list[Any], *, urgent: bool = False) -> asyncio.Future[list[Any]]:
-        if self._outbox is None:
-            raise DeliveryError("Telegram adapter is not running")
-        return self._outbox.submit(chat_id, actions, urgent=urgent)
-
-    async def _send_reply(
-        self, chat_id: int, reply: Reply, reply_to: int | None = None, thread: int | None = None
-    ) -> list[Message]:
-        """Send one Reply through the chat's outbox queue and wait for it."""
-        return await self._submit(
-            chat_id, self._actions(chat_id, reply, reply_to, thread), urgent=reply.escalation is not None
-        )
-
     async def send(self, target: ChatRef, replies: Sequence[Reply]) -> None:
         """Deliver replies to the user's private chat (follow-ups). Raises DeliveryError."""
         if self._app is None:
@@ -297,87 +252,6 @@ class TelegramAdapter:
             log.warning("Telegram: could not notify the moderators' chat: %s", exc)
             return False
         return True
-
-    def _deliver(
-        self,
-        outcome: Outcome,
-        *,
-        chat: Chat,
-        user_id: int,
-        name: str,
-        reply_to: int | None,
-        thread: int | None = None,
-    ) -> Awaitable[None]:
-        """Queue the replies now (public ones to the chat, private ones to the user's private chat, each as one job
-        so two updates' replies never interleave); the returned awaitable waits for them and posts a note when a
-        private message could not be delivered."""
-        is_private = chat.type == Chat.PRIVATE
-        urgent = any(r.escalation is not None for r in outcome.replies)
-        public: list[Any] = []
-        private: list[Any] = []
-        for reply in outcome.replies:
-            if reply.private and not is_private:
-                private += self._actions(user_id, reply)
-            else:
-                public += self._actions(chat.id, reply, None if is_private else reply_to, thread)
-        public_job = self._submit(chat.id, public, urgent=urgent) if public else None
-        private_job = self._submit(user_id, private, urgent=urgent) if private else None
-        return self._settle(outcome, chat, name, reply_to, thread, public_job, private_job)
-
-    async def _settle(
-        self,
-        outcome: Outcome,
-        chat: Chat,
-        name: str,
-        reply_to: int | None,
-        thread: int | None,
-        public_job: asyncio.Future[list[Any]] | None,
-        private_job: asyncio.Future[list[Any]] | None,
-    ) -> None:
-        private_ok = private_failed = False
-        if private_job is not None:
-            try:
-                await private_job
-                private_ok = True
-            except ShuttingDown:
-                raise
-            except DeliveryError as exc:
-                log.info("Telegram: private message to a group member failed: %s", exc)
-                private_failed = True
-        if public_job is not None:
-            try:
-                await public_job
-            except ShuttingDown:
-                raise
-            except DeliveryError as exc:
-                log.warning("Telegram: could not deliver a reply to chat %s: %s", chat.id, exc)
-                return
-        note = None
-        if private_failed:
-            if outcome.kind == "triage":  # Start sends "/start triage": the check begins in the private chat
-                then, payload = "to begin the check", "triage"
-            else:
-                then, payload = "then ask me again there", "help"
-            note = (
-                f"{name}, I can't message you privately yet. Open a chat with me and press Start {then}: "
-                f"{deep_link(self.bot_username, payload)}"
-            )
-        elif private_ok and public_job is None:
-            note = SENT_PRIVATELY
-        if note:
-            try:
-                await self._send_reply(chat.id, Reply(note), reply_to, thread)
-            except ShuttingDown:
-                raise
-            except DeliveryError as exc:
-                log.warning("Telegram: could not post a note in chat %s: %s", chat.id, exc)
-
-    async def _hand_over(self, update: Update, delivery: Awaitable[None]) -> None:
-        """Let the Intake track the delivery (the chat's next update is handled meanwhile); without one, wait."""
-        if self._intake is not None:
-            self._intake.track(update.update_id, delivery)  # type: ignore[arg-type]
-        else:
-            await delivery
 
     # ----------------------------------------------------------------- receiving
 
@@ -405,11 +279,9 @@ class TelegramAdapter:
     async def _is_moderator(self, user_id: int, chat: Chat) -> bool:
         if user_id in self._settings.moderator_user_ids:
             return True
-        # Admins of the configured moderators' chat count; without one, admins of the group the
-        # command was sent in (anyone can create a group, so configure moderator_chat_id).
+        # Admins of the configured moderators' chat count, never the admins of whatever group the command was sent
+        # in: anyone can create a group and own it (issue 14). Unconfigured, reports are for `runbot report` only.
         chat_id = self._settings.moderator_chat_id
-        if chat_id is None and chat.type != Chat.PRIVATE:
-            chat_id = chat.id
         if chat_id is None:
             return False
         try:

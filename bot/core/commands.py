@@ -110,7 +110,10 @@ class Commands:
             f"• check-ins: {'on' if u['followups_enabled'] else 'off'}; {len(data['followups'])} check-in series",
             f"• back-pain check in progress: {'yes' if data['triage'] else 'no'}",
             f"• safety warnings given: {len(data['escalations'])} (level and time only, never your words)",
-            "I don't keep your messages. Questions I couldn't answer are kept for moderators without your id.",
+            f"• questions I couldn't answer, kept for the moderators: {len(data['unanswered'])}",
+            *(f"    “{q['question']}” ({q['count']}×, last {q['last_seen'][:10]})" for q in data["unanswered"][:20]),
+            "I don't keep your messages. Questions I couldn't answer are kept with names, @handles, emails, links "
+            "and numbers masked; moderators see them without your id.",
             "/forget deletes all of this.",
             "",
             json.dumps(data, indent=2, ensure_ascii=False),
@@ -121,8 +124,8 @@ class Commands:
         if args.strip().lower() in ("confirm", "yes"):
             return await self.forget_choice(ctx, "yes")
         text = (
-            "This deletes everything I store about you: your check progress, planned check-ins and the safety "
-            "log. It can't be undone. Are you sure?"
+            "This deletes everything I store about you: your check progress, planned check-ins, the safety log and "
+            "the questions I couldn't answer. It can't be undone. Are you sure?"
         )
         choices = (Choice("Yes, delete everything", "forget:yes"), Choice("No, keep it", "forget:no"))
         return Outcome((Reply(text, choices=choices, private=not ctx.msg.is_private),), "command")

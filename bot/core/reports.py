@@ -8,6 +8,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
+from bot.core import masking
 from bot.core.analysis import Analyzer
 
 #: two questions whose content words are this similar (0-100) are one group
@@ -68,8 +69,9 @@ def group_unanswered(rows: list[dict[str, Any]], limit: int = 20) -> list[dict[s
 
 
 def redact(text: str) -> str:
-    """Hide long numbers (user ids pasted as mentions, phone numbers) in what moderators see."""
-    return _LONG_NUMBER.sub("#", text)
+    """Hide what still looks personal in what moderators see (rows stored before masking): handles, emails, links,
+    phone numbers and other long numbers (user ids pasted as mentions)."""
+    return _LONG_NUMBER.sub("#", masking.redact(text))
 
 
 def unanswered_report(rows: list[dict[str, Any]], limit: int = 20, period: str = "this period") -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from bot.core.ports import StartupError
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseUnusable(StartupError):
@@ -67,3 +70,32 @@ def _writable(p: Path) -> bool:
     if p.exists() and not os.access(p, os.W_OK):
         return False
     return os.access(folder, os.W_OK | os.X_OK)
+
+
+def recovered_path(path: str) -> str:
+    return f"{path}.recovered"
+
+
+def lost_file_message(path: str, *, replaced: bool, saved: str | None) -> str:
+    what = "was replaced by another file" if replaced else "was deleted"
+    if saved is None:
+        return (f"database {path} {what} while runbot was running and its data could not be copied: stop runbot and "
+                "restore a backup (what runbot stores from now on is lost when it stops)")
+    if replaced:
+        return (f"database {path} {what} while runbot was running; runbot's data was copied to {saved} (again when "
+                "it stops): stop runbot, compare the two files and keep the right one as the database")
+    return (f"database {path} {what} while runbot was running; its data was copied to {saved} (again when it "
+            "stops) and the next start puts it back. Find out what deleted it")
+
+
+def adopt_recovered(path: str) -> bool:
+    """At start: a missing database with a ``.recovered`` copy next to it gets the copy back (blocking: a thread)."""
+    copy = recovered_path(path)
+    if os.path.exists(path) or not os.path.exists(copy):
+        return False
+    for suffix in ("-wal", "-shm"):  # left by the lost file: they must never be applied to the copy
+        if os.path.exists(path + suffix):
+            os.replace(path + suffix, path + suffix + ".stale")
+    os.replace(copy, path)
+    log.warning("database %s was missing: put back the copy saved when it disappeared (%s)", path, copy)
+    return True

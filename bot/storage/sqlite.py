@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -16,7 +17,15 @@ from typing import Any
 
 import aiosqlite
 
-from bot.storage.health import DatabaseUnusable, SchemaTooNew, describe_open_error, file_identity
+from bot.storage.health import (
+    DatabaseUnusable,
+    SchemaTooNew,
+    adopt_recovered,
+    describe_open_error,
+    file_identity,
+    lost_file_message,
+    recovered_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +127,7 @@ class Store:
         try:
             if self.path != ":memory:":
                 await asyncio.to_thread(Path(self.path).parent.mkdir, parents=True, exist_ok=True)
+                await asyncio.to_thread(adopt_recovered, self.path)
             self._db = await self._connect(self.path)
             if self.path != ":memory:":
                 await self._quick_check()
@@ -180,6 +190,8 @@ class Store:
             if self._flushing is not None:
                 await asyncio.wait({self._flushing}, timeout=2.0)
             await self.flush()
+            if self.file_lost:
+                await self._save_recovered()  # the copy the next start adopts, now with everything
         except STORAGE_ERRORS as exc:  # full or locked at shutdown: say so, never a traceback on the way out
             log.error("could not write the last counters to %s: %s", self.path, exc)
         finally:
@@ -600,10 +612,11 @@ class Store:
 
     # ----------------------------------------------------------------- the file itself
     async def check_file(self) -> None:
-        """Notice a database file deleted or replaced while running, and put the open data back at its path.
+        """Notice the database file deleted or replaced while running and keep its data.
 
-        SQLite keeps writing to the open (deleted) file, so without this every user would be gone at the next
-        start. Called with every flush (the app flushes every few seconds). Reports once through ``on_problem``.
+        SQLite keeps writing to the open (unlinked) file, so every user would be gone at the next start. Instead
+        everything is copied to ``<path>.recovered`` (again at shutdown), which the next start adopts when the file
+        is still missing; reported once (log and ``on_problem``). Called with every flush (every few seconds).
         """
         if self._identity is None or self.file_lost:
             return
@@ -611,19 +624,8 @@ class Store:
         if now == self._identity:
             return
         self.file_lost = True
-        if now is None:
-            try:
-                await self._restore_file()
-                message = (f"database {self.path} was deleted while runbot was running; it has been written back "
-                           "from the open connection (nothing lost). Find out what deleted it.")
-                self.file_lost = False
-            except Exception as exc:
-                message = (f"database {self.path} was deleted while runbot was running and could not be written back "
-                           f"({exc}); data stored from now on is lost at the next start: stop runbot and restore a "
-                           "backup")
-        else:
-            message = (f"database {self.path} was replaced by another file while runbot was running; runbot keeps "
-                       "using the file it opened, which is lost when it stops: stop runbot and check the file")
+        saved = await self._save_recovered()
+        message = lost_file_message(self.path, replaced=now is not None, saved=saved)
         log.error("%s", message)
         if self.on_problem is not None:
             try:
@@ -631,20 +633,20 @@ class Store:
             except Exception:
                 log.exception("could not report the database problem")
 
-    async def _restore_file(self) -> None:
-        """Copy the open (deleted) database to its path with SQLite's backup API, then continue on the copy."""
-        async with self._lock:
-            old = self.db
-            target = await aiosqlite.connect(self.path, isolation_level=None)
+    async def _save_recovered(self) -> str | None:
+        """Copy the open database with SQLite's backup API to ``<path>.recovered`` (atomically replaced)."""
+        final = recovered_path(self.path)
+        try:
+            target = await aiosqlite.connect(final + ".tmp", isolation_level=None)
             try:
-                await old.backup(target)
+                await self.db.backup(target)
             finally:
                 await _close_quietly(target)
-            new = await self._connect(self.path)
-            self._db = new
-            self._identity = await asyncio.to_thread(file_identity, self.path)
-            self._user_cache.clear()
-        await _close_quietly(old)
+            await asyncio.to_thread(os.replace, final + ".tmp", final)
+        except Exception as exc:
+            log.error("could not copy the open database to %s: %s", final, exc)
+            return None
+        return final
 
 
 async def _close_quietly(db: aiosqlite.Connection) -> None:
