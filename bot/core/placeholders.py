@@ -80,7 +80,7 @@ PRESETS: Mapping[str, Mapping[str, str]] = {
     },
     "eu": {
         "emergency_number": "112",
-        "crisis_line": "a crisis line in your country (116 123 in many EU countries; findahelpline.com lists them)",
+        "crisis_line": "a crisis line in your country (116 123 in some EU countries; findahelpline.com lists them)",
         "emergency_department": "the emergency department",
         "urgent_care": "an out-of-hours doctor service (116 117 in some countries)",
         "family_doctor": "family doctor",
