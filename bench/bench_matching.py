@@ -29,7 +29,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
-EVAL_FAQ = Path(__file__).resolve().parent.parent / "tests" / "data" / "faq_dev.jsonl"
+EVAL_FAQ = Path(__file__).resolve().parent.parent / "tests" / "data" / "dev" / "faq_dev.jsonl"
 SHIPPED_FILES = ("triage.yaml", "synonyms.yaml", "chatter.yaml")
 SEED = 8
 PHRASINGS = 5

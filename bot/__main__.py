@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     knowledge_arg(sp)
     sp.add_argument("text", help="the message")
 
+    sp = sub.add_parser("train-checks", help="fit the learned red-flag check on dev sets (never on a blind set)")
+    knowledge_arg(sp)
+    sp.add_argument("files", nargs="+", help="JSON lines with text, escalation and category (dev sets)")
+    sp.add_argument("--out", help="where to write the model (default: KNOWLEDGE/red_flags/learned-check.json)")
+
     sp = sub.add_parser("eval", help="measure FAQ accuracy and red-flag recall on a JSONL file")
     knowledge_arg(sp)
     sp.add_argument("file", help="JSON lines with text and faq_id and/or escalation")
@@ -120,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check,
         "eval": _eval,
         "explain": _explain,
+        "train-checks": _train_checks,
         "run": _run,
         "report": _report,
         "followups": _followups,
@@ -198,30 +204,20 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
             if not line.strip():
                 continue
             n += 1
-            out.write(json.dumps(await _ask_line(engine, n, line, args.listen), ensure_ascii=False) + "\n")
+            try:
+                row = json.loads(line)
+                text = row["text"] if isinstance(row, dict) else None
+                if not isinstance(text, str):
+                    raise ValueError
+            except (ValueError, KeyError):
+                out.write(json.dumps({"error": f"line {n}: expected a JSON object with a \"text\" string"}) + "\n")
+                continue
+            outcome = await engine.handle(_cli_message(n, text, args.listen))
+            out.write(json.dumps(_ask_result(outcome), ensure_ascii=False) + "\n")
             if lines.empty():
                 out.flush()  # a caller feeding one line at a time gets each answer at once
         out.flush()
     return 0
-
-
-async def _ask_line(engine: Any, n: int, line: str, listen: bool) -> dict[str, Any]:
-    """One `ask --jsonl` line: its answer, or a one-line error for this line alone (the batch goes on)."""
-    if line is _TOO_LONG:
-        return {"error": f"line {n}: longer than {MAX_LINE_CHARS} characters"}
-    try:
-        row = json.loads(line)
-        text = row["text"] if isinstance(row, dict) else None
-        if not isinstance(text, str):
-            raise ValueError
-    except (ValueError, KeyError, RecursionError):  # RecursionError: thousands of nested brackets
-        return {"error": f"line {n}: expected a JSON object with a \"text\" string"}
-    try:
-        outcome = await engine.handle(_cli_message(n, text, listen))
-    except Exception as exc:
-        log.error("line %d could not be answered", n, exc_info=True)
-        return {"error": f"line {n}: could not be answered ({type(exc).__name__})"}
-    return _ask_result(outcome)
 
 
 def _cli_message(n: int, text: str, listen: bool) -> Any:
@@ -232,60 +228,24 @@ def _cli_message(n: int, text: str, listen: bool) -> Any:
     return IncomingMessage("cli", f"cli-{n}", f"cli-{n}", text=text)
 
 
-#: `ask --jsonl`: lines read ahead of the answers at most (the reader waits), and the longest line read whole
-MAX_QUEUED_LINES = 1000
-MAX_LINE_CHARS = 100_000
-_TOO_LONG = "\0 line too long \0"
+def _stdin_lines() -> asyncio.Queue[str | None]:
+    """Lines of stdin, read by a thread without a loop round trip per line; None marks the end."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
 
-
-class _Lines:
-    """Lines of stdin, read by a thread without a loop round trip per line, at most MAX_QUEUED_LINES ahead of the
-    reader of ``get()`` (the thread waits for room: a fast producer cannot fill memory); None marks the end."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = MAX_QUEUED_LINES) -> None:
-        self._loop = loop
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._room = threading.BoundedSemaphore(limit)
-
-    def empty(self) -> bool:
-        return self._queue.empty()
-
-    async def get(self) -> str | None:
-        item = await self._queue.get()
-        if item is not None:
-            self._room.release()
-        return item
-
-    def put(self, item: str | None) -> None:
-        """From the reader thread: waits while MAX_QUEUED_LINES are unread."""
-        if item is not None:
-            self._room.acquire()
+    def read() -> None:
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is gone: nobody is reading any more
-            pass
-
-    def read(self, stream: Any) -> None:
-        try:
-            if hasattr(stream, "reconfigure"):
-                stream.reconfigure(errors="replace")  # a stray invalid byte is one bad line, not the end
-            while line := stream.readline(MAX_LINE_CHARS + 1):
-                if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
-                    while (rest := stream.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
-                        pass  # skip the rest of the over-long line without keeping it
-                    line = _TOO_LONG
-                self.put(line)
+            if hasattr(sys.stdin, "reconfigure"):
+                sys.stdin.reconfigure(errors="replace")  # a stray invalid byte is one bad line, not the end
+            for line in sys.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
-            self.put(json.dumps({"unreadable": str(exc)}))
+            loop.call_soon_threadsafe(queue.put_nowait, json.dumps({"unreadable": str(exc)}))
         finally:
-            self.put(None)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
 
-
-def _stdin_lines(stream: Any = None) -> _Lines:
-    lines = _Lines(asyncio.get_running_loop())
-    source = sys.stdin if stream is None else stream
-    threading.Thread(target=lines.read, args=(source,), name="stdin", daemon=True).start()
-    return lines
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return queue
 
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:
@@ -315,8 +275,34 @@ async def _explain(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {t.concept}: {t.words!r} ({state})")
     for tier, hits in (("alarm", ex.assessment.alarms), ("check", ex.assessment.checks)):
         for h in hits:
-            print(f"{tier}: {h.category} ({h.level}), rule at {h.file}:{h.rule_line}, words {list(h.words)}")
+            why = f"rule at {h.file}:{h.rule_line}"
+            if h.chance is not None and not h.rule_line:
+                why = f"learned check ({h.file}), chance {h.chance}"
+            elif h.chance is not None:
+                why += f", asked instead: the learned check puts the chance at {h.chance}"
+            print(f"{tier}: {h.category} ({h.level}), {why}, words {list(h.words)}")
     print(f"tier: {ex.tier}")
+    return 0
+
+
+async def _train_checks(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.knowledge import load_knowledge
+    from bot.core.red_flags.learned import MODEL_FILE
+    from bot.train_checks import summary, train, training_set, write_model
+
+    root = Path(args.knowledge or settings.knowledge.path)
+    k = await asyncio.to_thread(load_knowledge, root)
+    try:
+        data = await asyncio.to_thread(training_set, k, [Path(f) for f in args.files])
+    except (OSError, ValueError) as exc:
+        print(f"runbot: {exc}", file=sys.stderr)
+        return 1
+    model = await asyncio.to_thread(train, data)
+    out = Path(args.out) if args.out else root / "red_flags" / MODEL_FILE
+    await asyncio.to_thread(write_model, model, out)
+    for line in summary(model, data):
+        print(line)
+    print(f"wrote {out}")
     return 0
 
 

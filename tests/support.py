@@ -13,7 +13,8 @@ from bot.core.ports import ManualClock
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "data" / "dev"  # tuned on; blind sets are in data/blind
+BLIND = DATA.parent / "blind"
 
 
 def dm(text: str = "", *, user: str = "u1", choice: str | None = None, platform: str = "test") -> IncomingMessage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from bot.core.analysis import Analyzer
 from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
 from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs
+from bot.core.red_flags.learned import MODEL_FILE, parse_learned
 from bot.core.schema import KEBAB, Checker
 from bot.core.triage import TriageFlow, parse_triage
 from bot.core.yamlio import LDict, LList, Problem, YamlError, load_bytes, read_bytes
@@ -184,7 +186,23 @@ def _read_red_flags(folder: _Folder) -> RedFlagDetector | None:
         docs.append((f"{RED_FLAGS_DIR}/{name}", data))
     detector, found = parse_red_flag_docs(docs)
     folder.problems.extend(found)
-    return detector
+    model_path = root / MODEL_FILE
+    if detector is None or not model_path.exists():
+        return detector
+    name = f"{RED_FLAGS_DIR}/{MODEL_FILE}"
+    try:
+        raw = read_bytes(model_path, name)
+        folder.digest.update(name.encode() + b"\0" + raw)
+        model, problem = parse_learned(json.loads(raw), detector.categories)
+    except YamlError as exc:
+        folder.problems.append(exc.problem)
+        return None
+    except ValueError as exc:
+        model, problem = None, f"the learned-check model is not valid JSON ({exc})"
+    if problem is not None:
+        folder.problems.append(Problem(name, 1, problem))
+        return None
+    return detector.with_learned(model)
 
 
 def _default_title(questions: tuple[str, ...]) -> str:

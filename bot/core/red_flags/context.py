@@ -8,6 +8,7 @@ subjects ("my pace collapsed") and distance units after a number ("18 kms").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -36,6 +37,9 @@ FIGURATIVE = "@figurative"
 NON_PERSON = "@non_person_subjects"
 UNITS = "@units"
 UNIT_LEADS = "@unit_leads"
+CONDITIONAL = "@conditional"
+JOCULAR = "@jocular"
+ANYWHERE = "@uncertain_anywhere"
 #: YAML key -> special concept; the first are NegEx/ConText's trigger lists, the last four the word-sense guards
 SPECIAL_KEYS = {
     "negators": NEG,
@@ -51,7 +55,30 @@ SPECIAL_KEYS = {
     "non_person_subjects": NON_PERSON,
     "units": UNITS,
     "unit_leads": UNIT_LEADS,
+    "conditional": CONDITIONAL,
+    "jocular": JOCULAR,
+    "uncertain_anywhere": ANYWHERE,
 }
+#: Reasons that make a symptom uncertain rather than absent: an alarm rule that fires only with such terms asks
+#: the category's safety question instead (the check tier). Negation, figurative use, units and non-person subjects
+#: are certain: those terms count for nothing.
+UNCERTAIN = frozenset(
+    {
+        "conditional (if / what would happen if)",
+        "said as a joke (lol, haha, a laughing emoji)",
+        "dated past event (in 2019)",
+        "the message says it is a question or all is well (just curious, i'm fine)",
+        "another person's past",
+        "another person's, and over",
+    }
+)
+_RESOLVED = "resolved (over now)"
+#: Years a message may date a past event with ("in 2019", "back in 2017").
+_YEAR_RE = re.compile(r"(19[5-9]\d|20[0-4]\d)$")
+_YEAR_LEADS = frozenset({"in", "since", "of", "during"})
+#: A conditional opens a clause or follows one of these ("and if i ..."); after a verb it is a real report
+#: ("cant tell if he needs the loo", "easier if i wasnt here").
+_CONDITIONAL_LEADS = frozenset("and but so or even like only what as just".split())
 #: Words that may stand between a non-person subject and the verb it makes figurative ("my pace totally collapsed").
 _SUBJECT_FILLERS = frozenset(
     "just totally completely utterly absolutely has had have was is were are badly really fully kind "
@@ -121,6 +148,9 @@ class MessageContext:
         self.history: list[Hit] = []
         self.others_end: set[int] = set()
         self.about_them: list[Hit] = []
+        self.conditional: list[Hit] = []
+        self.jocular_sentences: set[int] = set()
+        self.anywhere = False
         self._theirs: bool | None = None
         self.raw: dict[str, list[Hit]] = {}
         self._valid: dict[str, list[Hit]] = {}
@@ -144,6 +174,15 @@ class MessageContext:
                 self.others_end.add(h.end)
             elif c == ABOUT_THEM:
                 self.about_them.append(h)
+            elif c == CONDITIONAL:
+                if h.start == 0 or toks.clause[h.start - 1] != toks.clause[h.start] or (
+                    toks.words[h.start - 1] in _CONDITIONAL_LEADS
+                ):
+                    self.conditional.append(h)
+            elif c == ANYWHERE:
+                self.anywhere = True
+            elif c == JOCULAR:
+                self.jocular_sentences.add(toks.sentence[h.start])
             elif c == FIGURATIVE:
                 for i in range(h.start, h.end):
                     self.figurative[i] = True
@@ -162,6 +201,9 @@ class MessageContext:
                 else:
                     self.raw.setdefault(c, []).append(h)
         words = toks.words
+        self.dated_sentences = {
+            toks.sentence[i] for i in range(1, len(words)) if _YEAR_RE.match(words[i]) and words[i - 1] in _YEAR_LEADS
+        }
         for h in units:
             if h.start > 0 and (is_number(words[h.start - 1]) or h.start in leads):
                 for i in range(h.start, h.end):
@@ -174,10 +216,30 @@ class MessageContext:
         return not any(self.pseudo[h.start : h.end])
 
     def valid(self, concept: str) -> list[Hit]:
+        """The concept's terms that count as the writer's own symptom, now."""
         found = self._valid.get(concept)
         if found is None:
             found = [h for h in self.raw.get(concept, ()) if self.cancelled_by(h) is None]
             self._valid[concept] = found
+        return found
+
+    def blocking(self, concept: str) -> list[Hit]:
+        """An ``unless`` concept's terms that block a rule: being over ("went away") does not stop a bike ride
+        from explaining a numb bum; only negation and the word-sense guards do."""
+        key = "!" + concept
+        found = self._valid.get(key)
+        if found is None:
+            found = [h for h in self.raw.get(concept, ()) if self.cancelled_by(h) in (None, _RESOLVED, *UNCERTAIN)]
+            self._valid[key] = found
+        return found
+
+    def possible(self, concept: str) -> list[Hit]:
+        """The concept's terms that count, or might (an uncertain reason only): enough for a safety question."""
+        key = "?" + concept
+        found = self._valid.get(key)
+        if found is None:
+            found = [h for h in self.raw.get(concept, ()) if self.cancelled_by(h) in (None, *UNCERTAIN)]
+            self._valid[key] = found
         return found
 
     def cancelled_by(self, h: Hit) -> str | None:
@@ -198,13 +260,22 @@ class MessageContext:
             sent = toks.sentence[h.start]
             for r in self.resolved:
                 if r.start >= h.end and toks.sentence[r.start] == sent and self.real(r):
-                    return "resolved (over now)"
+                    return _RESOLVED
         if self.resolved and self.others_end and self._theirs_and_over(h):
             return "another person's, and over"
-        if self.hypo and self._hypothetical(h):
+        if self.hypo and self._hypothetical(h, self.hypo):
             return "hypothetical or a question about signs"
         if self.history and self.others_end and self._someone_elses_past(h):
             return "another person's past"
+        sent = toks.sentence[h.start]
+        if sent in self.jocular_sentences:
+            return "said as a joke (lol, haha, a laughing emoji)"
+        if self.conditional and self._hypothetical(h, self.conditional):
+            return "conditional (if / what would happen if)"
+        if sent in self.dated_sentences and not self._dated_then_now(h):
+            return "dated past event (in 2019)"
+        if self.anywhere:
+            return "the message says it is a question or all is well (just curious, i'm fine)"
         return None
 
     def _non_person_subject(self, h: Hit) -> bool:
@@ -239,6 +310,13 @@ class MessageContext:
             return False
         return True
 
+    def _dated_then_now(self, h: Hit) -> bool:
+        """ "prostate cancer treated in 2019, now new back pain": a now-word after the year keeps it current."""
+        toks = self.toks
+        sent = toks.sentence[h.start]
+        years = [i for i, w in enumerate(toks.words) if toks.sentence[i] == sent and _YEAR_RE.match(w)]
+        return bool(years) and self._now_after(years[0] + 1)
+
     def _now_after(self, start: int) -> bool:
         """A word like "now"/"today" after ``start`` that is not inside a resolved phrase ("fine now")."""
         words = self.toks.words
@@ -247,11 +325,12 @@ class MessageContext:
                 return True
         return False
 
-    def _hypothetical(self, h: Hit) -> bool:
-        """After "what are the signs of", "if i ever get" ... in the same sentence (up to a "but")."""
+    def _hypothetical(self, h: Hit, triggers: list[Hit]) -> bool:
+        """After one of ``triggers`` ("what are the signs of", "if i ever get" ...) in the same sentence (up to a
+        "but")."""
         toks = self.toks
         sent = toks.sentence[h.start]
-        for r in self.hypo:
+        for r in triggers:
             if r.start <= h.start and toks.sentence[r.start] == sent and self._same_statement(r.end, h.start):
                 return True
         return False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from bot.core.messages import Escalation, EscalationLevel, SafetyCheck
 from bot.core.placeholders import fill
 from bot.core.red_flags.context import ConceptInfo, MessageContext, Rule, Window
+from bot.core.red_flags.learned import MIN_EVIDENCE_TO_DEMOTE, MODEL_FILE, LearnedCheck
+from bot.core.red_flags.lexicon import Lexicon
 from bot.core.red_flags.patterns import Compiled, Hit
 from bot.core.red_flags.tokens import Tokens, tokenize
 
@@ -60,6 +62,8 @@ class RuleHit:
     words: tuple[str, ...]
     tier: Tier = "alarm"
     file: str = ""
+    #: for the learned check: the model's chance of a red flag
+    chance: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,7 @@ class RedFlagDetector:
         concepts: Mapping[str, ConceptInfo],
         compiled: Compiled,
         window: Window,
+        lexicon: Lexicon | None = None,
     ) -> None:
         ordered = sorted(categories, key=lambda c: LEVEL_RANK[c.level])  # stable: file order within a level
         self.categories = MappingProxyType({c.id: c for c in ordered})
@@ -123,11 +128,46 @@ class RedFlagDetector:
         self._concepts = dict(concepts)
         self._m = compiled
         self._window = window
+        self._lexicon = lexicon or Lexicon()
+        self.learned: LearnedCheck | None = None
+
+    def with_learned(self, model: LearnedCheck | None) -> RedFlagDetector:
+        """This detector with the learned check (``knowledge/red_flags/learned-check.json``) plugged in."""
+        self.learned = model
+        return self
 
     def assess(self, text: str) -> Assessment:
         """Both tiers for one message. Raises on an internal error: the caller fails closed, never silent."""
-        ctx = self._context(text)
-        return Assessment() if ctx is None else self._assess(ctx)
+        toks = self.words(text)
+        if toks is None:
+            return Assessment()
+        ctx = self._context(toks)
+        return self._learned_check(toks, Assessment() if ctx is None else self._assess(ctx))
+
+    def words(self, text: str) -> Tokens | None:
+        """The message as the rules and the learned check see it: unified words, variants rewritten."""
+        if not isinstance(text, str) or not text.strip():
+            return None
+        toks = self._lexicon.rewrite(tokenize(text))  # tokens.fold cuts the text at MAX_SCAN_CHARS
+        return toks if toks.words else None
+
+    def _learned_check(self, toks: Tokens, found: Assessment) -> Assessment:
+        """The learned model's part: it asks when no rule found anything, and an alarm it is sure is no red flag
+        (chance below ``demote_below``: "crashed my bike, I'm fine") becomes the question instead. It never alarms."""
+        model = self.learned
+        if model is None or (found.checks and not found.alarms):
+            return found
+        guess = model.guess(toks.words)
+        chance = 0.0 if guess is None else round(guess.chance, 2)
+        if found.alarms:
+            if chance >= model.demote_below or guess is None or guess.evidence < MIN_EVIDENCE_TO_DEMOTE:
+                return found
+            asked = tuple(replace(h, tier="check", chance=chance) for h in found.alarms)
+            return Assessment((), asked + found.checks)
+        cat = self.categories.get(guess.category) if guess is not None else None
+        if guess is None or cat is None or guess.chance < model.threshold:
+            return found
+        return Assessment((), (RuleHit(cat.id, cat.level, 0, guess.words, "check", f"red_flags/{MODEL_FILE}", chance),))
 
     def _assess(self, ctx: MessageContext) -> Assessment:
         alarms: list[RuleHit] = []
@@ -138,6 +178,8 @@ class RedFlagDetector:
                 alarms.append(hit)
                 continue
             hit = self._first(cid, cat.level, self._check_rules[cid], ctx, "check")
+            if hit is None:  # an alarm rule that fires only on uncertain terms ("if i couldnt pee", "lol") asks
+                hit = self._first(cid, cat.level, self._rules[cid], ctx, "check", uncertain=True)
             if hit is not None:
                 checks.append(hit)
         return Assessment(tuple(alarms), tuple(checks))
@@ -157,9 +199,10 @@ class RedFlagDetector:
 
     def explain(self, text: str) -> Explanation:
         """The terms found (and why any do not count), the rules that fired and the tier."""
-        ctx = self._context(text)
-        if ctx is None:
-            return Explanation((), Assessment())
+        toks = self.words(text)
+        ctx = None if toks is None else self._context(toks)
+        if toks is None or ctx is None:
+            return Explanation((), Assessment() if toks is None else self._learned_check(toks, Assessment()))
         words = ctx.toks.words
         terms = tuple(
             TermFound(concept, " ".join(words[h.start : h.end]), ctx.cancelled_by(h))
@@ -167,15 +210,10 @@ class RedFlagDetector:
             if not concept.startswith("~")
             for h in hits
         )
-        return Explanation(terms, self._assess(ctx))
+        return Explanation(terms, self._learned_check(toks, self._assess(ctx)))
 
-    def _context(self, text: str) -> MessageContext | None:
-        if not isinstance(text, str) or not text.strip():
-            return None
-        toks = tokenize(text)  # tokens.fold cuts the text at MAX_SCAN_CHARS
-        if not toks.words:
-            return None
-        hits = self._m.find(toks)
+    def _context(self, toks: Tokens) -> MessageContext | None:
+        hits = self._m.find(toks) + self._lexicon.age_hits(toks)
         if not hits:
             return None
         ctx = MessageContext(self._concepts, self._window, toks, hits)
@@ -183,24 +221,30 @@ class RedFlagDetector:
 
     @staticmethod
     def _first(
-        cid: str, level: EscalationLevel, rules: Sequence[Rule], ctx: MessageContext, tier: Tier
+        cid: str,
+        level: EscalationLevel,
+        rules: Sequence[Rule],
+        ctx: MessageContext,
+        tier: Tier,
+        *,
+        uncertain: bool = False,
     ) -> RuleHit | None:
         for rule in rules:
             if not all(c in ctx.raw for c in rule.concepts):
                 continue
-            combo = fire(rule, ctx, ctx.toks)
+            combo = fire(rule, ctx, ctx.toks, uncertain=uncertain)
             if combo is not None:
                 words = tuple(" ".join(ctx.toks.words[h.start : h.end]) for h in combo)
                 return RuleHit(cid, level, rule.line, words, tier, rule.file)
         return None
 
 
-def fire(rule: Rule, ctx: MessageContext, toks: Tokens) -> list[Hit] | None:
-    """The hits that make ``rule`` fire in this message, or None."""
-    pools = [ctx.valid(c) for c in rule.concepts]
+def fire(rule: Rule, ctx: MessageContext, toks: Tokens, *, uncertain: bool = False) -> list[Hit] | None:
+    """The hits that make ``rule`` fire in this message, or None; ``uncertain``: terms that only might count do."""
+    pools = [ctx.possible(c) if uncertain else ctx.valid(c) for c in rule.concepts]
     if not all(pools):
         return None
-    blockers = [h for name in rule.unless if name in ctx.raw for h in ctx.valid(name)]
+    blockers = [h for name in rule.unless if name in ctx.raw for h in ctx.blocking(name)]
     if rule.scope == "message":
         return None if blockers else [pool[0] for pool in pools]
     blocked = {toks.sentence[h.start] for h in blockers}

@@ -12,8 +12,9 @@ from itertools import product
 from typing import Any
 
 from bot.core.placeholders import NAMES as PLACEHOLDERS
-from bot.core.red_flags.context import POLARITY_FIRST, SPECIAL_KEYS, ConceptInfo, Rule, Window
+from bot.core.red_flags.context import NEG, POLARITY_FIRST, POST, SPECIAL_KEYS, ConceptInfo, Rule, Window
 from bot.core.red_flags.detector import LEVELS, RedFlagCategory, RedFlagDetector
+from bot.core.red_flags.lexicon import Lexicon, parse_lexicon
 from bot.core.red_flags.patterns import ANY, GAP, MAX_EXPANSION, NUM, Compiled, Settings, Term, Word, part_words
 from bot.core.red_flags.tokens import fold, norm_word
 from bot.core.yamlio import LDict, LList, Problem, line_of
@@ -23,7 +24,7 @@ _CONCEPT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 #: the reply parts a category may switch off (both default to true)
 _SWITCH_KEYS = ("header", "footer")
-_CONTEXT_KEYS = frozenset({"version", "settings", "real_words", *SPECIAL_KEYS})
+_CONTEXT_KEYS = frozenset({"version", "settings", "real_words", "variants", "ages", *SPECIAL_KEYS})
 _TOP_KEYS = frozenset({*_CONTEXT_KEYS, "concepts", "categories"})
 _SETTING_KEYS = frozenset({"negation_window", "post_window", "fuzzy_min_length", "fuzzy_two_edits_length"})
 _EXAMPLE_KEYS = ("examples", "check_examples", "not")
@@ -187,6 +188,7 @@ def parse_red_flag_docs(docs: Sequence[tuple[str, Any]]) -> tuple[RedFlagDetecto
             _parse_concepts(b, block, cline)
             raw_concepts.append((file, block, cline))
 
+    lexicon = _parse_lexicon(b, mappings)  # after the concepts: an age concept may also have terms ("elderly")
     categories: list[RedFlagCategory] = []
     rules: dict[str, list[Rule]] = {}
     check_rules: dict[str, list[Rule]] = {}
@@ -225,7 +227,30 @@ def parse_red_flag_docs(docs: Sequence[tuple[str, Any]]) -> tuple[RedFlagDetecto
     for term in b.terms:
         compiled.add_term(term)
     compiled.finish(real_words)
-    return RedFlagDetector(categories, rules, check_rules, b.concepts, compiled, window), []
+    compiled.gap_stops = frozenset(  # plain negation words and "fine"/"normal" (not "nearly", "avoid" ...)
+        t.words[0].text
+        for t in b.terms
+        if len(t.words) == 1
+        and t.words[0].kind == "exact"
+        and ((t.concept == NEG and t.words[0].text in POLARITY_FIRST) or t.concept == POST)
+    )
+    return RedFlagDetector(categories, rules, check_rules, b.concepts, compiled, window, lexicon), []
+
+
+def _parse_lexicon(b: _Builder, mappings: list[tuple[str, Any]]) -> Lexicon:
+    """The variant table and the age concepts (each age concept becomes a concept rules can name)."""
+    table: dict[tuple[str, ...], tuple[str, ...]] = {}
+    ages: list[tuple[str, int]] = []
+    for file, data in mappings:
+        part, found = parse_lexicon(data, lambda f, n, msg: b.problems.append(Problem(f, n, msg)), _key_line, file)
+        table.update(part)
+        for concept, least, line in found:
+            if not _CONCEPT_RE.match(concept):
+                b.problems.append(Problem(file, line, f"age concept '{concept}' must be lowercase letters, digits, _"))
+                continue
+            ages.append((concept, least))
+            b.concepts.setdefault(concept, ConceptInfo(concept))
+    return Lexicon(table, max((len(k) for k in table), default=0), tuple(ages))
 
 
 def _parse_settings(b: _Builder, data: Any) -> tuple[Settings, Window]:

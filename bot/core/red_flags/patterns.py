@@ -104,6 +104,8 @@ class Compiled:
     fuzzy_exact: dict[tuple[str, int], list[tuple[str, int]]] = field(default_factory=dict)  # (letter, len)
     fuzzy_prefix: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     real_words: frozenset[str] = frozenset()
+    #: words a ".." gap never skips: "peeing normal no burning" is not "peeing .. burning"
+    gap_stops: frozenset[str] = frozenset()
     max_prefix: int = 0
     cache: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
@@ -195,6 +197,7 @@ class Compiled:
         """Every occurrence of every term (the first match for each term and start word)."""
         matched = [self.word_matches(w) for w in toks.words]
         clause = toks.clause
+        stops = [w in self.gap_stops for w in toks.words]
         n = len(matched)
         hits: list[Hit] = []
         single, pair, wild, wild_first = self.single, self.pair, self.wild, self.wild_first
@@ -213,7 +216,7 @@ class Compiled:
                         near.update(matched[j])
                     for pid2 in near:
                         for term in wild.get((pid, pid2), ()):
-                            end = _match_from(term.pids, 1, i + 1, matched, clause, clause[i])
+                            end = _match_from(term.pids, 1, i + 1, matched, clause, clause[i], stops)
                             if end is not None:
                                 hits.append(Hit(term.concept, i, end, term.polarity))
             if i + 1 >= n or clause[i + 1] != clause[i]:
@@ -222,14 +225,20 @@ class Compiled:
             for pid in here:
                 for pid2 in following:
                     for term in pair.get((pid, pid2), ()):
-                        end = _match_from(term.pids, 2, i + 2, matched, clause, clause[i])
+                        end = _match_from(term.pids, 2, i + 2, matched, clause, clause[i], stops)
                         if end is not None:
                             hits.append(Hit(term.concept, i, end, term.polarity))
         return hits
 
 
 def _match_from(
-    pids: tuple[int, ...], k: int, pos: int, matched: list[tuple[int, ...]], clause: list[int], cl: int
+    pids: tuple[int, ...],
+    k: int,
+    pos: int,
+    matched: list[tuple[int, ...]],
+    clause: list[int],
+    cl: int,
+    stops: list[bool],
 ) -> int | None:
     """Match ``pids[k:]`` starting at word ``pos`` inside clause ``cl``; the end position or None."""
     n = len(matched)
@@ -238,9 +247,9 @@ def _match_from(
         if pid == _GAP_PID:
             for skip in range(GAP_MAX + 1):
                 p = pos + skip
-                if p > n or (skip and clause[p - 1] != cl):
+                if p > n or (skip and (clause[p - 1] != cl or stops[p - 1])):
                     return None
-                end = _match_from(pids, k + 1, p, matched, clause, cl)
+                end = _match_from(pids, k + 1, p, matched, clause, cl, stops)
                 if end is not None:
                     return end
             return None
