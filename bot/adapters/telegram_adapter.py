@@ -1,14 +1,16 @@
 """Telegram adapter: carries messages between python-telegram-bot and the engine.
 
-Runs inside our own event loop (``initialize`` + ``start`` + ``updater.start_polling`` or
-``start_webhook``; never ``run_polling``). Plain text only (no parse_mode), so user and knowledge
-text needs no escaping. Groups: only commands, @mentions and replies to the bot are handled.
+Runs inside our own event loop (``initialize``; never ``run_polling``). Updates come through the ``Intake``
+(``telegram_intake``: its own getUpdates loop with a durable inbox, or the webhook server's queue) and are handled in
+order per chat, concurrently across chats; replies go out through the per-chat outbox (``telegram_sending``).
+Plain text only (no parse_mode), so user and knowledge text needs no escaping; display names are defused
+(``safe_name``). Groups: only commands, @mentions and replies to the bot are handled.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, CallbackQuery, Chat, ChatMember, Message, Update
@@ -252,6 +254,13 @@ class TelegramAdapter(TelegramSending):
             log.warning("Telegram: could not notify the moderators' chat: %s", exc)
             return False
         return True
+
+    async def _hand_over(self, update: Update, delivery: Awaitable[None]) -> None:
+        """Let the Intake track the delivery (the chat's next update is handled meanwhile); without one, wait."""
+        if self._intake is not None:
+            self._intake.track(update.update_id, delivery)  # type: ignore[arg-type]
+        else:
+            await delivery
 
     # ----------------------------------------------------------------- receiving
 
