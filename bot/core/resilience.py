@@ -23,7 +23,7 @@ STORAGE_BUDGET = 2.0
 #: an escalation reply waits at most this long for its bookkeeping (to say "I've stopped the back-pain check")
 NOTE_WAIT = 0.25
 #: bookkeeping after a reply: attempts, each bounded, with a short pause between them; then dropped with a log line
-ATTEMPTS = 3
+ATTEMPTS = 5
 ATTEMPT_TIMEOUT = 5.0
 RETRY_PAUSE = 0.5
 #: pending bookkeeping tasks at most (a long outage must not pile up work without bound)

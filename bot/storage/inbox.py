@@ -62,7 +62,9 @@ class Inbox:
     async def open(self) -> None:
         db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
-            await db.execute("PRAGMA busy_timeout = 5000")
+            # short: while another process holds the write lock, updates are answered from memory after this wait
+            # (an emergency reply must go out within 3 s, issue 14 item 1)
+            await db.execute("PRAGMA busy_timeout = 1000")
             if self.durable:
                 await db.execute("PRAGMA journal_mode = WAL")
                 await db.execute("PRAGMA synchronous = FULL")

@@ -375,6 +375,9 @@ class Store:
         unanswered, self._pending_unanswered = self._pending_unanswered, {}
         try:
             await self._write_buffers(stats, unanswered)
+        except STORAGE_ERRORS as exc:  # best effort: kept for the next flush, logged, never raised to a reply
+            self._restore_buffers(stats, unanswered)
+            log.warning("could not write counters and unanswered questions to %s (kept for later): %s", self.path, exc)
         except BaseException:
             self._restore_buffers(stats, unanswered)
             raise
@@ -446,11 +449,14 @@ class Store:
         cutoff = to_db(self._now() - timedelta(days=days))
         await self.flush()
         removed = 0
-        async with self._lock:
-            cur = await self.db.execute("DELETE FROM unanswered WHERE last_seen < ?", (cutoff,))
-            removed += cur.rowcount or 0
-            cur = await self.db.execute("DELETE FROM escalations WHERE created_at < ?", (cutoff,))
-            removed += cur.rowcount or 0
+        try:
+            async with self._lock:
+                cur = await self.db.execute("DELETE FROM unanswered WHERE last_seen < ?", (cutoff,))
+                removed += cur.rowcount or 0
+                cur = await self.db.execute("DELETE FROM escalations WHERE created_at < ?", (cutoff,))
+                removed += cur.rowcount or 0
+        except STORAGE_ERRORS as exc:  # tried again at the next round
+            log.warning("retention: could not remove old rows from %s: %s", self.path, exc)
         return removed
 
     # ----------------------------------------------------------------- follow-ups

@@ -147,6 +147,15 @@ async def test_open_failure_closes_the_connection_thread(tmp_path: Path) -> None
     assert connection_threads() == []
 
 
+def _remove(db: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):  # what `rm runbot.db*` does
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
 async def test_a_database_deleted_while_running_is_reported_and_kept(tmp_path: Path) -> None:
     db = tmp_path / "runbot.db"
     problems: list[str] = []
@@ -161,12 +170,11 @@ async def test_a_database_deleted_while_running_is_reported_and_kept(tmp_path: P
             await store.user("test", f"runner-{i}")
         await store.flush()
         assert problems == []
-        for suffix in ("", "-wal", "-shm"):  # what `rm runbot.db*` does
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        _remove(db)
         await store.flush()  # the app flushes every few seconds
         assert len(problems) == 1 and str(db) in problems[0] and "was deleted" in problems[0], problems
         copy = Path(recovered_path(str(db)))
-        assert copy.exists()
+        assert _exists(copy)
         await store.user("test", "after-the-delete")  # still works, and is kept too
         await store.flush()
         assert len(problems) == 1  # reported once
@@ -174,7 +182,7 @@ async def test_a_database_deleted_while_running_is_reported_and_kept(tmp_path: P
     async with Store(db, clock=ManualClock()) as again:  # the next start puts the copy back
         for who in ("runner-0", "runner-49", "after-the-delete"):
             assert await again.find_user("test", who) is not None, who
-    assert not copy.exists()
+    assert not _exists(copy)
 
 
 async def test_a_database_replaced_while_running_is_reported(tmp_path: Path) -> None:
@@ -194,4 +202,4 @@ async def test_a_database_replaced_while_running_is_reported(tmp_path: Path) -> 
         shutil.move(other, db)
         await store.flush()
         assert len(problems) == 1 and "replaced by another file" in problems[0]
-        assert Path(recovered_path(str(db))).exists()
+        assert _exists(Path(recovered_path(str(db))))
