@@ -469,9 +469,8 @@ class Engine:
             await self.store.clear_triage(ctx.user)
             return await self.answer_question(ctx, text)
         index = T.match_answer(step, text)
-        if index is None:
-            hint = "Please pick one of the options (or type its number). Send /cancel to leave the check.\n\n"
-            return Outcome((self._step_reply(ctx, step, hint),), "triage")
+        if index is None:  # unclear, or a bare "yes" that fits several choices: ask again, never guess
+            return Outcome((self._step_reply(ctx, step, T.reask_hint(step, text)),), "triage")
         return await self._advance(ctx, state, index)
 
     async def _triage_choice(self, ctx: Context, payload: str) -> Outcome:
@@ -508,13 +507,7 @@ class Engine:
         if outcome.disposition in ("emergency", "urgent"):
             escalation = Escalation(outcome.disposition, f"triage:{outcome.id}")  # type: ignore[arg-type]
             await self.store.log_escalation(ctx.user, escalation.level, escalation.category)
-        lines = [fill(outcome.text, self.settings.safety).strip()]
-        linked = [k.entries[f] for f in outcome.faq if f in k.entries]
-        if linked:
-            lines += ["", "Worth reading: " + "; ".join(e.title for e in linked) + "."]
-        lines += ["", R.DISCLAIMER]
-        choices = tuple(Choice(e.title, f"faq:{e.id}") for e in linked[:4])
-        out = [Reply("\n".join(lines), choices=choices, escalation=escalation, private=private)]
+        out = [R.triage_plan(k, outcome, self.settings.safety, escalation, private=private)]
         offer = await self.followups.offer(ctx, outcome)
         if offer is not None:
             out.append(offer)

@@ -8,6 +8,7 @@ from bot.config import SafetySettings
 from bot.core.knowledge import FaqEntry, Knowledge
 from bot.core.messages import Choice, Escalation, Reply
 from bot.core.placeholders import fill
+from bot.core.triage import TriageOutcome, plan_paragraphs
 
 DISCLAIMER = "ℹ️ General information, not medical advice."
 EXPIRED = "That button has expired. Send me your question again, or /help to see what I can do."
@@ -58,7 +59,7 @@ def help_text(knowledge: Knowledge) -> str:
     return (
         "I can help with lower back pain after running.\n\n"
         "• Ask a question in your own words, e.g. \"why does my lower back hurt after running?\"\n"
-        "• /triage – a short guided check (about 8 questions) with a personal plan\n"
+        f"• /triage – a short guided check (up to {knowledge.triage.max_questions} questions) with a personal plan\n"
         "• /cancel – leave the check\n"
         "• /followups on|off – allow or stop check-ins a few days later\n"
         "• /mydata – see what I store about you\n"
@@ -175,3 +176,25 @@ def safety_check_text(question: str) -> str:
 
 SAFETY_CHECK_CARRY_ON = "Thanks — glad to hear it."
 SAFETY_CHECK_ASK_AGAIN = "Thanks. What would you like to ask about your back?"
+
+
+def triage_plan(
+    knowledge: Knowledge,
+    outcome: TriageOutcome,
+    safety: SafetySettings,
+    escalation: Escalation | None,
+    *,
+    private: bool = False,
+) -> Reply:
+    """The plan at the end of a triage: an emergency or urgent plan opens with the same header as a free-text alarm;
+    an emergency plan offers nothing to read (the runner should be getting help, not reading)."""
+    parts = [fill(p, safety) for p in plan_paragraphs(knowledge.triage, outcome)]
+    if escalation is not None:
+        parts.insert(0, fill(EMERGENCY_HEADER if escalation.level == "emergency" else URGENT_HEADER, safety))
+    linked = [] if outcome.disposition == "emergency" else [knowledge.entries[f] for f in outcome.faq
+                                                             if f in knowledge.entries]
+    if linked:
+        parts.append("Worth reading: " + "; ".join(e.title for e in linked) + ".")
+    parts.append(DISCLAIMER)
+    choices = tuple(Choice(e.title, f"faq:{e.id}") for e in linked[:4])
+    return Reply("\n\n".join(parts), choices=choices, escalation=escalation, private=private)
