@@ -112,6 +112,8 @@ class FakeBotAPI:
     delays: dict[str, float] = field(default_factory=dict)
     #: chat id -> seconds sendMessage to that chat waits before answering (one hanging chat).
     chat_delays: dict[int, float] = field(default_factory=dict)
+    #: called with the ids of the updates a getUpdates offset is about to confirm (before they are forgotten).
+    on_confirm: Callable[[list[int]], None] | None = None
 
     def __post_init__(self) -> None:
         self._updates: list[JSON] = []
@@ -125,6 +127,7 @@ class FakeBotAPI:
         self._runner: web.AppRunner | None = None
         self.confirmed_offset = 0
         self.last_update_id = 0
+        self.polls: list[JSON] = []
         self._throttled: dict[int, float] = {}  # chat id -> monotonic time until which sendMessage answers 429
 
     def throttle(self, chat_id: int, seconds: float) -> None:
@@ -366,11 +369,14 @@ class FakeBotAPI:
         return True
 
     async def _api_getUpdates(self, params: JSON) -> list[JSON]:
+        self.polls.append(params)  # when the poll starts (``calls`` records it when it returns)
         offset = int(params.get("offset") or 0)
         timeout = float(params.get("timeout") or 0)
         limit = int(params.get("limit") or 100)
         if offset:
             # Telegram forgets every update below the offset: that is how updates are confirmed.
+            if offset > self.confirmed_offset and self.on_confirm is not None:
+                self.on_confirm([u["update_id"] for u in self._updates if u["update_id"] < offset])
             self.confirmed_offset = max(self.confirmed_offset, offset)
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
 

@@ -4,6 +4,7 @@ cannot ping or link anyone."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from support import real_runtime
 from bot.adapters.telegram_adapter import NOT_YOURS, TelegramAdapter, TelegramAdapterSettings
 from bot.adapters.telegram_text import safe_name
 from bot.bootstrap import Runtime
+from bot.storage.inbox import Inbox
 from tests.adapters.fake_telegram import FakeBotAPI, compute_entities
 
 BOT = "runbot_test_bot"
@@ -148,3 +150,53 @@ async def test_a_group_red_flag_names_the_user_without_pinging_or_linking(
     assert "victim" in public  # still recognisable
     assert "@victim" not in public and "evil.example" not in public
     assert not [e for e in compute_entities(public) if e["type"] == "mention"]
+
+
+# ---------------------------------------------------------------------------------------------- the durable inbox
+async def _inbox_adapter(api: FakeBotAPI, runtime: Runtime) -> TelegramAdapter:
+    settings = TelegramAdapterSettings(api_base_url=f"http://127.0.0.1:{api.port}")
+    tg = TelegramAdapter(runtime.engine, settings, api.token, inbox=Inbox(runtime.store.path, "telegram"))
+    runtime.add_adapter(tg)
+    await tg.start()
+    return tg
+
+
+async def test_an_update_is_confirmed_to_telegram_only_once_it_is_stored(api: FakeBotAPI, runtime: Runtime) -> None:
+    db = runtime.store.path
+    unsafe: list[int] = []
+
+    def check(confirmed: list[int]) -> None:  # runs inside the fake's getUpdates, before Telegram forgets them
+        with sqlite3.connect(db) as conn:
+            stored = {row[0] for row in conn.execute("SELECT update_id FROM inbox WHERE platform = 'telegram'")}
+        unsafe.extend(i for i in confirmed if i not in stored)
+
+    api.on_confirm = check
+    tg = await _inbox_adapter(api, runtime)
+    try:
+        for user in range(5):
+            for q in (QUESTION, SECOND):
+                await api.send_text(user_id=A + user, text=q)
+        await api.wait_for(lambda: all(len(api.sent(A + u)) >= 3 for u in range(5)), within=10)
+    finally:
+        await tg.stop()
+    assert api.confirmed_offset == api.last_update_id + 1  # everything answered was confirmed at the stop
+    assert unsafe == []
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT state, payload FROM inbox").fetchall()
+    assert len(rows) == 10 and all(row == ("done", "") for row in rows)
+
+
+async def test_updates_stored_before_a_crash_are_answered_at_start(api: FakeBotAPI, runtime: Runtime) -> None:
+    # a message the previous run stored (Telegram already forgot it) but never answered
+    message = api.build_message(user_id=B, text=QUESTION)
+    inbox = Inbox(runtime.store.path, "telegram")
+    await inbox.open()
+    await inbox.add([(41, str(B), {"update_id": 41, "message": message})])
+    await inbox.close()
+    tg = await _inbox_adapter(api, runtime)
+    try:
+        sent = await api.wait_sent(B, 2)  # notice + answer
+        assert any(m["text"].startswith("Why running hurts my back") for m in sent)
+        assert api.polls[0].get("offset") == 42  # the next fetch starts after what is stored
+    finally:
+        await tg.stop()

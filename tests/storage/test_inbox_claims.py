@@ -1,0 +1,143 @@
+"""The durable inbox and the follow-up claims on real SQLite files (two connections = two processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.storage import claims
+from bot.storage.inbox import Inbox
+from bot.storage.sqlite import Store
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+# ---------------------------------------------------------------------------------------------- inbox
+async def test_inbox_keeps_pending_updates_across_a_reopen_and_forgets_text_once_done(tmp_path: Path) -> None:
+    db = tmp_path / "runbot.db"
+    async with Store(db):  # migrations
+        pass
+    inbox = Inbox(db, "telegram")
+    await inbox.open()
+    new = await inbox.add([(1, "10", {"text": "one"}), (2, "20", {"text": "two"}), (3, "10", {"text": "three"})])
+    assert new == {1, 2, 3}
+    assert await inbox.add([(2, "20", {"text": "two"}), (4, "30", {"text": "four"})]) == {4}  # seen: not again
+    inbox.done(2)
+    await inbox.close()  # flushes the done marks
+
+    again = Inbox(db, "telegram")
+    await again.open()
+    try:
+        assert [uid for uid, _ in await again.pending()] == [1, 3, 4]
+        assert dict(await again.pending())[3] == {"text": "three"}
+        assert await again.last_id() == 4
+        assert await again.add([(2, "20", {"text": "two"})]) == set()  # answered before: never handled twice
+        async with again.db.execute("SELECT payload FROM inbox WHERE update_id = 2") as cur:
+            assert (await cur.fetchone())[0] == ""  # type: ignore[index]
+    finally:
+        await again.close()
+    other = Inbox(db, "discord")  # one table, each platform its own ids
+    await other.open()
+    try:
+        assert await other.pending() == [] and await other.last_id() is None
+    finally:
+        await other.close()
+
+
+async def test_inbox_done_marks_are_written_within_moments(tmp_path: Path) -> None:
+    db = tmp_path / "runbot.db"
+    inbox = Inbox(db, "telegram")
+    await inbox.open()
+    try:
+        await inbox.add([(7, "1", {"text": "x"})])
+        inbox.done(7)
+        for _ in range(100):
+            if await inbox.count("done") == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert await inbox.count("done") == 1 and await inbox.count("pending") == 0
+    finally:
+        await inbox.close()
+
+
+# ---------------------------------------------------------------------------------------------- claims
+@pytest.fixture
+async def two_stores(tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+    db = tmp_path / "runbot.db"
+    async with Store(db) as first, Store(db) as second:
+        yield first, second
+
+
+async def _seed(store: Store, n: int, platform: str = "telegram") -> list[int]:
+    ids = []
+    for i in range(n):
+        user = await store.user(platform, str(1000 + i))
+        ids.append(await store.add_followup(user, str(1000 + i), "self-care-mild", NOW - timedelta(minutes=n - i)))
+    return ids
+
+
+async def test_two_connections_claiming_at_once_never_get_the_same_row(two_stores: tuple[Store, Store]) -> None:
+    first, second = two_stores
+    ids = await _seed(first, 60)
+
+    async def drain(store: Store, owner: str) -> list[int]:
+        got: list[int] = []
+        while batch := await claims.claim_due(store, owner, NOW, LEASE, platforms={"telegram"}, limit=7):
+            got += [c.followup.id for c in batch]
+            await asyncio.sleep(0)
+        return got
+
+    a, b = await asyncio.gather(drain(first, "host:1:a"), drain(second, "host:2:b"))
+    assert not set(a) & set(b)
+    assert sorted(a + b) == sorted(ids)
+
+
+async def test_a_claimed_row_is_taken_over_only_after_its_lease(two_stores: tuple[Store, Store]) -> None:
+    first, second = two_stores
+    (fid,) = await _seed(first, 1)
+    (claim,) = await claims.claim_due(first, "elsewhere:1:a", NOW, LEASE, platforms={"telegram"})
+    assert claim.send_key == f"fu:{fid}:1"
+    assert await claims.claim_due(second, "elsewhere:2:b", NOW + LEASE / 2, LEASE, platforms={"telegram"}) == []
+    assert await claims.next_due(second, {"telegram"}) == NOW + LEASE  # sleep until the lease ends, no busy loop
+    (taken,) = await claims.claim_due(
+        second, "elsewhere:2:b", NOW + LEASE + timedelta(seconds=1), LEASE, platforms={"telegram"}
+    )
+    assert taken.send_key == claim.send_key  # the same send: one idempotency key
+    # the first owner lost the row: it can neither complete nor release it
+    assert not await claims.complete(first, claim, "elsewhere:1:a", NOW)
+    assert not await claims.release(first, claim, "elsewhere:1:a", NOW, state="pending")
+    assert await claims.complete(second, taken, "elsewhere:2:b", NOW)
+    assert await claims.already_sent(first, claim.send_key)
+    row = await first.get_followup(fid)
+    assert row is not None and (row.state, row.checkins) == ("awaiting", 1)
+
+
+async def test_a_dead_owner_on_this_machine_does_not_hold_its_rows(two_stores: tuple[Store, Store]) -> None:
+    first, second = two_stores
+    await _seed(first, 3)
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await proc.wait()  # its pid is now free: a process that died holding a lease
+    dead = f"{claims.socket.gethostname()}:{proc.pid}:gone"
+    alive = f"{claims.socket.gethostname()}:{os.getppid()}:alive"  # our parent is running
+    (kept,) = await claims.claim_due(first, alive, NOW, LEASE, platforms={"telegram"}, limit=1)
+    lost = await claims.claim_due(first, dead, NOW, LEASE, platforms={"telegram"}, limit=5)
+    assert len(lost) == 2
+    retaken = await claims.claim_due(second, claims.new_owner(), NOW, LEASE, platforms={"telegram"})
+    # at once, not after the lease: the dead process's two rows; the live one's row stays with it
+    assert {c.followup.id for c in retaken} == {c.followup.id for c in lost}
+    assert kept.followup.id not in {c.followup.id for c in retaken}
+
+
+async def test_only_platforms_running_here_are_claimed(two_stores: tuple[Store, Store]) -> None:
+    first, _ = two_stores
+    await _seed(first, 2, platform="discord")
+    assert await claims.claim_due(first, "h:1:x", NOW, LEASE, platforms={"telegram"}) == []
+    assert await claims.next_due(first, {"telegram"}) is None
+    assert await claims.claim_due(first, "h:1:x", NOW, LEASE, platforms=set()) == []
