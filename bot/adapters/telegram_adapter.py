@@ -55,7 +55,7 @@ NOT_YOURS = "These buttons belong to someone else's question. Ask me yourself an
 #: HTTP connections for sending (one chat's hanging request must not hold the only connection)
 CONNECTIONS = 64
 #: shutdown: time to finish what was fetched before the rest is left pending in the inbox
-DRAIN_SECONDS = 3.0
+DRAIN_SECONDS = 2.5
 
 
 def _thread(message: Message) -> int | None:

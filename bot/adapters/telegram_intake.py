@@ -117,7 +117,7 @@ class Intake:
             return
         offset = min(self._open) if self._open else self._last + 1
         with contextlib.suppress(TelegramError, asyncio.TimeoutError):
-            await asyncio.wait_for(self.app.bot.get_updates(offset=offset, limit=1, timeout=0), 1.0)
+            await asyncio.wait_for(self.app.bot.get_updates(offset=offset, limit=1, timeout=0), 0.5)
 
     async def cancel_deliveries(self) -> None:
         tasks = list(self._deliveries.values())

@@ -25,6 +25,10 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.05
+#: how long a write waits for a lock held by another connection before the update is handled from memory (a locked
+#: database must not delay an answer, least of all an emergency one)
+BUSY_MS = 1000
+RETRY_SECONDS = 5.0
 KEEP_DONE = timedelta(days=2)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -54,6 +58,7 @@ class Inbox:
         self._done: list[int] = []
         self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._failing = False
 
     @property
     def durable(self) -> bool:
@@ -64,7 +69,7 @@ class Inbox:
         try:
             # short: while another process holds the write lock, updates are answered from memory after this wait
             # (an emergency reply must go out within 3 s, issue 14 item 1)
-            await db.execute("PRAGMA busy_timeout = 1000")
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
             if self.durable:
                 await db.execute("PRAGMA journal_mode = WAL")
                 await db.execute("PRAGMA synchronous = FULL")
@@ -164,19 +169,29 @@ class Inbox:
         return int(row[0]) if row and row[0] is not None else None
 
     def done(self, update_id: int) -> None:
-        """Mark an update answered (written within ``FLUSH_SECONDS``)."""
+        """Mark an update answered (written within ``FLUSH_SECONDS``; while the database fails, retried every
+        ``RETRY_SECONDS``)."""
         self._done.append(update_id)
-        if self._db is not None and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.create_task(self._flush_soon(), name="inbox-flush")
+        self._schedule(FLUSH_SECONDS)
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
+    def _schedule(self, delay: float) -> None:
+        if self._db is not None and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush_later(delay), name="inbox-flush")
+
+    async def _flush_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
         try:
             await self.flush()
         except InboxUnavailable as exc:
-            log.warning("inbox: could not mark updates answered (%s); retrying", exc)
-            if self._done and self._db is not None:
-                self._flusher = asyncio.create_task(self._flush_soon(), name="inbox-flush")
+            if not self._failing:
+                log.warning("inbox: cannot mark updates answered (%s); retrying", exc)
+            self._failing = True
+            self._flusher = None
+            self._schedule(RETRY_SECONDS)
+        else:
+            if self._failing:
+                log.info("inbox: writing again")
+            self._failing = False
 
     async def flush(self) -> None:
         ids, self._done = self._done, []
