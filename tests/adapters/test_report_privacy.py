@@ -100,3 +100,27 @@ async def test_a_configured_moderator_gets_the_masked_report(api: FakeBotAPI, ru
         assert not any(s in report for s in SECRETS), report
     finally:
         await adapter.stop()
+
+
+async def test_discord_manage_server_counts_only_in_the_listed_servers(tmp_path: Path) -> None:
+    """A public bot can be invited to anyone's server: Manage Server there must not open the report."""
+    from bot.adapters.discord_adapter import NOT_A_MODERATOR
+    from tests.adapters.fake_discord import MANAGE_GUILD, FakeDiscord
+    from tests.adapters.test_discord import running
+
+    async with real_runtime(tmp_path / "runbot.db") as rt, FakeDiscord() as fake:
+        fake.add_guild()
+        fake.add_user("alice")
+        owner = fake.add_user("owner", permissions=MANAGE_GUILD)
+        async with running(rt.engine, fake, guild_ids=(), moderator_role_ids=()) as env:
+            mark = env.fake.mark()
+            await env.fake.slash(owner, "faq", channel_id=env.channel, subcommand="unanswered")
+            refusal = await env.fake.wait_sent(1, since=mark)
+            assert refusal[0].content == NOT_A_MODERATOR and refusal[0].ephemeral
+            assert env.engine.calls == []  # the engine never saw it
+        async with running(rt.engine, fake, moderator_role_ids=()) as env:  # this server listed in guild_ids
+            mark = env.fake.mark()
+            await env.fake.slash(owner, "faq", channel_id=env.channel, subcommand="stats")
+            await env.fake.wait_until(lambda: len(env.engine.calls) == 1)
+            msg, _ = env.engine.last()
+            assert (msg.text, msg.is_moderator) == ("/faq stats", True)
