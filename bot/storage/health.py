@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import aiosqlite
 
 from bot.core.ports import StartupError
 
 log = logging.getLogger(__name__)
+
+#: how long one statement waits for another process's write lock before SQLite gives up ("database is locked");
+#: short, because every statement of this process queues behind a waiting one on the connection's thread
+BUSY_TIMEOUT_MS = 1000
 
 
 class DatabaseUnusable(StartupError):
@@ -99,3 +108,83 @@ def adopt_recovered(path: str) -> bool:
     os.replace(copy, path)
     log.warning("database %s was missing: put back the copy saved when it disappeared (%s)", path, copy)
     return True
+
+
+class FileChecks:
+    """Part of the Store: is the file usable at start, and is it still there while running."""
+
+    path: str
+    _identity: tuple[int, int] | None
+    file_lost: bool
+    on_problem: Callable[[str], Awaitable[None]] | None
+    db: aiosqlite.Connection
+
+    async def schema_version(self) -> int:
+        raise NotImplementedError
+
+    async def _quick_check(self) -> None:
+        """A truncated or damaged file can still have a valid header: read every page once (fast for a club's data)."""
+        async with self.db.execute("PRAGMA quick_check(1)") as cur:
+            row = await cur.fetchone()
+        if row is None or row[0] != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed: {row[0] if row else 'no answer'}")
+
+    async def _write_probe(self) -> None:
+        """SQLite opens a file it cannot write read-only without a word: find out now, not at the first write."""
+        version = await self.schema_version()
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return  # another runbot is writing: the file is writable
+            raise
+        try:
+            await self.db.execute(f"PRAGMA user_version = {version}")  # no change, but a write
+        finally:
+            await self.db.execute("ROLLBACK")
+
+    # ----------------------------------------------------------------- the file itself
+    async def check_file(self) -> None:
+        """Notice the database file deleted or replaced while running and keep its data.
+
+        SQLite keeps writing to the open (unlinked) file, so every user would be gone at the next start. Instead
+        everything is copied to ``<path>.recovered`` (again at shutdown), which the next start adopts when the file
+        is still missing; reported once (log and ``on_problem``). Called with every flush (every few seconds).
+        """
+        if self._identity is None or self.file_lost:
+            return
+        now = await asyncio.to_thread(file_identity, self.path)
+        if now == self._identity:
+            return
+        self.file_lost = True
+        saved = await self._save_recovered()
+        message = lost_file_message(self.path, replaced=now is not None, saved=saved)
+        log.error("%s", message)
+        if self.on_problem is not None:
+            try:
+                await self.on_problem(message)
+            except Exception:
+                log.exception("could not report the database problem")
+
+    async def _save_recovered(self) -> str | None:
+        """Copy the open database with SQLite's backup API to ``<path>.recovered`` (atomically replaced)."""
+        final = recovered_path(self.path)
+        try:
+            target = await aiosqlite.connect(final + ".tmp", isolation_level=None)
+            try:
+                await self.db.backup(target)
+            finally:
+                await _close_quietly(target)
+            await asyncio.to_thread(os.replace, final + ".tmp", final)
+        except Exception as exc:
+            log.error("could not copy the open database to %s: %s", final, exc)
+            return None
+        return final
+
+
+async def _close_quietly(db: aiosqlite.Connection) -> None:
+    """Close a connection and always end its (non-daemon) thread, whatever state the database is in."""
+    try:
+        await asyncio.wait_for(db.close(), timeout=BUSY_TIMEOUT_MS / 1000 + 5)
+    except BaseException:  # closing must never raise over the error that led here
+        db.stop()

@@ -6,8 +6,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,26 +15,26 @@ from typing import Any
 
 import aiosqlite
 
+from bot.storage.buffers import FLUSH_EVERY, STORAGE_ERRORS, BufferedWrites
 from bot.storage.health import (
+    BUSY_TIMEOUT_MS,
     DatabaseUnusable,
+    FileChecks,
     SchemaTooNew,
+    _close_quietly,
     adopt_recovered,
     describe_open_error,
     file_identity,
-    lost_file_message,
-    recovered_path,
 )
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "ACTIVE_FOLLOWUP_STATES", "FLUSH_EVERY", "STORAGE_ERRORS", "DatabaseUnusable", "Followup", "Store", "StoredTriage",
+    "User", "from_db", "to_db",
+]
+
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-#: buffered counters and unanswered questions are written once this many are waiting
-FLUSH_EVERY = 256
-#: how long one statement waits for another process's write lock before SQLite gives up ("database is locked");
-#: short, because every statement of this process queues behind a waiting one on the connection's thread
-BUSY_TIMEOUT_MS = 1000
-#: errors that mean "storage is unavailable right now" (full, locked, gone, closed) rather than a bug
-STORAGE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, ValueError, TimeoutError)
 ACTIVE_FOLLOWUP_STATES = ("pending", "sending", "awaiting")
 
 
@@ -103,7 +101,7 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class Store:
+class Store(BufferedWrites, FileChecks):
     """Per-user state, escalation log, unanswered questions, follow-ups and counters."""
 
     def __init__(self, path: str | Path, *, clock: Any = None) -> None:
@@ -156,27 +154,6 @@ class Store:
             await _close_quietly(db)
             raise
         return db
-
-    async def _quick_check(self) -> None:
-        """A truncated or damaged file can still have a valid header: read every page once (fast for a club's data)."""
-        async with self.db.execute("PRAGMA quick_check(1)") as cur:
-            row = await cur.fetchone()
-        if row is None or row[0] != "ok":
-            raise sqlite3.DatabaseError(f"database disk image is malformed: {row[0] if row else 'no answer'}")
-
-    async def _write_probe(self) -> None:
-        """SQLite opens a file it cannot write read-only without a word: find out now, not at the first write."""
-        version = await self.schema_version()
-        try:
-            await self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                return  # another runbot is writing: the file is writable
-            raise
-        try:
-            await self.db.execute(f"PRAGMA user_version = {version}")  # no change, but a write
-        finally:
-            await self.db.execute("ROLLBACK")
 
     async def _abandon(self) -> None:
         db, self._db = self._db, None
@@ -331,118 +308,6 @@ class Store:
             "INSERT INTO escalations (user_id, level, category, created_at) VALUES (?, ?, ?, ?)",
             (user.id, level, category, to_db(self._now())),
         )
-
-    async def record_unanswered(self, normalized: str, user_id: int | None = None) -> None:
-        """Count an unmatched question (already masked) per asker, so /forget and /mydata find it; batched."""
-        if not normalized:
-            return
-        now = to_db(self._now())
-        key = (normalized, user_id or 0)
-        count, first, _ = self._pending_unanswered.get(key, (0, now, now))
-        self._pending_unanswered[key] = (count + 1, first, now)
-        await self._maybe_flush()
-
-    async def count(self, kind: str, n: int = 1) -> None:
-        """Bump a daily counter (messages, answered, did-you-mean, fallback, escalation-...)."""
-        key = (self._now().strftime("%Y-%m-%d"), kind)
-        self._pending_stats[key] = self._pending_stats.get(key, 0) + n
-        await self._maybe_flush()
-
-    async def _maybe_flush(self) -> None:
-        """A full buffer is written by a background task: counting never makes a reply wait for the disk."""
-        if len(self._pending_stats) + len(self._pending_unanswered) < FLUSH_EVERY:
-            return
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush_logged(), name="store-flush")
-
-    async def _flush_logged(self) -> None:
-        try:
-            await self.flush()
-        except STORAGE_ERRORS as exc:
-            log.warning("could not write buffered counters (kept for the next try): %s", exc)
-
-    async def settled(self) -> None:
-        """Wait for a background flush started by a full buffer (tests, shutdown)."""
-        if self._flushing is not None:
-            await asyncio.wait({self._flushing})
-
-    async def flush(self) -> None:
-        """Check the file is still there, then write buffered counters and unanswered questions in one transaction."""
-        await self.check_file()
-        if not self._pending_stats and not self._pending_unanswered:
-            return
-        stats, self._pending_stats = self._pending_stats, {}
-        unanswered, self._pending_unanswered = self._pending_unanswered, {}
-        try:
-            await self._write_buffers(stats, unanswered)
-        except STORAGE_ERRORS as exc:  # best effort: kept for the next flush, logged, never raised to a reply
-            self._restore_buffers(stats, unanswered)
-            log.warning("could not write counters and unanswered questions to %s (kept for later): %s", self.path, exc)
-        except BaseException:
-            self._restore_buffers(stats, unanswered)
-            raise
-
-    def _restore_buffers(
-        self, stats: dict[tuple[str, str], int], unanswered: dict[tuple[str, int], tuple[int, str, str]]
-    ) -> None:
-        """Put back what could not be written (disk full, locked), bounded so an outage cannot eat the memory."""
-        for key, n in stats.items():
-            self._pending_stats[key] = self._pending_stats.get(key, 0) + n
-        for key, (n, first, last) in unanswered.items():
-            if key not in self._pending_unanswered and len(self._pending_unanswered) >= 4 * FLUSH_EVERY:
-                continue  # dropped: a question log is not worth unbounded memory
-            had = self._pending_unanswered.get(key)
-            self._pending_unanswered[key] = (n + had[0], min(first, had[1]), max(last, had[2])) if had else (
-                n, first, last)
-
-    async def _write_buffers(
-        self, stats: dict[tuple[str, str], int], unanswered: dict[tuple[str, int], tuple[int, str, str]]
-    ) -> None:
-        async with self._lock:
-            await self.db.execute("BEGIN")
-            try:
-                await self.db.executemany(
-                    "INSERT INTO stats (day, kind, count) VALUES (?, ?, ?)"
-                    " ON CONFLICT (day, kind) DO UPDATE SET count = count + excluded.count",
-                    [(day, kind, n) for (day, kind), n in stats.items()],
-                )
-                # a user id that /forget removed meanwhile is stored as 0 (unlinked), never re-linked
-                await self.db.executemany(
-                    "INSERT INTO unanswered (normalized, user_id, count, first_seen, last_seen)"
-                    " VALUES (?, CASE WHEN EXISTS (SELECT 1 FROM users WHERE id = ?) THEN ? ELSE 0 END, ?, ?, ?)"
-                    " ON CONFLICT (normalized, user_id) DO UPDATE SET count = count + excluded.count,"
-                    " last_seen = MAX(last_seen, excluded.last_seen)",
-                    [(text, uid, uid, n, first, last) for (text, uid), (n, first, last) in unanswered.items()],
-                )
-                await self.db.execute("COMMIT")
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-
-    async def unanswered(self, since: datetime | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        await self.flush()
-        query = "SELECT normalized, SUM(count) AS count, MAX(last_seen) AS last_seen FROM unanswered"
-        params: tuple[Any, ...] = ()
-        if since is not None:
-            query += " WHERE last_seen >= ?"
-            params = (to_db(since),)
-        query += " GROUP BY normalized ORDER BY count DESC, last_seen DESC LIMIT ?"
-        async with self.db.execute(query, (*params, limit)) as cur:
-            rows = await cur.fetchall()
-        return [
-            {"text": r["normalized"], "count": r["count"], "last_seen": from_db(r["last_seen"])} for r in rows
-        ]
-
-    async def stats(self, since: datetime | None = None) -> dict[str, int]:
-        await self.flush()
-        query = "SELECT kind, SUM(count) AS n FROM stats"
-        params: tuple[Any, ...] = ()
-        if since is not None:
-            query += " WHERE day >= ?"
-            params = (since.astimezone(UTC).strftime("%Y-%m-%d"),)
-        async with self.db.execute(query + " GROUP BY kind", params) as cur:
-            rows = await cur.fetchall()
-        return {r["kind"]: int(r["n"]) for r in rows}
 
     async def purge_older_than(self, days: int) -> int:
         """Retention: drop unanswered questions and escalation rows older than ``days``."""
@@ -614,53 +479,6 @@ class Store:
                 await self.db.execute("ROLLBACK")
                 raise
         self._user_cache.pop((user.platform, user.platform_user_id), None)
-
-
-    # ----------------------------------------------------------------- the file itself
-    async def check_file(self) -> None:
-        """Notice the database file deleted or replaced while running and keep its data.
-
-        SQLite keeps writing to the open (unlinked) file, so every user would be gone at the next start. Instead
-        everything is copied to ``<path>.recovered`` (again at shutdown), which the next start adopts when the file
-        is still missing; reported once (log and ``on_problem``). Called with every flush (every few seconds).
-        """
-        if self._identity is None or self.file_lost:
-            return
-        now = await asyncio.to_thread(file_identity, self.path)
-        if now == self._identity:
-            return
-        self.file_lost = True
-        saved = await self._save_recovered()
-        message = lost_file_message(self.path, replaced=now is not None, saved=saved)
-        log.error("%s", message)
-        if self.on_problem is not None:
-            try:
-                await self.on_problem(message)
-            except Exception:
-                log.exception("could not report the database problem")
-
-    async def _save_recovered(self) -> str | None:
-        """Copy the open database with SQLite's backup API to ``<path>.recovered`` (atomically replaced)."""
-        final = recovered_path(self.path)
-        try:
-            target = await aiosqlite.connect(final + ".tmp", isolation_level=None)
-            try:
-                await self.db.backup(target)
-            finally:
-                await _close_quietly(target)
-            await asyncio.to_thread(os.replace, final + ".tmp", final)
-        except Exception as exc:
-            log.error("could not copy the open database to %s: %s", final, exc)
-            return None
-        return final
-
-
-async def _close_quietly(db: aiosqlite.Connection) -> None:
-    """Close a connection and always end its (non-daemon) thread, whatever state the database is in."""
-    try:
-        await asyncio.wait_for(db.close(), timeout=BUSY_TIMEOUT_MS / 1000 + 5)
-    except BaseException:  # closing must never raise over the error that led here
-        db.stop()
 
 
 _FOLLOWUP_SELECT = (
