@@ -414,27 +414,9 @@ class Engine:
         return Outcome(out, "escalation", escalation=escalation)
 
     async def _record_escalation(self, ctx: Context, escalation: Escalation, *, log_it: bool) -> bool:
-        """The bookkeeping of an escalation (user row, end of a triage in progress, the log row) as a background task.
-
-        The reply waits for it at most ``NOTE_WAIT`` seconds (a healthy database takes milliseconds); full, locked or
-        gone storage never delays it longer, and a failure is retried, then logged, never shown. True when a triage
-        in progress was stopped in time to say so.
-        """
-        msg, known = ctx.msg, (None if ctx.degraded else ctx.user)
-        store = self.store
-
-        async def work() -> bool:
-            user = known or await store.user(msg.platform, msg.user_id)
-            stopped = await store.clear_triage(user)
-            if log_it:
-                await store.log_escalation(user, escalation.level, escalation.category)
-            return stopped
-
-        task = self.bookkeeper.spawn(f"escalation bookkeeping ({escalation.category})", work)
-        if task is None:
-            return False
-        done, _ = await asyncio.wait({task}, timeout=S.NOTE_WAIT)
-        return task in done and not task.cancelled() and bool(task.result())
+        """The escalation's bookkeeping after the reply (see ``resilience.record_escalation``)."""
+        user = None if ctx.degraded else ctx.user
+        return await S.record_escalation(self.bookkeeper, self.store, ctx.msg, user, escalation, log_it=log_it)
 
     async def _notice(self, ctx: Context) -> None:
         if self.options.first_notice and not ctx.user.notice_shown:

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
-from bot.core.messages import IncomingMessage
-from bot.storage.sqlite import STORAGE_ERRORS, User
+from bot.core.messages import Escalation, IncomingMessage
+from bot.storage.sqlite import STORAGE_ERRORS, Store, User
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,31 @@ class OfflineNotices:
         if len(self._seen) > MAX_OFFLINE_NOTICES:
             self._seen.popitem(last=False)
         return True
+
+
+async def record_escalation(
+    bookkeeper: Bookkeeper, store: Store, msg: IncomingMessage, user: User | None, escalation: Escalation, *,
+    log_it: bool,
+) -> bool:
+    """The bookkeeping of an escalation (user row, end of a triage in progress, the log row) as a background task.
+
+    The reply waits for it at most ``NOTE_WAIT`` seconds (a healthy database takes milliseconds); full, locked or gone
+    storage never delays it longer, and a failure is retried, then logged, never shown. ``user`` None: load (or
+    create) the row in the task. True when a triage in progress was stopped in time to say so.
+    """
+
+    async def work() -> bool:
+        row = user or await store.user(msg.platform, msg.user_id)
+        stopped = await store.clear_triage(row)
+        if log_it:
+            await store.log_escalation(row, escalation.level, escalation.category)
+        return stopped
+
+    task = bookkeeper.spawn(f"escalation bookkeeping ({escalation.category})", work)
+    if task is None:
+        return False
+    done, _ = await asyncio.wait({task}, timeout=NOTE_WAIT)
+    return task in done and not task.cancelled() and bool(task.result())
 
 
 def transient_user(msg: IncomingMessage, now: datetime) -> User:
