@@ -203,3 +203,37 @@ async def test_a_database_replaced_while_running_is_reported(tmp_path: Path) -> 
         await store.flush()
         assert len(problems) == 1 and "replaced by another file" in problems[0]
         assert _exists(Path(recovered_path(str(db))))
+
+
+class _ModeratorsChat:
+    """A platform with a moderators' chat (the adapters' notify_moderators), recording what it was told."""
+
+    platform = "test"
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, target: object, replies: object) -> None: ...
+
+    async def notify_moderators(self, text: str) -> bool:
+        self.notes.append(text)
+        return True
+
+
+async def test_the_moderators_are_told_when_the_database_disappears(tmp_path: Path) -> None:
+    from support import KNOWLEDGE
+
+    from bot.bootstrap import build
+
+    db = tmp_path / "runbot.db"
+    moderators = _ModeratorsChat()
+    async with build(knowledge_path=KNOWLEDGE, db_path=db) as rt:
+        rt.add_adapter(moderators)  # type: ignore[arg-type]
+        await rt.store.user("test", "runner")
+        _remove(db)
+        await rt.store.flush()  # what the app's housekeeping does every few seconds
+    assert len(moderators.notes) == 1 and f"database {db} was deleted" in moderators.notes[0]
