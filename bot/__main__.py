@@ -204,20 +204,30 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
             if not line.strip():
                 continue
             n += 1
-            try:
-                row = json.loads(line)
-                text = row["text"] if isinstance(row, dict) else None
-                if not isinstance(text, str):
-                    raise ValueError
-            except (ValueError, KeyError):
-                out.write(json.dumps({"error": f"line {n}: expected a JSON object with a \"text\" string"}) + "\n")
-                continue
-            outcome = await engine.handle(_cli_message(n, text, args.listen))
-            out.write(json.dumps(_ask_result(outcome), ensure_ascii=False) + "\n")
+            out.write(json.dumps(await _ask_line(engine, n, line, args.listen), ensure_ascii=False) + "\n")
             if lines.empty():
                 out.flush()  # a caller feeding one line at a time gets each answer at once
         out.flush()
     return 0
+
+
+async def _ask_line(engine: Any, n: int, line: str, listen: bool) -> dict[str, Any]:
+    """One `ask --jsonl` line: its answer, or a one-line error for this line alone (the batch goes on)."""
+    if line is _TOO_LONG:
+        return {"error": f"line {n}: longer than {MAX_LINE_CHARS} characters"}
+    try:
+        row = json.loads(line)
+        text = row["text"] if isinstance(row, dict) else None
+        if not isinstance(text, str):
+            raise ValueError
+    except (ValueError, KeyError, RecursionError):  # RecursionError: thousands of nested brackets
+        return {"error": f"line {n}: expected a JSON object with a \"text\" string"}
+    try:
+        outcome = await engine.handle(_cli_message(n, text, listen))
+    except Exception as exc:
+        log.error("line %d could not be answered", n, exc_info=True)
+        return {"error": f"line {n}: could not be answered ({type(exc).__name__})"}
+    return _ask_result(outcome)
 
 
 def _cli_message(n: int, text: str, listen: bool) -> Any:
@@ -228,24 +238,60 @@ def _cli_message(n: int, text: str, listen: bool) -> Any:
     return IncomingMessage("cli", f"cli-{n}", f"cli-{n}", text=text)
 
 
-def _stdin_lines() -> asyncio.Queue[str | None]:
-    """Lines of stdin, read by a thread without a loop round trip per line; None marks the end."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+#: `ask --jsonl`: lines read ahead of the answers at most (the reader waits), and the longest line read whole
+MAX_QUEUED_LINES = 1000
+MAX_LINE_CHARS = 100_000
+_TOO_LONG = "\0 line too long \0"
 
-    def read() -> None:
+
+class _Lines:
+    """Lines of stdin, read by a thread without a loop round trip per line, at most MAX_QUEUED_LINES ahead of the
+    reader of ``get()`` (the thread waits for room: a fast producer cannot fill memory); None marks the end."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = MAX_QUEUED_LINES) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._room = threading.BoundedSemaphore(limit)
+
+    def empty(self) -> bool:
+        return self._queue.empty()
+
+    async def get(self) -> str | None:
+        item = await self._queue.get()
+        if item is not None:
+            self._room.release()
+        return item
+
+    def put(self, item: str | None) -> None:
+        """From the reader thread: waits while MAX_QUEUED_LINES are unread."""
+        if item is not None:
+            self._room.acquire()
         try:
-            if hasattr(sys.stdin, "reconfigure"):
-                sys.stdin.reconfigure(errors="replace")  # a stray invalid byte is one bad line, not the end
-            for line in sys.stdin:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            loop.call_soon_threadsafe(queue.put_nowait, json.dumps({"unreadable": str(exc)}))
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: nobody is reading any more
+            pass
 
-    threading.Thread(target=read, name="stdin", daemon=True).start()
-    return queue
+    def read(self, stream: Any) -> None:
+        try:
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="replace")  # a stray invalid byte is one bad line, not the end
+            while line := stream.readline(MAX_LINE_CHARS + 1):
+                if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                    while (rest := stream.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
+                        pass  # skip the rest of the over-long line without keeping it
+                    line = _TOO_LONG
+                self.put(line)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            self.put(json.dumps({"unreadable": str(exc)}))
+        finally:
+            self.put(None)
+
+
+def _stdin_lines(stream: Any = None) -> _Lines:
+    lines = _Lines(asyncio.get_running_loop())
+    source = sys.stdin if stream is None else stream
+    threading.Thread(target=lines.read, args=(source,), name="stdin", daemon=True).start()
+    return lines
 
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:
