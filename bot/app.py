@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 from bot.bootstrap import Runtime, build
 from bot.config import Settings, token
 from bot.core.ports import Adapter, StartupError
+from bot.storage import claims
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +21,7 @@ START_TIMEOUT = 60.0
 #: housekeeping: flush counters every tick, apply the retention period every RETENTION_EVERY ticks (about hourly)
 HOUSEKEEPING_SECONDS = 5.0
 RETENTION_EVERY = 720
+SENT_KEYS_KEPT = timedelta(days=30)
 
 
 __all__ = ["App", "StartupError", "make_adapters"]
@@ -138,6 +141,8 @@ class App:
                 await store.flush()
                 if ticks % RETENTION_EVERY == 1:
                     removed = await store.purge_older_than(self.settings.privacy.retention_days)
+                    # a delivered check-in's key is never reused (the next one has the next number): a month is ample
+                    removed += await claims.purge_sent_keys(store, self.runtime.clock.now() - SENT_KEYS_KEPT)
                     if removed:
                         log.info("retention: removed %d old row(s)", removed)
             except Exception:

@@ -141,3 +141,35 @@ async def test_only_platforms_running_here_are_claimed(two_stores: tuple[Store, 
     assert await claims.claim_due(first, "h:1:x", NOW, LEASE, platforms={"telegram"}) == []
     assert await claims.next_due(first, {"telegram"}) is None
     assert await claims.claim_due(first, "h:1:x", NOW, LEASE, platforms=set()) == []
+
+
+async def test_housekeeping_forgets_delivered_keys_after_a_month(tmp_path: Path) -> None:
+    from support import KNOWLEDGE
+
+    from bot.app import App
+    from bot.bootstrap import build
+    from bot.config import KnowledgeSettings, Settings
+    from bot.core.ports import ManualClock
+
+    clock = ManualClock(NOW)
+    db = tmp_path / "runbot.db"
+    async with Store(db, clock=clock) as store:
+        await _seed(store, 2)
+        old, fresh = await claims.claim_due(store, "h:1:x", NOW, LEASE, platforms={"telegram"})
+        assert await claims.complete(store, old, "h:1:x", NOW - timedelta(days=31))
+        assert await claims.complete(store, fresh, "h:1:x", NOW - timedelta(days=29))
+    settings = Settings(knowledge=KnowledgeSettings(path=str(KNOWLEDGE), watch=False))
+    rt = build(settings, clock=clock, knowledge_path=KNOWLEDGE, db_path=db)
+    app = App(settings, runtime=rt)
+    app.housekeeping_seconds = 0.02
+    run = asyncio.create_task(app.run(adapters=[]))
+    try:
+        for _ in range(200):
+            if rt.store._db is not None and not await claims.already_sent(rt.store, old.send_key):
+                break
+            await asyncio.sleep(0.02)
+        assert not await claims.already_sent(rt.store, old.send_key)
+        assert await claims.already_sent(rt.store, fresh.send_key)
+    finally:
+        app.request_stop()
+        assert await asyncio.wait_for(run, 10) == 0
