@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from bot.config import SafetySettings
@@ -73,11 +74,29 @@ def help_text(knowledge: Knowledge) -> str:
 def answer(entry: FaqEntry, knowledge: Knowledge, safety: SafetySettings) -> Reply:
     parts = [entry.title, "", fill(entry.answer.strip(), safety)]
     if entry.source:
-        parts += ["", f"Source: {entry.source}"]
+        parts += ["", source_line(entry.source, safety.region)]
     parts += ["", DISCLAIMER]
     related = [knowledge.entries[r] for r in entry.related if r in knowledge.entries][:3]
     choices = tuple(Choice(r.title, f"faq:{r.id}") for r in related)
     return Reply("\n".join(parts), choices=choices)
+
+
+#: Regions whose own health services the shipped sources are (the NHS, NICE, the CSP): there the citation is given
+#: as written; elsewhere a web citation is shown as its address, so a runner in the US is not told about "NHS ..."
+#: as if it were their service, and can still open the page.
+_SOURCE_HOME_REGIONS = frozenset({"uk", "ie"})
+_URL_RE = re.compile(r"https?://(?:www\.)?([^\s()]+?)/?(?=[\s();]|$)")
+
+
+def source_line(source: str, region: str) -> str:
+    """The "Source:" line of an FAQ answer for this region."""
+    if region in _SOURCE_HOME_REGIONS:
+        return f"Source: {source}"
+    cited = []
+    for part in (p.strip() for p in source.split("; ")):  # "2011;43(2)" in a journal reference is not a break
+        url = _URL_RE.search(part)
+        cited.append(url.group(1) if url else part)
+    return f"Source: {'; '.join(c for c in cited if c)}"
 
 
 def did_you_mean(entries: list[FaqEntry]) -> Reply:
