@@ -154,6 +154,8 @@ class TelegramAdapter(TelegramSending):
         try:
             await self._set_commands()
             if self._inbox is not None:
+                # update ids are per bot: another token on the same database must not inherit this bot's offset
+                self._inbox.platform = f"telegram:{app.bot.id}"
                 await self._inbox.open()
             self._intake = Intake(
                 app, self._inbox, poll_timeout=self._settings.poll_timeout, allowed_updates=_ALLOWED_UPDATES

@@ -167,7 +167,7 @@ async def test_an_update_is_confirmed_to_telegram_only_once_it_is_stored(api: Fa
 
     def check(confirmed: list[int]) -> None:  # runs inside the fake's getUpdates, before Telegram forgets them
         with sqlite3.connect(db) as conn:
-            stored = {row[0] for row in conn.execute("SELECT update_id FROM inbox WHERE platform = 'telegram'")}
+            stored = {row[0] for row in conn.execute("SELECT update_id FROM inbox WHERE platform LIKE 'telegram:%'")}
         unsafe.extend(i for i in confirmed if i not in stored)
 
     api.on_confirm = check
@@ -189,14 +189,19 @@ async def test_an_update_is_confirmed_to_telegram_only_once_it_is_stored(api: Fa
 async def test_updates_stored_before_a_crash_are_answered_at_start(api: FakeBotAPI, runtime: Runtime) -> None:
     # a message the previous run stored (Telegram already forgot it) but never answered
     message = api.build_message(user_id=B, text=QUESTION)
-    inbox = Inbox(runtime.store.path, "telegram")
+    inbox = Inbox(runtime.store.path, f"telegram:{api.bot_id}")  # update ids are per bot
     await inbox.open()
     await inbox.add([(41, str(B), {"update_id": 41, "message": message})])
     await inbox.close()
+    other_bot = Inbox(runtime.store.path, "telegram:999")  # another token used this database before
+    await other_bot.open()
+    await other_bot.add([(500, "1", {"update_id": 500, "message": api.build_message(user_id=1, text="hi")})])
+    await other_bot.close()
     tg = await _inbox_adapter(api, runtime)
     try:
         sent = await api.wait_sent(B, 2)  # notice + answer
         assert any(m["text"].startswith("Why running hurts my back") for m in sent)
-        assert api.polls[0].get("offset") == 42  # the next fetch starts after what is stored
+        assert api.polls[0].get("offset") == 42  # after what this bot stored, not the other bot's ids
+        assert api.sent(1) == []  # the next fetch starts after what is stored
     finally:
         await tg.stop()
