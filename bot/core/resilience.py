@@ -16,10 +16,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: how long loading a user's row may take before the message is answered from memory alone (seconds)
-USER_BUDGET = 1.0
+#: how long loading a user's row may take before the message is answered from memory alone (seconds). A lock or a
+#: full disk fails much sooner (SQLite's 1 s busy timeout, or at once); these bound a hung or badly backed-up database
+#: and are generous so that a merely busy one (hundreds of chats at once) is not mistaken for a broken one
+USER_BUDGET = 2.5
 #: how long everything after the safety gate may wait for storage before the memory-only answer is given
-STORAGE_BUDGET = 2.0
+STORAGE_BUDGET = 4.0
 #: an escalation reply waits at most this long for its bookkeeping (to say "I've stopped the back-pain check")
 NOTE_WAIT = 0.25
 #: bookkeeping after a reply: attempts, each bounded, with a short pause between them; then dropped with a log line

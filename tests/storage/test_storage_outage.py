@@ -123,7 +123,7 @@ def _check_the_emergency(replies: list[str], took: float) -> None:
 
 def _check_the_rest(faq: list[str], faq_took: float, mydata: list[str]) -> None:
     assert R.SORRY not in faq and faq, faq
-    assert faq_took < EMERGENCY_WITHIN, faq_took
+    assert faq_took < 5.0, faq_took  # answered from memory after the lock timeout (1 s), not only after it is freed
     assert any(UNAVAILABLE in text for text in mydata), mydata
 
 
