@@ -210,7 +210,7 @@ class TelegramAdapter(TelegramSending):
         if app is None:
             return
         try:
-            intake, self._intake = self._intake, None
+            intake = self._intake  # kept while draining: handlers still hand their deliveries to it
             if intake is not None:
                 await intake.stop_receiving()
             if app.updater is not None and app.updater.running:
@@ -228,6 +228,7 @@ class TelegramAdapter(TelegramSending):
             await app.shutdown()
         finally:
             self._app = None
+            self._intake = None
             self._outbox = None
             self._redact.uninstall()
 
