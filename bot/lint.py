@@ -68,6 +68,10 @@ def _texts(k: Knowledge) -> list[tuple[str, int, str, str, str]]:
                 for c in step.choices]
     for o in flow.outcomes.values():
         out.append(("triage.yaml", o.line, f"the text of outcome '{o.id}'", o.text, FILLED))
+    for flag in flow.flags.values():
+        out.append(("triage.yaml", flag.line, f"the note of flag '{flag.id}'", flag.note, FILLED))
+    for disposition, net in flow.safety_net.items():
+        out.append(("triage.yaml", 1, f"the safety net of {disposition} plans", net, FILLED))
     for cat in k.red_flags.categories.values():
         out.append((cat.file, cat.line, f"the message of red flag '{cat.id}'", cat.message, FILLED))
         out.append((cat.file, cat.line, f"the check question of red flag '{cat.id}'", cat.check, FILLED))
@@ -216,7 +220,7 @@ def _triage(k: Knowledge) -> list[Problem]:
     for outcome in k.triage.outcomes.values():
         if outcome.id not in outcomes:
             out.append(_warn("triage.yaml", outcome.line, f"outcome '{outcome.id}' cannot be reached"))
-        if not outcome.faq:
+        if not outcome.faq and outcome.disposition != "emergency":  # emergency plans show no reading
             out.append(_warn("triage.yaml", outcome.line, f"outcome '{outcome.id}' links no FAQ entry"))
     return out
 

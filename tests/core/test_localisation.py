@@ -366,3 +366,12 @@ def test_shipped_red_flag_messages_use_placeholders_not_uk_words() -> None:
     k = load_knowledge(KNOWLEDGE)
     for cat in k.red_flags.categories.values():
         assert not P.region_words(cat.message) and not P.region_words(cat.check), cat.id
+
+
+def test_lint_reads_flag_notes_and_safety_nets_too(folder: Path) -> None:
+    triage = folder / "triage.yaml"
+    _edit(triage, "    note: >-\n      Because you're over 50", "    note: >-\n      Call 999. Because you're over 50")
+    _edit(triage, "  self-care: >-\n    If it isn't", "  self-care: >-\n    Go to A&E if worse. If it isn't")
+    problems = [p for p in check_folder(folder, Settings()) if "fits only one region" in p.message]
+    assert any("flag 'new-over-50'" in p.message and "'999'" in p.message for p in problems), problems
+    assert any("safety net of self-care" in p.message and "'A&E'" in p.message for p in problems), problems
