@@ -198,3 +198,10 @@ def test_variant_and_age_problems_carry_lines(edit: tuple[str, str], expected: s
     det, problems = parse_red_flags(load_text(text, "rf.yaml"), "rf.yaml")
     assert det is None
     assert any(expected in str(p) for p in problems), problems
+
+
+def test_the_category_that_matched_more_of_the_message_speaks_first(detector: RedFlagDetector) -> None:
+    # both are emergencies; the bystander advice for heat illness (cool them fast) fits a hot, confused runner
+    a = detector.assess("My friend collapsed at the finish, confused and very hot")
+    assert [h.category for h in a.alarms][:2] == ["heat-illness", "cardiac"]
+    assert detector.assess("my friend collapsed at the finish and isn't breathing").alarms[0].category == "cardiac"

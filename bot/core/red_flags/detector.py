@@ -182,6 +182,9 @@ class RedFlagDetector:
                 hit = self._first(cid, cat.level, self._rules[cid], ctx, "check", uncertain=True)
             if hit is not None:
                 checks.append(hit)
+        # most severe first; within a level, the category whose rule matched more of the message ("collapsed" and
+        # "very hot" is heat illness before "collapsed" alone is cardiac): its message fits best
+        alarms.sort(key=lambda h: (LEVEL_RANK[h.level], -len(h.words)))
         return Assessment(tuple(alarms), tuple(checks))
 
     def detect(self, text: str) -> Escalation | None:
