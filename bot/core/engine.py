@@ -22,6 +22,7 @@ from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
 from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
+from bot.core.scope import focus, other_part
 from bot.core.text import MAX_MATCH_CHARS, normalize
 from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage, User
 
@@ -69,12 +70,13 @@ class Context:
 class FaqDecision:
     """What the FAQ path makes of a message: ``kind`` and the FAQ candidates behind it (chatter removed, best first).
 
-    ``kind``: ``greeting`` (no content words), ``chatter``, ``answer`` (the first candidate), ``did-you-mean`` (the
-    candidates are the suggestions) or ``fallback``.
+    ``kind``: ``greeting`` (no content words), ``chatter``, ``out-of-scope`` (about another body part: ``part``),
+    ``answer`` (the first candidate), ``did-you-mean`` (the candidates are the suggestions) or ``fallback``.
     """
 
     kind: str
     candidates: tuple[Candidate, ...] = ()
+    part: str = ""
 
 
 def is_confident(candidates: Sequence[Candidate], m: MatchingSettings) -> bool:
@@ -87,10 +89,36 @@ def is_confident(candidates: Sequence[Candidate], m: MatchingSettings) -> bool:
 
 
 def decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
-    """The one place that turns match scores into an answer, suggestions or nothing (engine and lint both use it)."""
+    """The one place that turns match scores into an answer, suggestions or nothing (engine and lint both use it).
+
+    A message about another body part (and not the back) is out of scope. In a message of several sentences the
+    question part (``scope.focus``) is matched too when the whole message finds no answer: a race report or
+    congratulations before the question do not make it chatter or a fallback.
+    """
     terms = k.analyzer.terms(text)
     if not terms:
         return FaqDecision("greeting")
+    part = other_part(text)
+    if part is not None:
+        return FaqDecision("out-of-scope", part=part)
+    whole = _decide_terms(k, text, terms, m)
+    if whole.kind == "answer":
+        return whole  # the whole message already found its answer: a part of it is not more right
+    best = whole
+    for reading in focus(text):
+        reading_terms = k.analyzer.terms(reading)
+        if not reading_terms:
+            continue
+        asked = _decide_terms(k, reading, reading_terms, m)
+        surer = best.kind != "answer" or asked.candidates[0].confidence > best.candidates[0].confidence
+        if asked.kind == "answer" and surer:
+            best = asked
+        elif best.kind in ("chatter", "fallback") and asked.kind == "did-you-mean":
+            best = asked
+    return best
+
+
+def _decide_terms(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) -> FaqDecision:
     candidates = k.matcher.match(text, limit=max(3, m.max_suggestions) + 1, terms=terms)
     if candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
         return FaqDecision("chatter")
@@ -345,6 +373,8 @@ class Engine:
             return Outcome((R.greeting(k),), "fallback")  # "hi", "thanks", "ok": nothing to answer or record
         if d.kind == "chatter":
             return Outcome((R.fallback(k, noted=False),), "fallback", confidence=0.0)
+        if d.kind == "out-of-scope":
+            return Outcome((R.out_of_scope(k, d.part),), "fallback", confidence=0.0)
         if d.kind == "answer":
             entry = k.entries[d.candidates[0].id]
             reply = R.answer(entry, k, self.settings.safety)

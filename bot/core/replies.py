@@ -122,6 +122,17 @@ def fallback(knowledge: Knowledge, *, noted: bool = True) -> Reply:
     return Reply(text, choices=_NEXT_STEPS)
 
 
+def out_of_scope(knowledge: Knowledge, part: str) -> Reply:
+    """A question about another body part: say so plainly instead of a back-pain answer that shares its words."""
+    where = f"{part} " if part else ""
+    text = (
+        f"Sorry, I only cover lower back pain, so I can't help with {where}problems — a physio or your "
+        f"doctor can.\n\nWhat I can help with, for runners with lower back pain: {_topics(knowledge)}.\n"
+        "Send /triage for a short guided back-pain check, or /help."
+    )
+    return Reply(text, choices=_NEXT_STEPS)
+
+
 def greeting(knowledge: Knowledge) -> Reply:
     text = (
         "Hi! 👋 Ask me anything about lower back pain after running, in your own words — for example: "

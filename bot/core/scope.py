@@ -1,0 +1,136 @@
+"""What a message is about before it is matched: the question in a long or chatty message, and whether it is about
+another body part than the back (the pack covers lower back pain only).
+
+Both work on the canonical words (``bot.core.text.words``), so they see what the matcher sees.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.core.analysis import STOPWORDS
+from bot.core.text import MAX_MATCH_CHARS, unify, words
+
+#: body parts and injuries this pack does not cover; a message naming one and nothing of the back is out of scope
+OTHER_PARTS: dict[str, str] = {
+    "knee": "knee", "knees": "knee", "kneecap": "knee", "kneecaps": "knee", "patella": "knee", "patellar": "knee",
+    "itb": "IT band", "iliotibial": "IT band",
+    "achilles": "Achilles", "achille": "Achilles",
+    "shin": "shin", "shins": "shin", "tibia": "shin",
+    "foot": "foot", "feet": "foot", "heel": "heel", "heels": "heel", "toe": "toe", "toes": "toe",
+    "toenail": "toe", "toenails": "toe", "bunion": "foot", "metatarsal": "foot", "plantar": "plantar fascia",
+    "ankle": "ankle", "ankles": "ankle",
+    "calf": "calf", "calves": "calf",
+    "hamstring": "hamstring", "hamstrings": "hamstring", "hammy": "hamstring", "hammies": "hamstring",
+    "quad": "quad", "quads": "quad", "quadricep": "quad", "quadriceps": "quad",
+    "neck": "neck", "shoulder": "shoulder", "shoulders": "shoulder",
+    "elbow": "elbow", "groin": "groin",
+    "blister": "blister", "blisters": "blister", "chafing": "chafing",
+}
+#: two-word names (checked on the canonical text)
+OTHER_PHRASES: dict[str, str] = {
+    "it band": "IT band", "hip flexor": "hip flexor", "hip flexors": "hip flexor", "shin splints": "shin",
+    "runners knee": "knee", "jumpers knee": "knee", "side stitch": "stitch",
+}
+#: words that put a message about the back (or the bot itself) in scope whatever else it names
+BACK_WORDS = frozenset(
+    """
+    back backs backache backaches spine spinal lumbar lumbago sciatica sciatic disc discs slipped vertebra vertebrae
+    spondylolysis spondylolisthesis spondy coccyx tailbone sacroiliac si facet pelvis pelvic core bot
+    runbot you privacy data buttock buttocks bum glute glutes nerve nerves overstride overstriding
+    overstrider stride strides cadence form
+    """.split()
+)
+#: body-part words that name a movement or a stretch, not the place that hurts ("knees to chest", "foot strike")
+_NEUTRAL = re.compile(
+    r"\bknees? (?:to|into) (?:my |your |the )?chest\b|\bknee hugs?\b|\bat (?:my|your) feet\b"
+    r"|\b(?:foot|feet|heel|forefoot|midfoot) (?:strike|striking|striker|strikers|lands|landing|placement|slap\w*)\b"
+    r"|\b(?:squash\w*|squeez\w*|squish\w*|crush\w*|pinch\w*) (?:my |your |the )?toes\b|\btoe box\b"
+    r"|\b(?:heel|toe) (?:to toe )?drop\b|\b(?:at|on|under) the (?:heel|toe)\b|\bfeet land\w*\b"
+)
+#: pain travelling down a leg is the sciatica entry's business, whatever part it reaches
+_DOWN_LEG = re.compile(r"\bdown (?:\w+ ){0,3}legs?\b|\blegs? (?:pain|tingl\w*|numb\w*)\b")
+#: "back" that is not the body part: "back of my knee", "back to running", "come back"
+_NOT_BACK = re.compile(
+    r"\bback (?:of|to|from|into|onto|on|at|home|then|in the day|up)\b(?! (?:pain|ache|is|was|hurt|twinge|spasm))"
+    r"|\b(?:came|come|comes|coming|get|gets|getting|got|go|goes|going|went|bounce|bounced|bouncing|ease|easing|"
+    r"eased|build|building|built|cut|cutting|cuts|hold|holding|held|fight|fought|look|looking|looked|way|"
+    r"feedback|aches) back\b"
+)
+
+
+def other_part(text: str) -> str | None:
+    """The other body part a message is about, when it says nothing of the back; else None."""
+    canon = _NEUTRAL.sub(" ", " ".join(words(text)))
+    ws = canon.split()
+    found = next((OTHER_PARTS[w] for w in ws if w in OTHER_PARTS), None)
+    if found is None:
+        found = next((name for phrase, name in OTHER_PHRASES.items() if f" {phrase} " in f" {canon} "), None)
+    if found is None:
+        return None
+    back = " ".join(_NOT_BACK.sub(" ", canon).split())
+    if not BACK_WORDS.isdisjoint(back.split()) or _DOWN_LEG.search(back):
+        return None
+    return found
+
+
+# ----------------------------------------------------------------------------------------------- the question
+#: where a sentence or a clause ends: . ! ? ; newlines, dashes between words, ellipses
+_SPLIT = re.compile(
+    r"(?<=[.!?;])\s+|\n+|\s[-\u2013\u2014]+\s|\u2014|\.\.\.+|(?<=\?)|[\u2600-\u27bf\U0001f000-\U0001faff]+"
+)
+#: words that announce the question after a preamble ("anyway", "random one", "quick q")
+_PIVOT = re.compile(
+    r"\b(?:anyway|anyways|anyhoo|random one|random q|random question|quick q|quick one|quick question|my question"
+    r"|question for|question is|so my question|q for|the thing is|long story short|tldr|tl dr|but now|but)\b[\s:,]*"
+)
+_QUESTION_START = frozenset(
+    """
+    how what whats why when where which who whos is isnt are arent am can cant could should shouldnt would will
+    wont do does doesnt did didnt any anyone has have hasnt havent must may might shall was were
+    """.split()
+)
+#: fewer content words than this in the question part: its preamble sentence is kept with it
+MIN_FOCUS_WORDS = 4
+
+
+#: a question that points back at the sentence before it ("is that normal?", "should i keep running on it?")
+_REFERS = re.compile(r"\b(?:that|this|it|its|them|they|these|those)\b")
+
+
+def _content(text: str) -> int:
+    return sum(1 for w in words(text) if w not in STOPWORDS)
+
+
+def _is_question(sentence: str) -> bool:
+    stripped = sentence.strip()
+    if stripped.endswith("?"):
+        return True
+    ws = words(stripped)
+    return bool(ws) and ws[0] in _QUESTION_START
+
+
+def focus(text: str) -> tuple[str, ...]:
+    """The question in a message of several sentences or clauses, as one or two readings to match besides the whole
+    message: the last question (or what follows "anyway", "random one —", "quick q"), and the same with the sentence
+    before it when the question is short or points back at it ("is that normal?"). Empty for a one-piece message."""
+    text = unify(text[:MAX_MATCH_CHARS])
+    total = len(words(text))
+    parts = [p.strip() for p in _SPLIT.split(text) if p and p.strip(" .!?;,")]
+    out: list[str] = []
+    if len(parts) >= 2:
+        questions = [i for i, p in enumerate(parts) if _is_question(p)]
+        start = questions[-1] if questions else len(parts) - 1
+        out.append(" ".join(parts[start:]))
+        # a question that runs over two sentences ("my back aches after runs. why?") keeps what comes before
+        if start > 0 and (_content(" ".join(parts[start:])) < MIN_FOCUS_WORDS or _REFERS.search(parts[start])):
+            out.append(" ".join(parts[start - 1 :]))
+    pivot = None
+    for m in _PIVOT.finditer(text):
+        pivot = m
+    if pivot is not None:
+        after = text[pivot.end() :].strip(" -\u2013\u2014:,")
+        if len(words(after)) >= MIN_FOCUS_WORDS:
+            out.append(after)
+    readings = [t for t in dict.fromkeys(out) if 0 < len(words(t)) < total]
+    return tuple(readings)
