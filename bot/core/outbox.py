@@ -217,6 +217,7 @@ class Outbox:
             for task in pending:
                 task.cancel()
             if pending:
+                log.info("outbox: %d send(s) still on the wire at shutdown were cut off", len(pending))
                 await asyncio.wait(pending, timeout=0.5)
         for chat in self._chats.values():
             while chat.queue:

@@ -1,12 +1,12 @@
 """Claiming due follow-ups exactly once across processes: leases and idempotency keys (migration 0002).
 
-``claim_due`` is one conditional ``UPDATE ... RETURNING`` inside ``BEGIN IMMEDIATE``: a row goes from ``pending``
-(due) to ``sending`` with this process as ``lease_owner`` until ``lease_until``; a row already ``sending`` is taken
-over only once its lease expired (or, on the same host, once its owner process is gone: a restarted bot does not
-wait out the lease of the process that was killed). SQLite serialises writers, so two processes never get the same
-row. Each send has a ``send_key`` (``fu:<id>:<check-in number>``); ``complete`` records it in ``sent_keys`` in the
-same transaction that moves the row on, and a key found there is never sent again. What is left: a process killed
-after the platform accepted the message and before ``complete`` committed; that check-in is sent once more.
+``claim_due`` is one conditional ``UPDATE ... RETURNING`` (one statement, so one atomic write): a row goes from
+``pending`` (due) to ``sending`` with this process as ``lease_owner`` until ``lease_until``; a row already ``sending``
+is taken over only once its lease expired (or, on the same host, once its owner process is gone: a restarted bot does
+not wait out the lease of the process that was killed). SQLite serialises writers, so two processes never get the same
+row. Each send has a ``send_key`` (``fu:<id>:<check-in number>``); ``complete`` records it in ``sent_keys`` before it
+moves the row on, and a key found there is never sent again. What is left: a process killed after the platform
+accepted the message and before ``complete`` committed; that check-in is sent once more.
 """
 
 from __future__ import annotations
@@ -58,20 +58,11 @@ class Claim:
     send_key: str
 
 
-async def _transaction(store: Store, statements: list[tuple[str, Any]]) -> list[list[Any]]:
-    db = store.db
-    results: list[list[Any]] = []
-    async with store._lock:  # the store's connection: no other statement may land inside this transaction
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, params in statements:
-                async with db.execute(sql, params) as cur:
-                    results.append(list(await cur.fetchall()))
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
-    return results
+async def _statement(store: Store, sql: str, params: Any) -> list[Any]:
+    """One statement with its rows in one call to the database thread: its implicit transaction (and SQLite's write
+    lock) never outlives the call, and the Store's lock keeps it out of a Store transaction in progress."""
+    async with store._lock:
+        return list(await store.db.execute_fetchall(sql, params))
 
 
 async def claim_due(
@@ -93,7 +84,7 @@ async def claim_due(
         "  ORDER BY due_at LIMIT :limit)"
         f" AND {_CLAIMABLE} RETURNING id"
     )
-    (rows,) = await _transaction(store, [(update, params)])
+    rows = await _statement(store, update, params)
     ids = [int(r[0]) for r in rows]
     if not ids:
         return []
@@ -110,10 +101,9 @@ async def _expire_dead_owners(store: Store, now: datetime) -> None:
         owners = [r[0] for r in await cur.fetchall() if r[0]]
     gone = [o for o in owners if _owner_gone(o)]
     if gone:
-        await _transaction(
-            store,
-            [("UPDATE followups SET lease_until = NULL WHERE state = 'sending' AND lease_owner = ?", (o,))
-             for o in gone],
+        marks = ",".join("?" * len(gone))
+        await _statement(
+            store, f"UPDATE followups SET lease_until = NULL WHERE state = 'sending' AND lease_owner IN ({marks})", gone
         )
 
 
@@ -133,19 +123,18 @@ async def already_sent(store: Store, send_key: str) -> bool:
 async def complete(store: Store, claim: Claim, owner: str, now: datetime) -> bool:
     """The check-in was delivered: record its key and move the row to ``awaiting`` (only while we hold it)."""
     f = claim.followup
-    results = await _transaction(
+    # the key first: a crash between the two leaves the row claimed, and whoever takes it over finds the key and
+    # records the delivery without sending again
+    key = (claim.send_key, to_db(now))
+    await _statement(store, "INSERT OR IGNORE INTO sent_keys (key, sent_at) VALUES (?, ?)", key)
+    rows = await _statement(
         store,
-        [
-            ("INSERT OR IGNORE INTO sent_keys (key, sent_at) VALUES (?, ?)", (claim.send_key, to_db(now))),
-            (
-                "UPDATE followups SET state = 'awaiting', checkins = checkins + 1, attempts = 0, last_error = NULL,"
-                " lease_owner = NULL, lease_until = NULL, updated_at = ?"
-                " WHERE id = ? AND state = 'sending' AND lease_owner = ? RETURNING id",
-                (to_db(now), f.id, owner),
-            ),
-        ],
+        "UPDATE followups SET state = 'awaiting', checkins = checkins + 1, attempts = 0, last_error = NULL,"
+        " lease_owner = NULL, lease_until = NULL, updated_at = ?"
+        " WHERE id = ? AND state = 'sending' AND lease_owner = ? RETURNING id",
+        (to_db(now), f.id, owner),
     )
-    return bool(results[1])
+    return bool(rows)
 
 
 async def release(store: Store, claim: Claim, owner: str, now: datetime, **fields: Any) -> bool:
@@ -159,8 +148,7 @@ async def release(store: Store, claim: Claim, owner: str, now: datetime, **field
         f"UPDATE followups SET {sets}lease_owner = NULL, lease_until = NULL, updated_at = ?"
         " WHERE id = ? AND state = 'sending' AND lease_owner = ? RETURNING id"
     )
-    (rows,) = await _transaction(store, [(sql, (*values, to_db(now), claim.followup.id, owner))])
-    return bool(rows)
+    return bool(await _statement(store, sql, (*values, to_db(now), claim.followup.id, owner)))
 
 
 async def next_due(store: Store, platforms: set[str]) -> datetime | None:

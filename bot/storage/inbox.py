@@ -30,6 +30,8 @@ FLUSH_SECONDS = 0.05
 BUSY_MS = 1000
 RETRY_SECONDS = 5.0
 KEEP_DONE = timedelta(days=2)
+#: rows per statement (5 parameters each: well under SQLite's limit of 32,766)
+CHUNK = 200
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
     platform TEXT NOT NULL, update_id INTEGER NOT NULL, chat_key TEXT NOT NULL, payload TEXT NOT NULL,
@@ -115,18 +117,15 @@ class Inbox:
             async with self._lock:
                 known = await self._known([u[0] for u in updates])
                 rows = [(self.platform, uid, key, json.dumps(p), now) for uid, key, p in updates if uid not in known]
-                await self.db.execute("BEGIN IMMEDIATE")
-                try:
-                    await self.db.executemany(
-                        "INSERT OR IGNORE INTO inbox (platform, update_id, chat_key, payload, received_at)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        rows,
+                # one statement (one implicit transaction inside one call to the database thread): the write lock
+                # is never held while the event loop runs other work, so the Store's writes are not kept waiting
+                for start in range(0, len(rows), CHUNK):
+                    chunk = rows[start : start + CHUNK]
+                    await self.db.execute(
+                        "INSERT OR IGNORE INTO inbox (platform, update_id, chat_key, payload, received_at) VALUES "
+                        + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                        [value for row in chunk for value in row],
                     )
-                    await self.db.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await self.db.execute("ROLLBACK")
-                    raise
         except (aiosqlite.Error, OSError) as exc:
             raise InboxUnavailable(str(exc)) from exc
         return {row[1] for row in rows}
@@ -205,18 +204,14 @@ class Inbox:
             raise InboxUnavailable(str(exc)) from exc
 
     async def _mark(self, ids: Iterable[int]) -> None:
-        now = _now()
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            await self.db.executemany(
-                "UPDATE inbox SET state = 'done', payload = '', done_at = ? WHERE platform = ? AND update_id = ?",
-                [(now, self.platform, i) for i in ids],
+        now, ids = _now(), list(ids)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            await self.db.execute(
+                "UPDATE inbox SET state = 'done', payload = '', done_at = ? WHERE platform = ? AND update_id IN ("
+                + ",".join("?" * len(chunk)) + ")",
+                (now, self.platform, *chunk),
             )
-            await self.db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await self.db.execute("ROLLBACK")
-            raise
 
     async def count(self, state: str) -> int:
         async with self.db.execute(

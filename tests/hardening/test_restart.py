@@ -141,6 +141,7 @@ async def test_every_queued_message_is_answered_across_a_restart(tmp_path: Path,
     # cut off by the stop is not repeated after the restart (the answers are): counted, not required.
     without_notice = sum(notice not in lines for lines in per_chat.values())
     duplicates = sum(len(lines) - len(set(lines)) for lines in per_chat.values())
+    repeated = Counter(line[:30] for lines in per_chat.values() for line in set(lines) if lines.count(line) > 1)
     limit = 0.01 if sig == signal.SIGTERM else 0.02
     assert duplicates <= limit * MESSAGES, f"{duplicates} duplicate replies (sent {at_signal} before the stop)"
     with sqlite3.connect(bot.db) as conn:
@@ -148,4 +149,4 @@ async def test_every_queued_message_is_answered_across_a_restart(tmp_path: Path,
         kept = conn.execute("SELECT COUNT(*) FROM inbox WHERE payload != ''").fetchone()[0]
     assert pending == 0 and kept == 0, "answered messages leave no text behind in the inbox"
     print(f"{sig.name}: {at_signal} replies before the stop, {duplicates} duplicate(s), stop took {elapsed:.1f} s, "
-          f"{without_notice} chat(s) without the notice")
+          f"{without_notice} chat(s) without the notice; repeated: {dict(repeated)}")
