@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rapidfuzz import fuzz, process
+
 from bot.config import Settings
 from bot.core import placeholders as P
 from bot.core import replies as R
@@ -18,6 +20,8 @@ from bot.core.yamlio import Problem
 #: the smallest message limit of the platforms (Discord 2,000; Telegram 4,096): longer answers are split
 PLATFORM_LIMIT = 2000
 MIN_PHRASINGS = 3
+#: two phrasings of different entries this alike (token-sorted wording, 0-100) are near-copies
+NEAR_COPY = 92.0
 #: another entry scoring a phrasing this close to its own entry (or above it) is a collision
 TIE_POINTS = 3.0
 
@@ -39,6 +43,8 @@ def lint(k: Knowledge, settings: Settings) -> list[Problem]:
                              f"source and notice; over {PLATFORM_LIMIT} it is split into several Discord messages"))
         out.extend(_examples(k, entry.id, settings))
     out.extend(_collisions(k, settings))
+    out.extend(phrasings(k, settings))
+    out.extend(near_copies(k))
     out.extend(_synonyms(k))
     out.extend(_triage(k))
     out.extend(red_flag_examples(k))
@@ -132,6 +138,54 @@ def _collisions(k: Knowledge, settings: Settings) -> list[Problem]:
                                  f"'{other.id}' ({other.file}:{other.line}) {how} its own entry "
                                  f"({c.confidence:.0f} vs {own:.0f}): the bot cannot tell these apart; give each "
                                  "entry its own words"))
+    return out
+
+
+def phrasings(k: Knowledge, settings: Settings) -> list[Problem]:
+    """Every phrasing is a test: run through the real answer path (red flags, then ``decide``), it must reach its own
+    entry confidently and raise no alarm or safety question. Warnings (errors under ``--strict``)."""
+    out: list[Problem] = []
+    for entry in k.entries.values():
+        for question in entry.questions:
+            found = k.red_flags.assess(question)
+            if found.alarms or found.checks:
+                hit = (found.alarms or found.checks)[0]
+                what = "raises the alarm" if found.alarms else "gets the safety question"
+                out.append(_warn(entry.file, entry.line, f"phrasing {question!r} of '{entry.id}' {what} for "
+                                 f"'{hit.category}' ({hit.file}:{hit.rule_line}): runners asking it get no answer; "
+                                 "reword it or narrow the red-flag rule"))
+                continue
+            d = decide(k, question, settings.matching)
+            if d.kind == "answer" and d.candidates[0].id == entry.id:
+                continue
+            if d.kind == "answer":
+                how = f"lands on '{d.candidates[0].id}' ({d.candidates[0].confidence:.0f})"
+            elif d.candidates:
+                how = f"gets {d.kind} (best: '{d.candidates[0].id}' at {d.candidates[0].confidence:.0f})"
+            else:
+                how = f"gets {d.kind}" + (f" ({d.part})" if d.part else "")
+            out.append(_warn(entry.file, entry.line, f"phrasing {question!r} of '{entry.id}' does not reach its "
+                             f"own entry confidently: it {how}; reword it or give the entry its own words"))
+    return out
+
+
+def near_copies(k: Knowledge) -> list[Problem]:
+    """Identical or near-identical phrasings in two entries, whatever the matcher scores them."""
+    rows = [(e, q, normalize(q)) for e in k.entries.values() for q in e.questions]
+    texts = [norm for _, _, norm in rows]
+    out: list[Problem] = []
+    for i, (entry, question, norm) in enumerate(rows):
+        if not norm:
+            continue
+        for _, score, j in process.extract(norm, texts, scorer=fuzz.token_sort_ratio, score_cutoff=NEAR_COPY,
+                                           limit=None):
+            other, other_q, _ = rows[j]
+            if j <= i or other.id == entry.id:
+                continue
+            same = "the same as" if score >= 100 else f"nearly the same as ({score:.0f}/100)"
+            out.append(_warn(entry.file, entry.line, f"phrasing {question!r} of '{entry.id}' is {same} "
+                             f"{other_q!r} of '{other.id}' ({other.file}:{other.line}): one message cannot reach "
+                             "both; keep it in one entry"))
     return out
 
 

@@ -110,9 +110,9 @@ def decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
         if not reading_terms:
             continue
         asked = _decide_terms(k, reading, reading_terms, m)
-        surer = best.kind != "answer" or asked.candidates[0].confidence > best.candidates[0].confidence
-        if asked.kind == "answer" and surer:
-            best = asked
+        if asked.kind == "answer":
+            if best.kind != "answer" or asked.candidates[0].confidence > best.candidates[0].confidence:
+                best = asked
         elif best.kind in ("chatter", "fallback") and asked.kind == "did-you-mean":
             best = asked
     return best

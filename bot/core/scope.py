@@ -48,8 +48,10 @@ _NEUTRAL = re.compile(
     r"|\b(?:squash\w*|squeez\w*|squish\w*|crush\w*|pinch\w*) (?:my |your |the )?toes\b|\btoe box\b"
     r"|\b(?:heel|toe) (?:to toe )?drop\b|\b(?:at|on|under) the (?:heel|toe)\b|\bfeet land\w*\b"
 )
-#: pain travelling down a leg is the sciatica entry's business, whatever part it reaches
-_DOWN_LEG = re.compile(r"\bdown (?:\w+ ){0,3}legs?\b|\blegs? (?:pain|tingl\w*|numb\w*)\b")
+#: pain travelling down a leg (or zapping, shooting into it) is the sciatica entry's business, whatever part it reaches
+_DOWN_LEG = re.compile(
+    r"\bdown (?:\w+ ){0,3}legs?\b|\blegs? (?:pain|tingl\w*|numb\w*)\b|\b(?:zap\w*|shoot\w*|radiat\w*|electric\w*)\b"
+)
 #: "back" that is not the body part: "back of my knee", "back to running", "come back"
 _NOT_BACK = re.compile(
     r"\bback (?:of|to|from|into|onto|on|at|home|then|in the day|up)\b(?! (?:pain|ache|is|was|hurt|twinge|spasm))"
@@ -59,15 +61,26 @@ _NOT_BACK = re.compile(
 )
 
 
+#: parts also named for form or kit ("tense shoulders", "room at the toes", "loosen tight hip flexors"): they count
+#: only with a complaint about them
+SOFT_PARTS = frozenset({"shoulder", "toe", "heel", "hip flexor"})
+_COMPLAINT = re.compile(
+    r"\b(?:pain\w*|ache|aches|aching|achy|hurt\w*|sore\w*|injur\w*|strain\w*|sprain\w*|tendin\w*|\w+itis|pulled|"
+    r"tear|torn|numb\w*|cramp\w*|blister\w*|swollen|swelling|bruis\w*|rub\w*|raw|agony|killing|niggl\w*|tweak\w*)\b"
+)
+
+
 def other_part(text: str) -> str | None:
     """The other body part a message is about, when it says nothing of the back; else None."""
     canon = _NEUTRAL.sub(" ", " ".join(words(text)))
     ws = canon.split()
-    found = next((OTHER_PARTS[w] for w in ws if w in OTHER_PARTS), None)
-    if found is None:
-        found = next((name for phrase, name in OTHER_PHRASES.items() if f" {phrase} " in f" {canon} "), None)
-    if found is None:
+    parts = [OTHER_PARTS[w] for w in ws if w in OTHER_PARTS]
+    parts += [name for phrase, name in OTHER_PHRASES.items() if f" {phrase} " in f" {canon} "]
+    if parts and not _COMPLAINT.search(canon):
+        parts = [p for p in parts if p not in SOFT_PARTS]
+    if not parts:
         return None
+    found = parts[0]
     back = " ".join(_NOT_BACK.sub(" ", canon).split())
     if not BACK_WORDS.isdisjoint(back.split()) or _DOWN_LEG.search(back):
         return None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from support import KNOWLEDGE
 
 from bot.core.analysis import Analyzer, stem
@@ -49,3 +52,38 @@ def test_shipped_index_is_built_once_and_reused() -> None:
     first = k.matcher.match("which shoes help a sore back")
     again = k.matcher.match("which shoes help a sore back")
     assert first == again and first[0].id in ("running-shoes", "shoe-replacement")
+
+
+# Issue 15: the FAQ dev sets, through the real decision (decide), not below what they reached. faq_blind_b counts as
+# a dev set since its figures were read. (faq_dev's one miss is "/help", a command the engine answers before the FAQ.)
+DATA = KNOWLEDGE.parent / "tests" / "data"
+DEV_FLOORS = {
+    "dev/faq_dev.jsonl": (0.98, 1.0),
+    "dev/faq_holdout.jsonl": (0.99, 1.0),
+    "dev/faq_holdout2.jsonl": (1.0, 1.0),
+    "dev/faq_blind_a.jsonl": (0.90, 0.89),
+    "blind/faq_blind_b.jsonl": (0.81, 0.95),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEV_FLOORS))
+def test_faq_dev_sets_keep_their_figures(name: str) -> None:
+    from bot.config import Settings
+    from bot.core.engine import decide
+
+    k = load_knowledge(KNOWLEDGE)
+    m = Settings().matching
+    rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    right = total = rejected = off = 0
+    for row in rows:
+        d = decide(k, row["text"], m)
+        got = d.candidates[0].id if d.kind == "answer" else None
+        if row["faq_id"] is None:
+            off += 1
+            rejected += got is None
+        else:
+            total += 1
+            right += got in {row["faq_id"], *row.get("accept_faq", [])}
+    top1_floor, rejection_floor = DEV_FLOORS[name]
+    assert right / total >= top1_floor, (right, total)
+    assert rejected / off >= rejection_floor, (rejected, off)

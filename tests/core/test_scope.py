@@ -1,0 +1,86 @@
+"""Issue 15: questions about another body part are out of scope; the question in a long message is found."""
+
+from __future__ import annotations
+
+import pytest
+from support import KNOWLEDGE
+
+from bot.bootstrap import Runtime
+from bot.config import Settings
+from bot.core.engine import decide
+from bot.core.knowledge import load_knowledge
+from bot.core.messages import IncomingMessage
+from bot.core.scope import focus, other_part
+
+
+@pytest.fixture(scope="module")
+def k():  # type: ignore[no-untyped-def]
+    return load_knowledge(KNOWLEDGE)
+
+
+@pytest.mark.parametrize(
+    ("text", "part"),
+    [
+        ("ice or heat for a sore knee after a run?", "knee"),
+        ("how long does achilles tendonitis take to settle?", "Achilles"),
+        ("my neck gets stiff on long runs", "neck"),
+        ("IT band pain on the outside of my knee", "knee"),
+        ("hip flexor tendinopathy from hill sprints, how long out?", "hip flexor"),
+        ("plantar fasciitis remedies?", "plantar fascia"),
+        ("pain at the back of my knee after intervals", "knee"),
+        ("getting back to running after a calf strain", "calf"),
+    ],
+)
+def test_other_body_parts_are_out_of_scope(text: str, part: str) -> None:
+    assert other_part(text) == part
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my knee and my lower back both ache after runs",
+        "pain shooting down the back of my leg to my calf",  # sciatica
+        "bending over sends a zap into my calf",
+        "knees to chest stretch after running, good or bad?",
+        "my foot lands way out in front, is that overstriding",
+        "how much room should i have at the toes in running shoes",  # kit, not a complaint about the toes
+        "clenched fists and tight shoulders on runs, does it matter",  # form
+        "why does my back hurt after long runs",
+    ],
+)
+def test_back_sciatica_form_and_kit_stay_in_scope(text: str) -> None:
+    assert other_part(text) is None
+
+
+def test_the_question_is_found_after_a_preamble() -> None:
+    readings = focus("great parkrun today everyone!! 🎉 pb for me. anyway, random one — why does my lower back ache?")
+    assert "why does my lower back ache?" in readings
+    # a question that points back at the sentence before it keeps that sentence
+    readings = focus("Great day at the half! My lower back has been achy since the race. Is that normal?")
+    assert readings == ("is that normal?", "my lower back has been achy since the race. is that normal?")
+    assert focus("why does my back hurt after runs") == ()
+
+
+def test_decide_gives_the_scope_reply_not_a_back_answer_sharing_words(k) -> None:  # type: ignore[no-untyped-def]
+    m = Settings().matching
+    d = decide(k, "ice or heat for a sore knee after a run?", m)
+    assert d.kind == "out-of-scope" and d.part == "knee"
+    assert decide(k, "ice or heat for my sore lower back after a run?", m).candidates[0].id == "ice-or-heat"
+
+
+def test_a_race_report_before_the_question_does_not_make_it_chatter(k) -> None:  # type: ignore[no-untyped-def]
+    m = Settings().matching
+    text = (
+        "ran my first half last week, thanks everyone for the support!!! 🥳 quick q tho — my back's been achy "
+        "since, can i still do easy runs this week or should i rest it?"
+    )
+    d = decide(k, text, m)
+    assert d.kind == "answer" and d.candidates[0].id == "run-with-back-pain"
+
+
+async def test_engine_answers_another_body_part_with_what_it_covers(quiet_runtime: Runtime) -> None:
+    msg = IncomingMessage("console", "u1", "c1", text="my neck gets really stiff on long runs", is_private=True)
+    out = await quiet_runtime.engine.handle(msg)
+    assert out.faq_id is None and out.kind == "fallback"
+    text = out.replies[0].text
+    assert "only cover lower back pain" in text and "neck" in text and "What I can help with" in text
