@@ -16,7 +16,7 @@ from bot.storage.sqlite import Store
 log = logging.getLogger(__name__)
 
 #: at shutdown, escalation bookkeeping still pending (a locked or full database) gets this long, then is dropped
-DRAIN_SECONDS = 1.5
+DRAIN_SECONDS = 1.0
 
 
 @dataclass
