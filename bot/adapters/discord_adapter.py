@@ -80,6 +80,23 @@ def shown_name(user: discord.abc.User) -> str:
     return discord.utils.escape_markdown(clean_name(user.display_name, 32))
 
 
+NOT_YOURS = "These buttons belong to someone else's question. Ask me yourself and I'll answer you."
+
+
+def button_owner(message: discord.Message | None, *, in_server: bool) -> int | None:
+    """Whose question a public bot message answers: the member it replies to (or who ran the command); None when
+    anyone may press (a DM or an ephemeral message is only seen by its user, or the owner is unknown)."""
+    if message is None or not in_server or message.flags.ephemeral:
+        return None
+    meta = message.interaction_metadata
+    if meta is not None:
+        return meta.user.id
+    resolved = message.reference.resolved if message.reference is not None else None
+    if isinstance(resolved, discord.Message) and not resolved.author.bot:
+        return resolved.author.id
+    return None
+
+
 class _Client(discord.Client):
     """discord.Client wired to one adapter."""
 
@@ -388,7 +405,15 @@ class DiscordAdapter:
             )
 
     async def _on_choice(self, interaction: discord.Interaction[Any], payload: str) -> None:
-        """A pressed button: acknowledge, ask the engine, disable the old buttons, send the replies."""
+        """A pressed button: acknowledge, ask the engine, disable the old buttons, send the replies. Someone else's
+        buttons (a public answer to another member) get a note only the clicker sees; the owner's stay as they are."""
+        owner = button_owner(interaction.message, in_server=interaction.guild_id is not None)
+        if owner is not None and owner != interaction.user.id:
+            try:
+                await interaction.response.send_message(NOT_YOURS, ephemeral=True)
+            except discord.HTTPException as exc:
+                self._report("not yours", exc)
+            return
         try:
             await interaction.response.defer()
         except discord.HTTPException as exc:

@@ -345,6 +345,9 @@ class FakeDiscord:
         if body.get("message_reference"):
             payload["message_reference"] = body["message_reference"]
             payload["type"] = 19
+            quoted = self.messages.get(int(body["message_reference"].get("message_id") or 0))
+            if quoted is not None:  # Discord includes the message a reply quotes
+                payload["referenced_message"] = {k: v for k, v in quoted.items() if k != "referenced_message"}
         return payload
 
     def _store_sent(self, payload: JSON, body: JSON, via: str) -> Sent:
