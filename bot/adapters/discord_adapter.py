@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.utils import MISSING
 
 from bot.adapters.discord_commands import build_commands
-from bot.adapters.discord_ui import ChoiceButton, choices_view, disabled_view, split_message
+from bot.adapters.discord_ui import NOT_YOURS, ChoiceButton, button_owner, choices_view, disabled_view, split_message
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.ports import DeliveryError
 from bot.core.replies import clean_name
@@ -78,23 +78,6 @@ def shown_name(user: discord.abc.User) -> str:
     like ``**x**`` or ``[x](https://…)`` shows literally instead of formatting or linking (mentions never ping:
     every send uses AllowedMentions.none())."""
     return discord.utils.escape_markdown(clean_name(user.display_name, 32))
-
-
-NOT_YOURS = "These buttons belong to someone else's question. Ask me yourself and I'll answer you."
-
-
-def button_owner(message: discord.Message | None, *, in_server: bool) -> int | None:
-    """Whose question a public bot message answers: the member it replies to (or who ran the command); None when
-    anyone may press (a DM or an ephemeral message is only seen by its user, or the owner is unknown)."""
-    if message is None or not in_server or message.flags.ephemeral:
-        return None
-    meta = message.interaction_metadata
-    if meta is not None:
-        return meta.user.id
-    resolved = message.reference.resolved if message.reference is not None else None
-    if isinstance(resolved, discord.Message) and not resolved.author.bot:
-        return resolved.author.id
-    return None
 
 
 class _Client(discord.Client):

@@ -106,3 +106,20 @@ def disabled_view(message: discord.Message, pressed: str) -> discord.ui.View | N
             style = discord.ButtonStyle.success if custom_id == pressed else discord.ButtonStyle.secondary
             view.add_item(ChoiceButton(custom_id, component.label or "…", disabled=True, style=style))
     return view if view.children else None
+
+
+NOT_YOURS = "These buttons belong to someone else's question. Ask me yourself and I'll answer you."
+
+
+def button_owner(message: discord.Message | None, *, in_server: bool) -> int | None:
+    """Whose question a public bot message answers: the member it replies to (or who ran the command); None when
+    anyone may press (a DM or an ephemeral message is only seen by its user, or the owner is unknown)."""
+    if message is None or not in_server or message.flags.ephemeral:
+        return None
+    meta = message.interaction_metadata
+    if meta is not None:
+        return meta.user.id
+    resolved = message.reference.resolved if message.reference is not None else None
+    if isinstance(resolved, discord.Message) and not resolved.author.bot:
+        return resolved.author.id
+    return None
