@@ -46,3 +46,26 @@ async def test_someone_elses_buttons_answer_only_the_clicker(env: tuple[Env, Run
     mine = await e.fake.click(e.alice, answer, payload)  # the owner's press works as before
     await e.fake.wait_until(lambda: len(e.engine.calls) > calls)
     assert e.fake.interactions[mine].callbacks[0]["type"] == 6
+
+
+async def test_send_only_mode_delivers_a_checkin_without_a_gateway_connection(tmp_path: Path) -> None:
+    """`runbot followups run-due` beside the running bot: HTTP only, no second gateway session."""
+    from bot.adapters.discord_adapter import DiscordAdapter, DiscordAdapterSettings
+    from bot.core.messages import ChatRef, Choice, Reply
+    from tests.adapters.fake_discord import FakeDiscord
+    from tests.adapters.test_discord import TOKEN
+
+    async with real_runtime(tmp_path / "runbot.db") as rt, FakeDiscord() as fake:
+        alice = fake.add_user("alice")
+        with fake.patch():
+            adapter = DiscordAdapter(rt.engine, DiscordAdapterSettings(), TOKEN, receive=False)
+            await adapter.start()
+            try:
+                reply = Reply("How is your back today?", choices=(Choice("Better", "fu:1:better"),))
+                await adapter.send(ChatRef("discord", str(alice.id), ""), [reply])
+                sent = await fake.wait_sent(1)
+            finally:
+                await adapter.stop()
+        assert sent[0].dm_user_id == alice.id and [b["custom_id"] for b in sent[0].buttons] == ["fu:1:better"]
+        assert fake.identify is None  # never connected to the gateway
+        assert not [r for r in fake.requests if "commands" in r[1]]  # no slash-command sync either
