@@ -36,9 +36,9 @@ class Runtime:
         await self.store.open()
 
     async def close(self) -> None:
-        await self.engine.bookkeeper.drain(DRAIN_SECONDS)
-        if self.engine.bookkeeper.pending:
-            log.warning("%d storage write(s) still waiting at shutdown were dropped", self.engine.bookkeeper.pending)
+        dropped = await self.engine.bookkeeper.drain(DRAIN_SECONDS)
+        if dropped:
+            log.warning("%d escalation log write(s) still waiting for the database at shutdown were dropped", dropped)
         await self.store.close()
 
     async def report_problem(self, text: str) -> None:

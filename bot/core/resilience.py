@@ -82,10 +82,17 @@ class Bookkeeper:
     def pending(self) -> int:
         return len(self._tasks)
 
-    async def drain(self, seconds: float) -> None:
-        """Give pending bookkeeping up to ``seconds`` (shutdown, one-shot commands)."""
+    async def drain(self, seconds: float) -> int:
+        """Give pending bookkeeping up to ``seconds`` (shutdown, one-shot commands), then cancel what is left (the
+        store is about to close); returns how many were dropped."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=seconds)
+        left = list(self._tasks)
+        for task in left:
+            task.cancel()
+        if left:
+            await asyncio.wait(left, timeout=1.0)
+        return len(left)
 
 
 class OfflineNotices:

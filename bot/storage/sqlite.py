@@ -165,8 +165,11 @@ class Store(BufferedWrites, FileChecks):
             return
         try:
             if self._flushing is not None:
-                await asyncio.wait({self._flushing}, timeout=2.0)
+                await asyncio.wait({self._flushing}, timeout=1.0)
             await self.flush()
+            lost = len(self._pending_stats) + len(self._pending_unanswered)
+            if lost:
+                log.warning("%d counter(s) and unanswered question(s) could not be written and are lost", lost)
             if self.file_lost:
                 await self._save_recovered()  # the copy the next start adopts, now with everything
         except STORAGE_ERRORS as exc:  # full or locked at shutdown: say so, never a traceback on the way out

@@ -72,10 +72,13 @@ async def _bot(tmp_path: Path, api: FakeBotAPI, argv: list[str]) -> AsyncIterato
             raise AssertionError(f"the bot stopped at start (rc {proc.returncode}): {text[-3000:]}")
         await asyncio.sleep(0.3)  # the first long poll is open
         yield proc
+        stopping = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), 15)
+        stopped_in = time.monotonic() - stopping
         stderr = log_path.read_text()
         assert code == 0, stderr[-3000:]
+        assert stopped_in < 5.0, f"the stop took {stopped_in:.1f} s"  # the shutdown budget, storage down or not
         assert "Traceback" not in stderr, stderr[-3000:]
     finally:
         if proc.returncode is None:
@@ -193,3 +196,22 @@ async def test_red_flag_while_another_process_holds_the_write_lock(tmp_path: Pat
                     (str(RUNNER),),
                 ).fetchone()[0]
         assert logged == 1
+
+
+async def test_stop_while_another_process_holds_the_write_lock(tmp_path: Path, api: FakeBotAPI) -> None:
+    """SIGTERM with escalation bookkeeping and counters still waiting for the lock: exit 0 within the 5 s budget."""
+    db = tmp_path / "runbot.db"
+    config = _config(tmp_path, api, db)
+    holder = sqlite3.connect(db, timeout=10, isolation_level=None)
+    try:
+        async with _bot(tmp_path, api, [sys.executable, "-m", "bot", "--config", str(config), "run", "--telegram"]):
+            replies, _ = await _say(api, WARM_UP, QUESTION)
+            assert R.SORRY not in replies
+            holder.execute("BEGIN IMMEDIATE")
+            replies, took = await _say(api, RUNNER, RED_FLAG)
+            _check_the_emergency(replies, took)
+        # _bot asserted: exit 0, within 5 s, no traceback
+    finally:
+        holder.close()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert "locked" in stderr  # what could not be written is said in the log
