@@ -215,7 +215,7 @@ class Engine:
             if answer is not None:
                 return await self._check_answer(self._unloaded(msg, k), answer, None)
         possible = assessment.possible
-        if possible is not None and not stripped.startswith("/"):
+        if possible is not None and (not stripped.startswith("/") or _asks_a_question(stripped)):
             check = k.red_flags.safety_check(possible, self.settings.safety)
             self.safety.ask(_who(msg), check, msg.text)
             reply = Reply(R.safety_check_text(check.question), SafetyGate.choices(check), private=not msg.is_private)
@@ -524,6 +524,15 @@ class Engine:
         if offer is not None:
             out.append(offer)
         return Outcome(tuple(out), "escalation" if escalation else "triage", escalation=escalation)
+
+
+def _asks_a_question(text: str) -> bool:
+    """ "/ask <question>" (Discord's and Telegram's /ask) is a question like any other: a possible red flag in it
+    gets the safety question; other commands never do."""
+    from bot.core.commands import parse_command
+
+    name, args = parse_command(text)
+    return name == "ask" and bool(args.strip())
 
 
 def _who(msg: IncomingMessage) -> str:

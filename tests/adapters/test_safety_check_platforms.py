@@ -16,7 +16,6 @@ tests/core/test_safety_tiers.py; here we check what each platform actually shows
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from bot.adapters.telegram_adapter import SENT_PRIVATELY, TelegramAdapter
 from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings
 from bot.core.knowledge import Knowledge, load_knowledge
-from bot.core.messages import IncomingMessage, Outcome
+from bot.core.messages import Outcome
 from bot.core.ports import ManualClock
 from bot.core.replies import SAFETY_CHECK_CARRY_ON
 from tests.adapters import test_discord as dc
@@ -228,11 +227,6 @@ async def test_telegram_group_unaddressed_possible_hits_post_nothing(
     assert api.sent(tg.GROUP) == [] and api.sent(tg.USER) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine skips the check tier for any text starting with '/', so '/ask <possible red flag>' gets no "
-    "safety question (bot/core/engine.py handle_text); not an adapter fix",
-)
 async def test_telegram_group_ask_command_with_a_possible_hit_gets_the_question_privately(
     api: FakeBotAPI, telegram: TelegramAdapter, tg_engine: tg.RecordingEngine, knowledge: Knowledge
 ) -> None:
@@ -374,25 +368,11 @@ async def test_discord_mention_with_dms_closed_leaves_only_the_note(env: dc.Env,
     assert outcome.safety_check.question not in note.content
 
 
-class AskAsAddressed:
-    """The real engine, except that ``/ask X`` from a server reaches it as the addressed message ``X``: what the
-    check tier would do for /ask if the engine did not skip commands (see the xfail below). Lets the ephemeral
-    question and its Yes button run through discord.py's interaction path with the engine's real outcomes."""
-
-    def __init__(self, inner: dc.EngineLike) -> None:
-        self.inner = inner
-
-    async def handle(self, msg: IncomingMessage) -> Outcome:
-        if msg.text.startswith("/ask "):
-            msg = replace(msg, text=msg.text.removeprefix("/ask "))
-        return await self.inner.handle(msg)
-
-
 async def test_discord_ephemeral_question_yes_escalates_ephemerally(runtime: Runtime, knowledge: Knowledge) -> None:
     category = check_category(knowledge, EREC)
-    async with dc.running(AskAsAddressed(runtime.engine)) as e:
+    async with dc.running(runtime.engine) as e:
         token = await e.fake.slash(e.alice, "ask", channel_id=e.channel, options={"question": EREC})
-        msg, outcome = await dc._next_call(e, 1)  # recorded as discord.py sent it, before AskAsAddressed
+        msg, outcome = await dc._next_call(e, 1)
         assert (msg.text, msg.is_private) == (f"/ask {EREC}", False)
         [question] = await e.fake.wait_sent(1)
         assert question.ephemeral and question.channel_id == e.channel
@@ -412,11 +392,6 @@ async def test_discord_ephemeral_question_yes_escalates_ephemerally(runtime: Run
         assert e.errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine skips the check tier for any text starting with '/', so '/ask <possible red flag>' gets no "
-    "safety question (bot/core/engine.py handle_text); not an adapter fix",
-)
 async def test_discord_ask_command_with_a_possible_hit_gets_an_ephemeral_question(
     env: dc.Env, knowledge: Knowledge
 ) -> None:
