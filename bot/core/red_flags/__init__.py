@@ -8,8 +8,10 @@ concepts (named lists of terms) and rules (concepts that must all be present and
 A term counts only in its context (:mod:`bot.core.red_flags.context`): not negated, not hypothetical, not
 another person's past, not figurative ("my pace collapsed", "suicide sprints", "18 kms").
 
-Modules: ``tokens`` (text to words), ``patterns`` (the compiled matcher), ``negation`` and ``context`` (whether a
-term counts), ``detector`` (the two tiers, explain) and ``loader`` (YAML to detector, every problem with its line).
+Modules: ``tokens`` (text to words), ``lexicon`` (variants and stated ages), ``patterns`` (the compiled matcher),
+``vocabulary`` (the special concepts and records), ``negation`` and ``context`` (whether a term counts, or only
+might), ``detector`` (the two tiers, explain), ``learned`` (the learned check) and ``loader`` with ``builder`` and
+``context_loader`` (YAML to detector, every problem with its line).
 """
 
 from bot.core.red_flags.detector import (

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 
 from bot.core.messages import Escalation, EscalationLevel, SafetyCheck
 from bot.core.placeholders import fill
-from bot.core.red_flags.context import ConceptInfo, MessageContext, Rule, Window
+from bot.core.red_flags.context import MessageContext
 from bot.core.red_flags.learned import MIN_EVIDENCE_TO_DEMOTE, MODEL_FILE, LearnedCheck
 from bot.core.red_flags.lexicon import Lexicon
 from bot.core.red_flags.patterns import Compiled, Hit
 from bot.core.red_flags.tokens import Tokens, tokenize
+from bot.core.red_flags.vocabulary import ConceptInfo, Rule, Window
 
 if TYPE_CHECKING:
     from bot.config import SafetySettings

@@ -8,134 +8,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from itertools import product
 from typing import Any
 
 from bot.core.placeholders import NAMES as PLACEHOLDERS
-from bot.core.red_flags.context import NEG, POLARITY_FIRST, POST, SPECIAL_KEYS, ConceptInfo, Rule, Window
+from bot.core.red_flags.builder import CONCEPT_RE, Builder, item_line, key_line, type_name
+from bot.core.red_flags.context_loader import read_lexicon, read_real_words, read_settings, read_specials
 from bot.core.red_flags.detector import LEVELS, RedFlagCategory, RedFlagDetector
-from bot.core.red_flags.lexicon import Lexicon, parse_lexicon
-from bot.core.red_flags.patterns import ANY, GAP, MAX_EXPANSION, NUM, Compiled, Settings, Term, Word, part_words
-from bot.core.red_flags.tokens import fold, norm_word
-from bot.core.yamlio import LDict, LList, Problem, line_of
+from bot.core.red_flags.patterns import Compiled, Settings
+from bot.core.red_flags.vocabulary import NEG, POLARITY_FIRST, POST, SPECIAL_KEYS, ConceptInfo, Rule, Window
+from bot.core.yamlio import Problem, line_of
 
 _ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_CONCEPT_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 #: the reply parts a category may switch off (both default to true)
 _SWITCH_KEYS = ("header", "footer")
 _CONTEXT_KEYS = frozenset({"version", "settings", "real_words", "variants", "ages", *SPECIAL_KEYS})
 _TOP_KEYS = frozenset({*_CONTEXT_KEYS, "concepts", "categories"})
-_SETTING_KEYS = frozenset({"negation_window", "post_window", "fuzzy_min_length", "fuzzy_two_edits_length"})
 _EXAMPLE_KEYS = ("examples", "check_examples", "not")
 _CATEGORY_KEYS = frozenset(
     {"id", "level", "title", "message", "source", "rules", "check", "check_rules", *_EXAMPLE_KEYS, *_SWITCH_KEYS}
 )
 _RULE_KEYS = frozenset({"all", "unless", "within"})
 _CONCEPT_KEYS = frozenset({"terms", "past_ok", "note"})
-
-
-class _Builder:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-        self.terms: list[Term] = []
-        self.concepts: dict[str, ConceptInfo] = {}
-        self.anon = 0
-        self.polarity_words: set[str] = set(POLARITY_FIRST)
-
-    def problem(self, line: int, message: str) -> None:
-        self.problems.append(Problem(self.file, line, message))
-
-    def expand_term(self, raw: Any, line: int) -> list[str] | None:
-        """``pee|wee .. cloudy|smell*`` -> every combination of the alternatives, as plain terms."""
-        if not isinstance(raw, str):
-            self.problem(line, f"a term must be text, not {_type_name(raw)}")
-            return None
-        if "|" not in raw:
-            return [raw]
-        choices: list[list[str]] = []
-        for part in raw.split():
-            alts = part.split("|")
-            if any(not a for a in alts):
-                self.problem(line, f"bad pattern {raw!r}: empty alternative in {part!r} (write a|b|c)")
-                return None
-            if len(alts) > 1 and any(a in (ANY, GAP, NUM) for a in alts):
-                self.problem(line, f"bad pattern {raw!r}: '_', '..' and '#' cannot be alternatives")
-                return None
-            choices.append(alts)
-        count = 1
-        for alts in choices:
-            count *= len(alts)
-        if count > MAX_EXPANSION:
-            self.problem(line, f"bad pattern {raw!r}: {count} combinations (at most {MAX_EXPANSION})")
-            return None
-        return [" ".join(combo) for combo in product(*choices)]
-
-    def parse_term(self, raw: Any, line: int, concept: str) -> Term | None:
-        if not isinstance(raw, str):
-            self.problem(line, f"a term must be text, not {_type_name(raw)}")
-            return None
-        words: list[Word] = []
-        for part in raw.split():
-            parsed = part_words(part)
-            if isinstance(parsed, str):
-                self.problem(line, f"bad pattern {raw!r}: {parsed}")
-                return None
-            words.extend(parsed)
-        if not words:
-            self.problem(line, "empty term")
-            return None
-        if words[0].kind in ("any", "gap") or words[-1].kind in ("any", "gap"):
-            self.problem(line, f"bad pattern {raw!r}: '_' and '..' may only stand between words")
-            return None
-        polarity = words[0].kind == "exact" and words[0].text in self.polarity_words
-        return Term(tuple(words), concept, polarity)
-
-    def add_terms(self, items: Any, line: int, concept: str, where: str) -> int:
-        if not isinstance(items, list):
-            self.problem(line, f"{where} must be a list of terms, not {_type_name(items)}")
-            return 0
-        if not items:
-            self.problem(line, f"{where} is empty")
-            return 0
-        count = 0
-        for i, raw in enumerate(items):
-            iline = _item_line(items, i, line)
-            for text in self.expand_term(raw, iline) or ():
-                term = self.parse_term(text, iline, concept)
-                if term is not None:
-                    self.terms.append(term)
-                    count += 1
-        return count
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, int | float):
-        return "a number"
-    return type(value).__name__
-
-
-def _key_line(d: Any, key: str, default: int) -> int:
-    if isinstance(d, LDict):
-        return d.line_of(key) or default
-    return default
-
-
-def _item_line(seq: Any, i: int, default: int) -> int:
-    if isinstance(seq, LList):
-        return seq.line_of(i) or default
-    return default
 
 
 def parse_red_flags(data: Any, file: str) -> tuple[RedFlagDetector | None, list[Problem]]:
@@ -150,18 +44,18 @@ def parse_red_flag_docs(docs: Sequence[tuple[str, Any]]) -> tuple[RedFlagDetecto
     check_examples, not and its own ``concepts``) or part of the catalogue (context keys, ``concepts``,
     ``categories``).
     """
-    b = _Builder(docs[0][0] if docs else "red_flags")
+    b = Builder(docs[0][0] if docs else "red_flags")
     mappings: list[tuple[str, Any]] = []
     for file, data in docs:
         b.file = file
         if not isinstance(data, dict):
-            b.problem(line_of(data), f"the red-flag file must be a mapping with 'categories', not {_type_name(data)}")
+            b.problem(line_of(data), f"the red-flag file must be a mapping with 'categories', not {type_name(data)}")
             continue
         allowed = _CATEGORY_KEYS | {"concepts"} if "id" in data else _TOP_KEYS
         for key in data:
             if key not in allowed:
                 b.problem(
-                    _key_line(data, key, 1), f"unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})"
+                    key_line(data, key, 1), f"unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})"
                 )
         mappings.append((file, data))
 
@@ -169,26 +63,26 @@ def parse_red_flag_docs(docs: Sequence[tuple[str, Any]]) -> tuple[RedFlagDetecto
     for file, data in mappings:
         b.file = file
         if "settings" in data:
-            settings, window = _parse_settings(b, data)
+            settings, window = read_settings(b, data)
         if "real_words" in data:
-            real_words.extend(_parse_real_words(b, data))
+            real_words.extend(read_real_words(b, data))
     if not mappings:
         return None, sorted(b.problems)
-    _parse_specials(b, mappings)
+    read_specials(b, mappings)
 
     raw_concepts: list[tuple[str, Any, int]] = []  # (file, mapping, line) of each concepts block
     for file, data in mappings:
         b.file = file
         if "concepts" in data:
             block = data["concepts"]
-            cline = _key_line(data, "concepts", 1)
+            cline = key_line(data, "concepts", 1)
             if not isinstance(block, dict):
-                b.problem(cline, f"'concepts' must be a mapping of name -> terms, not {_type_name(block)}")
+                b.problem(cline, f"'concepts' must be a mapping of name -> terms, not {type_name(block)}")
                 continue
             _parse_concepts(b, block, cline)
             raw_concepts.append((file, block, cline))
 
-    lexicon = _parse_lexicon(b, mappings)  # after the concepts: an age concept may also have terms ("elderly")
+    lexicon = read_lexicon(b, mappings)  # after the concepts: an age concept may also have terms ("elderly")
     categories: list[RedFlagCategory] = []
     rules: dict[str, list[Rule]] = {}
     check_rules: dict[str, list[Rule]] = {}
@@ -201,11 +95,11 @@ def parse_red_flag_docs(docs: Sequence[tuple[str, Any]]) -> tuple[RedFlagDetecto
             items.append((data, 1))
         elif "categories" in data:
             raw_cats = data["categories"]
-            catline = _key_line(data, "categories", 1)
+            catline = key_line(data, "categories", 1)
             if not isinstance(raw_cats, list) or not raw_cats:
                 b.problem(catline, "'categories' must be a non-empty list")
                 continue
-            items.extend((cat, _item_line(raw_cats, i, catline)) for i, cat in enumerate(raw_cats))
+            items.extend((cat, item_line(raw_cats, i, catline)) for i, cat in enumerate(raw_cats))
         for cat, line in items:
             parsed = _parse_category(b, cat, line, seen_ids, used)
             if parsed is not None:
@@ -219,7 +113,7 @@ def parse_red_flag_docs(docs: Sequence[tuple[str, Any]]) -> tuple[RedFlagDetecto
         b.file = file
         for name in block:
             if name in b.concepts and name not in used:
-                b.problem(_key_line(block, name, cline), f"concept '{name}' is not used by any rule")
+                b.problem(key_line(block, name, cline), f"concept '{name}' is not used by any rule")
 
     if b.problems:
         return None, sorted(b.problems)
@@ -237,80 +131,10 @@ def parse_red_flag_docs(docs: Sequence[tuple[str, Any]]) -> tuple[RedFlagDetecto
     return RedFlagDetector(categories, rules, check_rules, b.concepts, compiled, window, lexicon), []
 
 
-def _parse_lexicon(b: _Builder, mappings: list[tuple[str, Any]]) -> Lexicon:
-    """The variant table and the age concepts (each age concept becomes a concept rules can name)."""
-    table: dict[tuple[str, ...], tuple[str, ...]] = {}
-    ages: list[tuple[str, int]] = []
-    for file, data in mappings:
-        part, found = parse_lexicon(data, lambda f, n, msg: b.problems.append(Problem(f, n, msg)), _key_line, file)
-        table.update(part)
-        for concept, least, line in found:
-            if not _CONCEPT_RE.match(concept):
-                b.problems.append(Problem(file, line, f"age concept '{concept}' must be lowercase letters, digits, _"))
-                continue
-            ages.append((concept, least))
-            b.concepts.setdefault(concept, ConceptInfo(concept))
-    return Lexicon(table, max((len(k) for k in table), default=0), tuple(ages))
-
-
-def _parse_settings(b: _Builder, data: Any) -> tuple[Settings, Window]:
-    settings = Settings()
-    raw = data["settings"]
-    sline = _key_line(data, "settings", 1)
-    if not isinstance(raw, dict):
-        b.problem(sline, f"'settings' must be a mapping, not {_type_name(raw)}")
-        return settings, Window()
-    for key, value in raw.items():
-        kline = _key_line(raw, key, sline)
-        if key not in _SETTING_KEYS:
-            b.problem(kline, f"unknown setting '{key}' (expected one of: {', '.join(sorted(_SETTING_KEYS))})")
-        elif not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 30:
-            b.problem(kline, f"setting '{key}' must be a whole number from 1 to 30")
-        else:
-            setattr(settings, key, value)
-    return settings, Window(settings.negation_window, settings.post_window)
-
-
-def _parse_real_words(b: _Builder, data: Any) -> list[str]:
-    rline = _key_line(data, "real_words", 1)
-    raw = data["real_words"]
-    if not isinstance(raw, list):
-        b.problem(rline, f"'real_words' must be a list of words, not {_type_name(raw)}")
-        return []
-    out: list[str] = []
-    for i, w in enumerate(raw):
-        if not isinstance(w, str) or len(w.split()) != 1:
-            b.problem(_item_line(raw, i, rline), "each entry of 'real_words' must be one word")
-        else:
-            out.extend(norm_word(fold(w).strip()))
-    return out
-
-
-def _parse_specials(b: _Builder, mappings: list[tuple[str, Any]]) -> None:
-    """The context lists; negators first, so a term that starts with one carries its own polarity."""
-    where: dict[str, str] = {}
-    for key, special in SPECIAL_KEYS.items():
-        for file, data in mappings:
-            if key not in data:
-                continue
-            b.file = file
-            if key in where:
-                b.problem(_key_line(data, key, 1), f"'{key}' is already defined in {where[key]}")
-                continue
-            where[key] = file
-            b.add_terms(data[key], _key_line(data, key, 1), special, f"'{key}'")
-            b.concepts[special] = ConceptInfo(special)
-            if key == "negators":
-                b.polarity_words.update(t.words[0].text for t in b.terms if t.concept == special and len(t.words) == 1)
-    if "negators" not in where:
-        b.file = mappings[0][0] if mappings else b.file
-        b.problem(1, "missing 'negators' (the words that cancel a symptom after them, like 'no', 'not')")
-
-
-def _parse_concepts(b: _Builder, block: Any, cline: int) -> None:
+def _parse_concepts(b: Builder, block: Any, cline: int) -> None:
     for name, spec in block.items():
-        nline = _key_line(block, name, cline)
-        if not isinstance(name, str) or not _CONCEPT_RE.match(name):
+        nline = key_line(block, name, cline)
+        if not isinstance(name, str) or not CONCEPT_RE.match(name):
             b.problem(nline, f"concept name '{name}' must be lowercase letters, digits and _ (like saddle_area)")
             continue
         if name in b.concepts:
@@ -321,48 +145,48 @@ def _parse_concepts(b: _Builder, block: Any, cline: int) -> None:
         if isinstance(spec, dict):
             for key in spec:
                 if key not in _CONCEPT_KEYS:
-                    b.problem(_key_line(spec, key, nline), f"unknown key '{key}' in concept '{name}'")
+                    b.problem(key_line(spec, key, nline), f"unknown key '{key}' in concept '{name}'")
             if "terms" not in spec:
                 b.problem(nline, f"concept '{name}' has no 'terms'")
                 continue
             terms = spec["terms"]
             flag = spec.get("past_ok", False)
             if not isinstance(flag, bool):
-                b.problem(_key_line(spec, "past_ok", nline), f"'past_ok' in concept '{name}' must be true or false")
+                b.problem(key_line(spec, "past_ok", nline), f"'past_ok' in concept '{name}' must be true or false")
             else:
                 past_ok = flag
-        tline = nline if not isinstance(spec, dict) else _key_line(spec, "terms", nline)
+        tline = nline if not isinstance(spec, dict) else key_line(spec, "terms", nline)
         b.add_terms(terms, tline, name, f"concept '{name}'")
         b.concepts[name] = ConceptInfo(name, past_ok)
 
 
 def _parse_category(
-    b: _Builder, cat: Any, line: int, seen_ids: dict[str, str], used: set[str]
+    b: Builder, cat: Any, line: int, seen_ids: dict[str, str], used: set[str]
 ) -> tuple[RedFlagCategory, list[Rule], list[Rule]] | None:
     if not isinstance(cat, dict):
-        b.problem(line, f"a category must be a mapping with id, level, title, message, rules; not {_type_name(cat)}")
+        b.problem(line, f"a category must be a mapping with id, level, title, message, rules; not {type_name(cat)}")
         return None
     line = line_of(cat, line)
     if "categories" not in cat:  # inside a categories list the unknown keys are not checked yet
         for key in cat:
             if key not in _CATEGORY_KEYS and key != "concepts":
                 allowed = ", ".join(sorted(_CATEGORY_KEYS))
-                b.problem(_key_line(cat, key, line), f"unknown key '{key}' (expected one of: {allowed})")
+                b.problem(key_line(cat, key, line), f"unknown key '{key}' (expected one of: {allowed})")
     ok = True
     cid = cat.get("id")
     if not isinstance(cid, str) or not _ID_RE.match(cid):
-        b.problem(_key_line(cat, "id", line), "category 'id' must be kebab-case text, like cauda-equina")
+        b.problem(key_line(cat, "id", line), "category 'id' must be kebab-case text, like cauda-equina")
         ok = False
     elif cid in seen_ids:
         first_file, _, first_line = seen_ids[cid].rpartition(":")
         where = f"on line {first_line}" if first_file == b.file else f"in {seen_ids[cid]}"
-        b.problem(_key_line(cat, "id", line), f"duplicate category id '{cid}' (first {where})")
+        b.problem(key_line(cat, "id", line), f"duplicate category id '{cid}' (first {where})")
         ok = False
     else:
-        seen_ids[cid] = f"{b.file}:{_key_line(cat, 'id', line)}"
+        seen_ids[cid] = f"{b.file}:{key_line(cat, 'id', line)}"
     level = cat.get("level")
     if level not in LEVELS:
-        b.problem(_key_line(cat, "level", line), f"bad level {level!r}: must be 'emergency' or 'urgent'")
+        b.problem(key_line(cat, "level", line), f"bad level {level!r}: must be 'emergency' or 'urgent'")
         ok = False
     texts: dict[str, str] = {}
     for key in ("title", "message", "check"):
@@ -372,30 +196,30 @@ def _parse_category(
                 b.problem(line, f"category '{cid}' is missing '{key}'")
                 ok = False
         elif not isinstance(value, str) or not value.strip():
-            b.problem(_key_line(cat, key, line), f"'{key}' must be non-empty text")
+            b.problem(key_line(cat, key, line), f"'{key}' must be non-empty text")
             ok = False
         else:
             texts[key] = value.strip()
-            ok = _placeholders_ok(b, texts[key], key, _key_line(cat, key, line)) and ok
+            ok = _placeholders_ok(b, texts[key], key, key_line(cat, key, line)) and ok
     switches = {key: cat.get(key, True) for key in _SWITCH_KEYS}
     for key, value in switches.items():
         if not isinstance(value, bool):
-            b.problem(_key_line(cat, key, line), f"'{key}' must be true or false")
+            b.problem(key_line(cat, key, line), f"'{key}' must be true or false")
             ok = False
     if "source" in cat and not (isinstance(cat["source"], str) and cat["source"].strip()):
-        b.problem(_key_line(cat, "source", line), "'source' must be non-empty text")
+        b.problem(key_line(cat, "source", line), "'source' must be non-empty text")
     parsed_rules = _parse_rules(b, cat, "rules", line, used, required=True)
     parsed_checks = _parse_rules(b, cat, "check_rules", line, used, required=False)
     if parsed_rules is None or parsed_checks is None:
         ok = False
     elif parsed_checks and "check" not in texts:
-        b.problem(_key_line(cat, "check_rules", line), f"category '{cid}' has check_rules but no 'check' question")
+        b.problem(key_line(cat, "check_rules", line), f"category '{cid}' has check_rules but no 'check' question")
         ok = False
     examples: dict[str, tuple[str, ...]] = {}
     for key in _EXAMPLE_KEYS:
         raw = cat.get(key, [])
         if not isinstance(raw, list) or not all(isinstance(x, str) and x.strip() for x in raw):
-            b.problem(_key_line(cat, key, line), f"'{key}' must be a list of example messages")
+            b.problem(key_line(cat, key, line), f"'{key}' must be a list of example messages")
             ok = False
         else:
             examples[key] = tuple(raw)
@@ -409,7 +233,7 @@ def _parse_category(
         texts["message"],
         texts.get("check", ""),
         b.file,
-        _key_line(cat, "id", line),
+        key_line(cat, "id", line),
         examples["examples"],
         examples["check_examples"],
         examples["not"],
@@ -419,7 +243,7 @@ def _parse_category(
     return category, parsed_rules, parsed_checks
 
 
-def _placeholders_ok(b: _Builder, text: str, key: str, line: int) -> bool:
+def _placeholders_ok(b: Builder, text: str, key: str, line: int) -> bool:
     bare = _PLACEHOLDER_RE.sub("", text)
     if "{" in bare or "}" in bare:
         b.problem(line, f"unmatched {{ or }} in {key}")
@@ -435,9 +259,9 @@ def _placeholders_ok(b: _Builder, text: str, key: str, line: int) -> bool:
     return True
 
 
-def _parse_rules(b: _Builder, cat: Any, key: str, line: int, used: set[str], *, required: bool) -> list[Rule] | None:
+def _parse_rules(b: Builder, cat: Any, key: str, line: int, used: set[str], *, required: bool) -> list[Rule] | None:
     raw_rules = cat.get(key)
-    rline = _key_line(cat, key, line)
+    rline = key_line(cat, key, line)
     if raw_rules is None:
         if required:
             b.problem(line, f"category '{cat.get('id')}' has no '{key}'")
@@ -449,7 +273,7 @@ def _parse_rules(b: _Builder, cat: Any, key: str, line: int, used: set[str], *, 
     out: list[Rule] = []
     ok = True
     for ri, rule in enumerate(raw_rules):
-        parsed = _parse_rule(b, rule, _item_line(raw_rules, ri, rline), used)
+        parsed = _parse_rule(b, rule, item_line(raw_rules, ri, rline), used)
         if parsed is None:
             ok = False
         else:
@@ -457,7 +281,7 @@ def _parse_rules(b: _Builder, cat: Any, key: str, line: int, used: set[str], *, 
     return out if ok else None
 
 
-def _parse_rule(b: _Builder, rule: Any, line: int, used: set[str]) -> Rule | None:
+def _parse_rule(b: Builder, rule: Any, line: int, used: set[str]) -> Rule | None:
     spec: Any = rule
     if isinstance(rule, list):
         spec = {"all": rule}
@@ -465,18 +289,18 @@ def _parse_rule(b: _Builder, rule: Any, line: int, used: set[str]) -> Rule | Non
         line = line_of(rule, line)
         for key in rule:
             if key not in _RULE_KEYS:
-                b.problem(_key_line(rule, key, line), f"unknown key '{key}' in rule (expected all, unless, within)")
+                b.problem(key_line(rule, key, line), f"unknown key '{key}' in rule (expected all, unless, within)")
                 return None
     else:
-        b.problem(line, f"a rule must be a list of concepts or a mapping with 'all'; not {_type_name(rule)}")
+        b.problem(line, f"a rule must be a list of concepts or a mapping with 'all'; not {type_name(rule)}")
         return None
     if "all" not in spec:
         b.problem(line, "rule has no 'all'")
         return None
-    concepts = _concept_refs(b, spec["all"], _key_line(spec, "all", line), used, "all")
+    concepts = _concept_refs(b, spec["all"], key_line(spec, "all", line), used, "all")
     unless: tuple[str, ...] | None = ()
     if "unless" in spec:
-        unless = _concept_refs(b, spec["unless"], _key_line(spec, "unless", line), used, "unless")
+        unless = _concept_refs(b, spec["unless"], key_line(spec, "unless", line), used, "unless")
     scope: str | int = "sentence"
     if "within" in spec:
         w = spec["within"]
@@ -486,7 +310,7 @@ def _parse_rule(b: _Builder, rule: Any, line: int, used: set[str]) -> Rule | Non
             scope = w
         else:
             b.problem(
-                _key_line(spec, "within", line), "'within' must be 'sentence', 'message' or a number of words (1-50)"
+                key_line(spec, "within", line), "'within' must be 'sentence', 'message' or a number of words (1-50)"
             )
             return None
     if concepts is None or unless is None:
@@ -494,14 +318,14 @@ def _parse_rule(b: _Builder, rule: Any, line: int, used: set[str]) -> Rule | Non
     return Rule(concepts, unless, scope, line, b.file)
 
 
-def _concept_refs(b: _Builder, raw: Any, line: int, used: set[str], where: str) -> tuple[str, ...] | None:
+def _concept_refs(b: Builder, raw: Any, line: int, used: set[str], where: str) -> tuple[str, ...] | None:
     if not isinstance(raw, list) or not raw:
         b.problem(line, f"'{where}' must be a non-empty list of concept names or term lists")
         return None
     out: list[str] = []
     ok = True
     for i, item in enumerate(raw):
-        iline = _item_line(raw, i, line)
+        iline = item_line(raw, i, line)
         if isinstance(item, str):
             if item not in b.concepts or item.startswith("@"):
                 b.problem(iline, f"unknown concept '{item}' (define it under 'concepts', or write a list of terms)")
@@ -517,6 +341,6 @@ def _concept_refs(b: _Builder, raw: Any, line: int, used: set[str], where: str) 
             b.concepts[name] = ConceptInfo(name)
             out.append(name)
         else:
-            b.problem(iline, f"rule entries must be concept names or lists of terms, not {_type_name(item)}")
+            b.problem(iline, f"rule entries must be concept names or lists of terms, not {type_name(item)}")
             ok = False
     return tuple(out) if ok else None
