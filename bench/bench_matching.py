@@ -53,13 +53,15 @@ TEMPLATES = (
 # ---------------------------------------------------------------------------------------------- data generation
 def word_pool(detect: Any) -> list[str]:
     """Realistic vocabulary: the words of the shipped knowledge (back pain, running, training, treatment), minus
-    stopwords and the words that trigger a red flag on their own."""
+    stopwords, the words that trigger a red flag on their own and the names of other body parts (a message naming
+    one gets the shipped pack's "I only cover lower back pain" reply, which a generic FAQ would not have)."""
     from bot.core.analysis import STOPWORDS
+    from bot.core.scope import other_part
 
     text = " ".join(p.read_text(encoding="utf-8").lower() for p in sorted(KNOWLEDGE.glob("faq*.yaml")))
     text += " " + (KNOWLEDGE / "synonyms.yaml").read_text(encoding="utf-8").lower()
     words = sorted(set(re.findall(r"[a-z]{3,}", text)) - STOPWORDS - set(FILLER))
-    return [w for w in words if detect(w) is None]
+    return [w for w in words if detect(w) is None and other_part(w) is None]
 
 
 def make_entries(n: int, pool: list[str], rng: random.Random, detect: Any) -> list[list[str]]:
