@@ -141,12 +141,20 @@ class App:
                 await store.flush()
                 if ticks % RETENTION_EVERY == 1:
                     removed = await store.purge_older_than(self.settings.privacy.retention_days)
-                    # a delivered check-in's key is never reused (the next one has the next number): a month is ample
-                    removed += await claims.purge_sent_keys(store, self.runtime.clock.now() - SENT_KEYS_KEPT)
+                    removed += await self._purge_sent_keys()
                     if removed:
                         log.info("retention: removed %d old row(s)", removed)
             except Exception:
                 log.exception("housekeeping failed")
+
+    async def _purge_sent_keys(self) -> int:
+        """A delivered check-in's key is never reused (the next one has the next number): a month is ample. Best
+        effort, like the rest of retention: a locked or full database is logged in one line and tried again later."""
+        try:
+            return await claims.purge_sent_keys(self.runtime.store, self.runtime.clock.now() - SENT_KEYS_KEPT)
+        except Exception as exc:  # sqlite3.Error, OSError, a store that is not open: never a traceback here
+            log.warning("retention: could not remove old check-in keys: %s", exc or type(exc).__name__)
+            return 0
 
     async def run_due_once(self) -> int:
         """`runbot followups run-due`: connect send-only (the platforms' HTTP APIs: no poller, gateway or webhook
