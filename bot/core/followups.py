@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -208,6 +209,9 @@ class Scheduler:
             try:
                 await self.run_due()
                 delay = await self.seconds_until_next()
+            except (sqlite3.Error, OSError) as exc:  # a locked, full or missing database: one line, not a traceback
+                log.warning("follow-ups: the database is unavailable (%s); retrying in a minute", exc)
+                delay = 60.0
             except Exception:
                 log.exception("follow-up scheduler error; retrying in a minute")
                 delay = 60.0

@@ -173,3 +173,45 @@ async def test_housekeeping_forgets_delivered_keys_after_a_month(tmp_path: Path)
     finally:
         app.request_stop()
         assert await asyncio.wait_for(run, 10) == 0
+
+
+async def test_a_locked_database_is_one_warning_for_the_scheduler(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    from support import KNOWLEDGE
+
+    from bot.bootstrap import build
+    from bot.config import Settings
+    from bot.core.ports import ManualClock
+
+    db = tmp_path / "runbot.db"
+    rt = build(Settings(), clock=ManualClock(NOW), knowledge_path=KNOWLEDGE, db_path=db)
+    async with rt:
+        await _seed(rt.store, 1)
+
+        class Quiet:
+            platform = "telegram"
+
+            async def start(self) -> None: ...
+            async def stop(self) -> None: ...
+            async def send(self, target: object, replies: object) -> None: ...
+
+        rt.add_adapter(Quiet())  # type: ignore[arg-type]
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            task = asyncio.create_task(rt.scheduler.run())
+            for _ in range(300):
+                if rt.scheduler.sleeps:
+                    break
+                await asyncio.sleep(0.02)
+            rt.scheduler.stop()
+            await asyncio.wait_for(task, 5)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    assert rt.scheduler.sleeps[0] == 60.0
+    warnings = [r for r in caplog.records if "follow-ups: the database is unavailable" in r.getMessage()]
+    assert warnings and all(r.exc_info is None for r in warnings)
