@@ -33,7 +33,7 @@ from bot.adapters.telegram_text import parse_command, safe_name, strip_mention
 from bot.core.messages import ChatRef, IncomingMessage, Reply
 from bot.core.outbox import Outbox
 from bot.core.ports import DeliveryError
-from bot.storage.inbox import Inbox
+from bot.storage.inbox import Inbox, InboxUnavailable
 
 __all__ = [
     "COMMANDS",
@@ -156,7 +156,11 @@ class TelegramAdapter(TelegramSending):
             if self._inbox is not None:
                 # update ids are per bot: another token on the same database must not inherit this bot's offset
                 self._inbox.platform = f"telegram:{app.bot.id}"
-                await self._inbox.open()
+                try:
+                    await self._inbox.open()
+                except InboxUnavailable as exc:
+                    log.warning("Telegram: the inbox is unavailable (%s); updates are answered but not durable", exc)
+                    self._inbox = None
             self._intake = Intake(
                 app, self._inbox, poll_timeout=self._settings.poll_timeout, allowed_updates=_ALLOWED_UPDATES
             )

@@ -67,6 +67,13 @@ class Inbox:
         return self.path != ":memory:"
 
     async def open(self) -> None:
+        """Raises InboxUnavailable when the database cannot be opened or written (locked, full, unreadable)."""
+        try:
+            await self._open()
+        except (aiosqlite.Error, OSError) as exc:
+            raise InboxUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def _open(self) -> None:
         db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             # short: while another process holds the write lock, updates are answered from memory after this wait

@@ -205,3 +205,22 @@ async def test_updates_stored_before_a_crash_are_answered_at_start(api: FakeBotA
         assert api.sent(1) == []  # the next fetch starts after what is stored
     finally:
         await tg.stop()
+
+
+async def test_a_locked_database_at_start_still_answers(
+    api: FakeBotAPI, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = sqlite3.connect(runtime.store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock while the bot starts
+    try:
+        tg = await _inbox_adapter(api, runtime)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    try:
+        await api.send_text(user_id=B, text=RED_FLAG)
+        sent = await api.wait_sent(B, 1, within=3.0)
+        assert any(_is_alarm(m["text"]) for m in sent)
+    finally:
+        await tg.stop()
+    assert any("the inbox is unavailable" in r.getMessage() for r in caplog.records)
