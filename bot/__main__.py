@@ -85,6 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["list", "run-due"])
     sp.add_argument("--db", metavar="FILE", help="database file (default: from config)")
     knowledge_arg(sp)
+    # every command also takes --config after its name ("runbot run --config FILE"); SUPPRESS keeps the one given
+    # before the command when there is none after it
+    for command in sub.choices.values():
+        command.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help="config file")
     return p
 
 
@@ -105,9 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = load_settings(args.config)
-    except ConfigError as exc:
+    except ConfigError as exc:  # a wrong value or key: FILE:LINE: message, exit 1 (2 is for wrong command lines)
         print(f"runbot: {exc}", file=sys.stderr)
-        return 2
+        return 1
     logging.basicConfig(
         level=getattr(logging, settings.logging.level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

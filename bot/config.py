@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-import yaml
-
 from bot.core.placeholders import NAMES, PRESETS, REGIONS
+from bot.core.yamlio import LDict, YamlError, load_text
 
 DEFAULT_CONFIG = "config.yaml"
 TOKEN_ENV = {"discord": "DISCORD_TOKEN", "telegram": "TELEGRAM_TOKEN"}
@@ -23,7 +22,16 @@ _TOKEN_SHAPES = (
 
 
 class ConfigError(Exception):
-    """A config problem, said in one line that names the key."""
+    """A config problem, said in one line that names the key; ``path`` is the key's place in the file (for its line)."""
+
+    def __init__(self, message: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def _num(default: float | int, lo: float | None = None, hi: float | None = None, *, above: bool = False) -> Any:
+    """A number setting with its allowed range (``above``: strictly greater than ``lo``)."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "above": above})
 
 
 def _repo_knowledge() -> str:
@@ -38,7 +46,7 @@ def _repo_knowledge() -> str:
 class KnowledgeSettings:
     path: str = field(default_factory=_repo_knowledge)
     watch: bool = True
-    poll_seconds: float = 1.0
+    poll_seconds: float = _num(1.0, 0.05, 3600)
 
 
 @dataclass(frozen=True)
@@ -48,11 +56,19 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class MatchingSettings:
-    confident: float = 56.0
-    likely: float = 50.0
-    margin: float = 15.0
-    suggest: float = 35.0
-    max_suggestions: int = 3
+    confident: float = _num(56.0, 0, 100)
+    likely: float = _num(50.0, 0, 100)
+    margin: float = _num(15.0, 0, 100)
+    suggest: float = _num(35.0, 0, 100)
+    max_suggestions: int = _num(3, 1, 10)
+
+    def __post_init__(self) -> None:
+        if not self.suggest <= self.likely <= self.confident:
+            raise ConfigError(
+                f"matching: needs suggest <= likely <= confident, got {self.suggest:g}, {self.likely:g}, "
+                f"{self.confident:g}",
+                ("matching",),
+            )
 
 
 Region = Literal["uk", "ie", "us", "ca", "au", "eu"]
@@ -70,12 +86,14 @@ class SafetySettings:
     urgent_care: str = ""
     family_doctor: str = ""
     physio_register: str = ""
-    repeat_escalation_seconds: int = 60
+    repeat_escalation_seconds: int = _num(60, 0, 86400)
 
     def __post_init__(self) -> None:
         preset = PRESETS.get(self.region)
         if preset is None:
-            raise ConfigError(f"safety.region: must be one of {', '.join(REGIONS)}, got {self.region!r}")
+            raise ConfigError(
+                f"safety.region: must be one of {', '.join(REGIONS)}, got {self.region!r}", ("safety", "region")
+            )
         for name in NAMES:
             if not str(getattr(self, name)).strip():
                 object.__setattr__(self, name, preset[name])
@@ -84,25 +102,25 @@ class SafetySettings:
 @dataclass(frozen=True)
 class FollowupSettings:
     enabled: bool = True
-    first_after_days: float = 3.0
-    interval_days: float = 7.0
-    max_checkins: int = 3
-    drop_overdue_days: float = 7.0
-    max_attempts: int = 4
-    retry_backoff_seconds: tuple[int, ...] = (60, 600, 3600)
+    first_after_days: float = _num(3.0, 0, 365, above=True)
+    interval_days: float = _num(7.0, 0, 365, above=True)
+    max_checkins: int = _num(3, 0, 52)
+    drop_overdue_days: float = _num(7.0, 0, 365, above=True)
+    max_attempts: int = _num(4, 1, 20)
+    retry_backoff_seconds: tuple[int, ...] = field(default=(60, 600, 3600), metadata={"lo": 0, "hi": 86400})
 
 
 @dataclass(frozen=True)
 class RateLimitSettings:
     enabled: bool = True
-    messages: int = 5
-    per_seconds: float = 10.0
-    burst: int = 10
+    messages: int = _num(5, 1, 10000)
+    per_seconds: float = _num(10.0, 0, 86400, above=True)
+    burst: int = _num(10, 1, 10000)
 
 
 @dataclass(frozen=True)
 class PrivacySettings:
-    retention_days: int = 180
+    retention_days: int = _num(180, 1, 3650)
 
 
 @dataclass(frozen=True)
@@ -121,7 +139,7 @@ class TelegramSettings:
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
-    webhook_port: int = 8443
+    webhook_port: int = _num(8443, 1, 65535)
     moderator_user_ids: tuple[int, ...] = ()
     moderator_chat_id: int | None = None
 
@@ -202,24 +220,56 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported setting type")
 
 
-def _build(cls: type, data: Any, prefix: str) -> Any:
+def _build(cls: type, data: Any, prefix: str, path: tuple[str, ...] = ()) -> Any:
     if data is None:
         return cls()
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a section of key: value lines, got {data!r}")
+        raise ConfigError(f"{prefix or 'config'}: expected a section of key: value lines, got {data!r}", path)
     hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name not in ("origin", "warnings")}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("origin", "warnings")}
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            raise ConfigError(f"{full}: unknown setting (known: {', '.join(sorted(names))})")
+        where = (*path, str(key))
+        if key not in fields:
+            raise ConfigError(f"{full}: unknown setting (known: {', '.join(sorted(fields))})", where)
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value, full)
-        else:
-            kwargs[key] = _coerce(value, hint, full)
-    return cls(**kwargs)
+        try:
+            if dataclasses.is_dataclass(hint):
+                kwargs[key] = _build(hint, value, full, where)
+            else:
+                kwargs[key] = _in_range(_coerce(value, hint, full), fields[key].metadata, full)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), exc.path or where) from None
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(str(exc), exc.path or path) from None
+
+
+def _in_range(value: Any, meta: Any, key: str) -> Any:
+    lo, hi, above = meta.get("lo"), meta.get("hi"), meta.get("above", False)
+    items = [(f"{key}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, tuple) else [(key, value)]
+    for name, v in items:
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            continue
+        if lo is not None and (v <= lo if above else v < lo):
+            raise ConfigError(f"{name}: must be {'more than' if above else 'at least'} {lo:g}, got {v:g}")
+        if hi is not None and v > hi:
+            raise ConfigError(f"{name}: must be at most {hi:g}, got {v:g}")
+    return value
+
+
+def _line(data: Any, path: tuple[str, ...]) -> int | None:
+    """The line of the deepest key of ``path`` the file has (the parsed YAML knows each key's line)."""
+    line = None
+    node = data
+    for key in path:
+        if not isinstance(node, LDict) or key not in node:
+            break
+        line = node.line_of(key) or line
+        node = node[key]
+    return line
 
 
 def _find_tokens(data: Any, path: str = "") -> list[str]:
@@ -263,22 +313,21 @@ def load_settings(path: str | Path | None = None) -> Settings:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {file}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        data = load_text(text, str(file))
+    except YamlError as exc:
+        raise ConfigError(f"{file}:{exc.problem.line}: not valid YAML ({exc.problem.message})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: the config must be a mapping of sections (knowledge:, database:, ...)")
     for section in ("origin", "warnings"):
         if section in data:
-            raise ConfigError(f"{section}: unknown setting")
+            raise ConfigError(f"{file}:{_line(data, (section,)) or 1}: {section}: unknown setting")
     try:
         settings = _build(Settings, data, "")
     except ConfigError as exc:
-        raise ConfigError(f"{file}: {exc}") from None
+        line = _line(data, exc.path)
+        raise ConfigError(f"{file}:{line}: {exc}" if line else f"{file}: {exc}") from None
     warnings = tuple(
         f"{file}: '{key}' looks like a bot token; tokens belong in the environment "
         f"({', '.join(TOKEN_ENV.values())}), not in a config file"

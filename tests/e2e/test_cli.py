@@ -125,23 +125,42 @@ def test_chat_works_without_config_from_another_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        ("matching: {confident: high}\n", "matching.confident"),
-        ("databse: {path: x.db}\n", "databse"),
+        ("matching: {confident: high}\n", ":1: matching.confident: expected a number"),
+        ("databse: {path: x.db}\n", ":1: databse: unknown setting"),
         ("knowledge: [\n", "not valid YAML"),
+        ("# rate limits\nrate_limit:\n  per_seconds: -5\n", ":3: rate_limit.per_seconds: must be more than 0, got -5"),
+        ("followups:\n  enabled: true\n  first_after_days: -2\n", ":3: followups.first_after_days: must be more"),
+        ("matching:\n  confident: 500\n", ":2: matching.confident: must be at most 100, got 500"),
+        ("matching:\n  suggest: 60\n", ":1: matching: needs suggest <= likely <= confident"),
+        ("knowledge:\n  path: knowledge\n  wach: true\n", ":3: knowledge.wach: unknown setting"),
+        ("followups:\n  retry_backoff_seconds: [60, -1]\n", ":2: followups.retry_backoff_seconds[1]"),
+        ("safety:\n  region: mars\n", ":2: safety.region: must be one of uk, ie, us, ca, au, eu"),
     ],
 )
-def test_config_errors_are_one_line(tmp_path: Path, content: str, needle: str) -> None:
+def test_config_errors_are_one_line_with_the_line(tmp_path: Path, content: str, needle: str) -> None:
     cfg = tmp_path / "config.yaml"
     cfg.write_text(content, encoding="utf-8")
-    res = runbot("--config", str(cfg), "ask", "--json", "hi")
-    assert res.returncode == 2
-    assert needle in res.stderr and "Traceback" not in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    for args in (("--config", str(cfg), "ask", "--json", "hi"), ("ask", "--config", str(cfg), "--json", "hi")):
+        res = runbot(*args)
+        assert res.returncode == 1, res.stderr
+        assert f"{cfg}{needle}" in res.stderr if needle.startswith(":") else needle in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_config_is_taken_before_or_after_the_command(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("safety:\n  region: us\n", encoding="utf-8")
+    for args in (("--config", str(cfg), "ask", "--json", "my groin is numb and i cant pee"),
+                 ("ask", "--config", str(cfg), "--json", "my groin is numb and i cant pee")):
+        res = runbot(*args)
+        assert res.returncode == 0, res.stderr
+        assert "911" in json.loads(res.stdout)["reply"]
 
 
 def test_missing_config_file_is_reported() -> None:
     res = runbot("--config", "/nonexistent/config.yaml", "ask", "--json", "hi")
-    assert res.returncode == 2 and "not found" in res.stderr
+    assert res.returncode == 1 and "not found" in res.stderr
 
 
 def test_missing_packages_get_an_install_hint_not_a_traceback() -> None:
