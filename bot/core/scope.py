@@ -70,9 +70,15 @@ _COMPLAINT = re.compile(
 )
 
 
+_TRIGGERS = frozenset(OTHER_PARTS) | frozenset(phrase.split()[-1] for phrase in OTHER_PHRASES)
+
+
 def other_part(text: str) -> str | None:
     """The other body part a message is about, when it says nothing of the back; else None."""
-    canon = _NEUTRAL.sub(" ", " ".join(words(text)))
+    plain = words(text)
+    if _TRIGGERS.isdisjoint(plain):
+        return None  # most messages: no body-part word at all, no regex work
+    canon = _NEUTRAL.sub(" ", " ".join(plain))
     ws = canon.split()
     parts = [OTHER_PARTS[w] for w in ws if w in OTHER_PARTS]
     parts += [name for phrase, name in OTHER_PHRASES.items() if f" {phrase} " in f" {canon} "]
