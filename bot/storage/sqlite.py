@@ -26,6 +26,7 @@ from bot.storage.health import (
     describe_open_error,
     file_identity,
 )
+from bot.storage.lru import USER_CACHE_LIMIT, LruCache
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class Store(BufferedWrites, FileChecks):
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._user_cache: dict[tuple[str, str], User] = {}
+        self._user_cache: LruCache[tuple[str, str], User] = LruCache(USER_CACHE_LIMIT)
         self._pending_stats: dict[tuple[str, str], int] = {}
         self._pending_unanswered: dict[tuple[str, int], tuple[int, str, str]] = {}
         self._flushing: asyncio.Task[None] | None = None

@@ -244,3 +244,29 @@ async def test_forget_cascades_and_leaves_other_users(store: Store, clock: Manua
     again = await store.user("test", "gone")  # a later message starts from scratch
     assert await store.user_followups(again) == []
     assert await store.get_triage(again) is None
+
+
+async def test_the_user_cache_is_bounded_and_evicted_users_still_load(store: Store) -> None:
+    from bot.storage.lru import LruCache
+
+    store._user_cache = LruCache(3)  # a small bound instead of USER_CACHE_LIMIT, the same code path
+    first = await store.user("telegram", "u0")
+    for i in range(1, 6):
+        await store.user("telegram", f"u{i}")
+    assert len(store._user_cache) == 3
+    assert ("telegram", "u0") not in store._user_cache
+    again = await store.user("telegram", "u0")  # read back from the database, not created twice
+    assert again.id == first.id and not again.new
+    assert ("telegram", "u0") in store._user_cache and len(store._user_cache) == 3
+
+
+def test_lru_keeps_the_recently_used() -> None:
+    from bot.storage.lru import LruCache
+
+    cache: LruCache[str, int] = LruCache(2)
+    cache["a"], cache["b"] = 1, 2
+    assert cache.get("a") == 1  # "a" is now the most recent
+    cache["c"] = 3
+    assert list(cache) == ["a", "c"]
+    with pytest.raises(ValueError):
+        LruCache(0)
