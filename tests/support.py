@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings
+from bot.core.knowledge import Knowledge, load_knowledge
 from bot.core.messages import IncomingMessage
 from bot.core.ports import ManualClock
+from bot.core.red_flags import RedFlagDetector
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
 DATA = Path(__file__).resolve().parent / "data" / "dev"  # tuned on; blind sets are in data/blind
 BLIND = DATA.parent / "blind"
+
+
+@functools.cache
+def shipped_knowledge() -> Knowledge:
+    """The shipped knowledge folder, loaded once per test session (it is immutable)."""
+    return load_knowledge(KNOWLEDGE)
+
+
+def tier(detector: RedFlagDetector, text: str) -> tuple[str, str | None]:
+    """What the red-flag detector makes of a message: ("alarm" | "check" | "none", the first category)."""
+    found = detector.assess(text)
+    if found.alarms:
+        return "alarm", found.alarms[0].category
+    if found.checks:
+        return "check", found.checks[0].category
+    return "none", None
 
 
 def dm(text: str = "", *, user: str = "u1", choice: str | None = None, platform: str = "test") -> IncomingMessage:

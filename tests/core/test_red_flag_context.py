@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from support import shipped_knowledge, tier
 
-from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs, parse_red_flags
-from bot.core.yamlio import load_file, load_text
-
-CATALOGUE = Path(__file__).resolve().parents[2] / "knowledge" / "red_flags"
+from bot.core.red_flags import RedFlagDetector, parse_red_flags
+from bot.core.yamlio import load_text
 
 
 @pytest.fixture(scope="module")
 def detector() -> RedFlagDetector:
-    first = [CATALOGUE / "context.yaml", CATALOGUE / "shared.yaml"]
-    files = first + sorted(p for p in CATALOGUE.glob("*.yaml") if p not in first)
-    det, problems = parse_red_flag_docs([(f"red_flags/{p.name}", load_file(p)) for p in files])
-    assert problems == []
-    assert det is not None
-    return det
+    return shipped_knowledge().red_flags
 
 
-def _tier(det: RedFlagDetector, text: str) -> tuple[str, str | None]:
-    a = det.assess(text)
-    if a.alarms:
-        return "alarm", a.alarms[0].category
-    if a.checks:
-        return "check", a.checks[0].category
-    return "none", None
+_tier = tier
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, dm, group
+from support import KNOWLEDGE, dm, group, shipped_knowledge, tier
 
 from bot.bootstrap import Runtime
 from bot.core.knowledge import load_knowledge
@@ -23,16 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def detector() -> RedFlagDetector:
-    return load_knowledge(KNOWLEDGE).red_flags
+    return shipped_knowledge().red_flags
 
 
-def _tier(det: RedFlagDetector, text: str) -> tuple[str, str | None]:
-    found = det.assess(text)
-    if found.alarms:
-        return "alarm", found.alarms[0].category
-    if found.checks:
-        return "check", found.checks[0].category
-    return "none", None
+_tier = tier
 
 
 # --- failing closed -----------------------------------------------------------------------------
