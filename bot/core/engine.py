@@ -22,7 +22,7 @@ from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
 from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
-from bot.core.scope import focus, other_part
+from bot.core.scope import focus, mentions_back, other_part
 from bot.core.text import MAX_MATCH_CHARS, normalize
 from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage, User
 
@@ -101,7 +101,8 @@ def decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
     part = other_part(text)
     if part is not None:
         return FaqDecision("out-of-scope", part=part)
-    whole = _decide_terms(k, text, terms, m)
+    # chatter.yaml holds no back-pain words, so a message naming the back is never club chatter
+    whole = _decide_terms(k, text, terms, m, chatter=not mentions_back(text))
     if whole.kind == "answer":
         return whole  # the whole message already found its answer: a part of it is not more right
     best = whole
@@ -118,9 +119,11 @@ def decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
     return best
 
 
-def _decide_terms(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) -> FaqDecision:
+def _decide_terms(
+    k: Knowledge, text: str, terms: list[str], m: MatchingSettings, *, chatter: bool = True
+) -> FaqDecision:
     candidates = k.matcher.match(text, limit=max(3, m.max_suggestions) + 1, terms=terms)
-    if candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
+    if chatter and candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
         return FaqDecision("chatter")
     candidates = [c for c in candidates if c.id != CHATTER_ID]
     if is_confident(candidates, m):

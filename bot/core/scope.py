@@ -18,7 +18,8 @@ OTHER_PARTS: dict[str, str] = {
     "achilles": "Achilles", "achille": "Achilles",
     "shin": "shin", "shins": "shin", "tibia": "shin",
     "foot": "foot", "feet": "foot", "heel": "heel", "heels": "heel", "toe": "toe", "toes": "toe",
-    "toenail": "toe", "toenails": "toe", "bunion": "foot", "metatarsal": "foot", "plantar": "plantar fascia",
+    "toenail": "toe", "toenails": "toe", "bunion": "foot", "bunions": "foot", "metatarsal": "foot",
+    "metatarsals": "foot", "plantar": "plantar fascia",
     "ankle": "ankle", "ankles": "ankle",
     "calf": "calf", "calves": "calf",
     "hamstring": "hamstring", "hamstrings": "hamstring", "hammy": "hamstring", "hammies": "hamstring",
@@ -37,7 +38,7 @@ BACK_WORDS = frozenset(
     """
     back backs backache backaches spine spinal lumbar lumbago sciatica sciatic disc discs slipped vertebra vertebrae
     spondylolysis spondylolisthesis spondy coccyx tailbone sacroiliac si facet pelvis pelvic core bot
-    runbot you privacy data buttock buttocks bum glute glutes nerve nerves overstride overstriding
+    runbot privacy data buttock buttocks bum glute glutes nerve nerves overstride overstriding
     overstrider stride strides cadence form
     """.split()
 )
@@ -54,19 +55,22 @@ _DOWN_LEG = re.compile(
 )
 #: "back" that is not the body part: "back of my knee", "back to running", "come back"
 _NOT_BACK = re.compile(
-    r"\bback (?:of|to|from|into|onto|on|at|home|then|in the day|up)\b(?! (?:pain|ache|is|was|hurt|twinge|spasm))"
+    r"(?<!my )(?<!your )(?<!his )(?<!her )(?<!lower )(?<!upper )(?<!sore )(?<!bad )"
+    r"\bback (?:of|to|from|into|onto|on|at|for|home|then|in the day|up)\b(?! (?:pain|ache|is|was|hurt|twinge|spasm))"
+    r"|\b(?:hopefully|welcome|be|im) back\b"
     r"|\b(?:came|come|comes|coming|get|gets|getting|got|go|goes|going|went|bounce|bounced|bouncing|ease|easing|"
     r"eased|build|building|built|cut|cutting|cuts|hold|holding|held|fight|fought|look|looking|looked|way|"
     r"feedback|aches) back\b"
 )
 
 
-#: parts also named for form or kit ("tense shoulders", "room at the toes", "loosen tight hip flexors"): they count
+#: parts also named for form or kit ("tense shoulders", "room at the toes", "lean from the ankles"): they count
 #: only with a complaint about them
-SOFT_PARTS = frozenset({"shoulder", "toe", "heel", "hip flexor"})
+SOFT_PARTS = frozenset({"shoulder", "toe", "heel", "ankle", "hip flexor"})
 _COMPLAINT = re.compile(
     r"\b(?:pain\w*|ache|aches|aching|achy|hurt\w*|sore\w*|injur\w*|strain\w*|sprain\w*|tendin\w*|\w+itis|pulled|"
-    r"tear|torn|numb\w*|cramp\w*|blister\w*|swollen|swelling|bruis\w*|rub\w*|raw|agony|killing|niggl\w*|tweak\w*)\b"
+    r"tear|torn|twist\w*|rolled|went over|numb\w*|cramp\w*|blister\w*|swollen|swelling|bruis\w*|rub\w*|raw|agony|"
+    r"killing|niggl\w*|tweak\w*)\b"
 )
 
 
@@ -91,6 +95,20 @@ def other_part(text: str) -> str | None:
     if not BACK_WORDS.isdisjoint(back.split()) or _DOWN_LEG.search(back):
         return None
     return found
+
+
+#: the back itself, by name (not the bot, not form words)
+SPINE_WORDS = frozenset(
+    "back backs backache backaches spine spinal lumbar lumbago sciatica sciatic coccyx tailbone sacroiliac".split()
+)
+
+
+def mentions_back(text: str) -> bool:
+    """Whether a message names the back (not "back to running", "come back", "back of my knee")."""
+    plain = words(text)
+    if SPINE_WORDS.isdisjoint(plain):
+        return False
+    return not SPINE_WORDS.isdisjoint(_NOT_BACK.sub(" ", " ".join(plain)).split())
 
 
 # ----------------------------------------------------------------------------------------------- the question
@@ -137,9 +155,9 @@ def focus(text: str) -> tuple[str, ...]:
     total = len(words(text))
     parts = [p.strip() for p in _SPLIT.split(text) if p and p.strip(" .!?;,")]
     out: list[str] = []
-    if len(parts) >= 2:
-        questions = [i for i, p in enumerate(parts) if _is_question(p)]
-        start = questions[-1] if questions else len(parts) - 1
+    questions = [i for i, p in enumerate(parts) if _is_question(p)] if len(parts) >= 2 else []
+    if questions:  # a message with no question in it is not read in parts (race reports, club news)
+        start = questions[-1]
         out.append(" ".join(parts[start:]))
         # a question that runs over two sentences ("my back aches after runs. why?") keeps what comes before
         if start > 0 and (_content(" ".join(parts[start:])) < MIN_FOCUS_WORDS or _REFERS.search(parts[start])):

@@ -61,8 +61,8 @@ DEV_FLOORS = {
     "dev/faq_dev.jsonl": (0.98, 1.0),
     "dev/faq_holdout.jsonl": (0.99, 1.0),
     "dev/faq_holdout2.jsonl": (1.0, 1.0),
-    "dev/faq_blind_a.jsonl": (0.90, 0.89),
-    "blind/faq_blind_b.jsonl": (0.81, 0.95),
+    "dev/faq_blind_a.jsonl": (0.90, 0.90),
+    "blind/faq_blind_b.jsonl": (0.81, 0.97),
 }
 
 

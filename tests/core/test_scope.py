@@ -10,7 +10,7 @@ from bot.config import Settings
 from bot.core.engine import decide
 from bot.core.knowledge import load_knowledge
 from bot.core.messages import IncomingMessage
-from bot.core.scope import focus, other_part
+from bot.core.scope import focus, mentions_back, other_part
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,23 @@ def test_the_question_is_found_after_a_preamble() -> None:
     readings = focus("Great day at the half! My lower back has been achy since the race. Is that normal?")
     assert readings == ("is that normal?", "my lower back has been achy since the race. is that normal?")
     assert focus("why does my back hurt after runs") == ()
+    # a message with no question in it (a race report, club news) is not read in parts
+    assert focus("LSR done: 28k at 5:40/km. knackered, dead to the world by 9pm") == ()
+
+
+def test_naming_the_back_is_not_the_adverb() -> None:
+    assert mentions_back("tweaked my back on Sunday's long run, how long before I can run normally again?")
+    assert mentions_back("lower back pain after hills")
+    assert not mentions_back("back on track after a week off, what time is the club run")
+    assert not mentions_back("physio for my knee next week, hopefully back for the relays")
+    assert not mentions_back("pain at the back of my knee")
+
+
+def test_a_back_question_is_never_club_chatter(k) -> None:  # type: ignore[no-untyped-def]
+    # "tweaked my calf doing strides, any idea how long it takes" is a chatter line; this one is about the back
+    text = "tweaked my back on Sunday's long run, how long before I can run normally again?"
+    d = decide(k, text, Settings().matching)
+    assert d.kind != "chatter" and d.candidates
 
 
 def test_decide_gives_the_scope_reply_not_a_back_answer_sharing_words(k) -> None:  # type: ignore[no-untyped-def]
