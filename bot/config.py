@@ -120,7 +120,13 @@ class RateLimitSettings:
 
 @dataclass(frozen=True)
 class PrivacySettings:
+    #: unanswered questions and the safety (escalation) log are deleted after this many days
     retention_days: int = _num(180, 1, 3650)
+    #: answers of a back-pain check left unfinished are deleted after this many days (a finished one at once)
+    triage_days: int = _num(30, 1, 365)
+    #: who runs the bot and answers privacy requests: named in the consent text and docs/privacy-notice.md
+    operator_name: str = ""
+    operator_contact: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,8 @@ class TelegramSettings:
 @dataclass(frozen=True)
 class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: message texts are health data: they reach the log (at any level) only when this is set to true explicitly
+    include_text: bool = False
 
 
 @dataclass(frozen=True)

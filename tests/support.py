@@ -53,3 +53,28 @@ async def real_runtime(db: Path) -> AsyncIterator[Runtime]:
     settings = Settings(rate_limit=RateLimitSettings(enabled=False))
     async with build(settings, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=db) as runtime:
         yield runtime
+
+
+async def agree(runtime: Runtime, *users: str, platform: str = "test") -> None:
+    """Record that ``users`` agreed to the current consent text (as if they pressed "Yes, I agree" earlier), for
+    tests about what happens after consent; the consent flow itself is tested in tests/core/test_consent.py."""
+    from bot.storage import consent as store_consent
+
+    text = runtime.engine.knowledge.current.consent
+    for user_id in users or ("u1",):
+        user = await runtime.store.user(platform, user_id)
+        await store_consent.give(runtime.store, user, text.version, text.sha256)
+
+
+async def press_agree(engine: object, out: object, msg: IncomingMessage) -> object:
+    """When ``out`` (the answer to ``msg``) is the consent question, press its "Yes, I agree" from the same chat and
+    return what follows; any other outcome is returned as it is."""
+    from dataclasses import replace
+
+    from bot.core.messages import Outcome
+
+    assert isinstance(out, Outcome)
+    if out.kind != "consent":
+        return out
+    payload = next(c.payload for r in out.replies for c in r.choices if c.payload.startswith("consent:yes:"))
+    return await engine.handle(replace(msg, text="", choice=payload))  # type: ignore[attr-defined]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from bot.core import replies as R
-from bot.core.messages import Choice, Outcome, Reply
+from bot.core.messages import Attachment, Choice, Outcome, Reply
+from bot.storage import consent as store_consent
 
 if TYPE_CHECKING:
     from bot.core.engine import Context, Engine
@@ -38,6 +38,7 @@ class Commands:
             "followups": self.followups,
             "mydata": self.mydata,
             "forget": self.forget,
+            "consent": self.consent,
             "faq": self.faq,
         }.get(name)
         if handler is None:
@@ -70,7 +71,7 @@ class Commands:
         return await self.engine.start_triage(ctx)
 
     async def cancel(self, ctx: Context, args: str) -> Outcome:
-        stopped = await self.engine.store.clear_triage(ctx.user)
+        stopped = await self.engine.consent.clear_triage(ctx)
         text = "OK, I've stopped the back-pain check." if stopped else "There's nothing to cancel."
         return Outcome((Reply(text + " Ask me anything, or /triage to start again."),), "command")
 
@@ -100,25 +101,31 @@ class Commands:
         )
         return Outcome((Reply("\n".join(lines), choices=choices, private=private),), "command")
 
+    async def consent(self, ctx: Context, args: str) -> Outcome:
+        return await self.engine.consent.status(ctx, args)
+
     async def mydata(self, ctx: Context, args: str) -> Outcome:
         store = self.engine.store
-        data = await store.export_user(ctx.user)
+        data = await store_consent.export(store, ctx.user)
         u = data["user"]
         lines = [
             "Here is everything I store about you:",
             f"• who: your {u['platform']} user id {u['platform_user_id']}, first seen {u['first_seen'][:10]}",
             f"• check-ins: {'on' if u['followups_enabled'] else 'off'}; {len(data['followups'])} check-in series",
             f"• back-pain check in progress: {'yes' if data['triage'] else 'no'}",
+            "• consent to store health data: "
+            + (f"version {data['consent']['version']}, {data['consent']['given_at'][:10]}" if data["consent"]
+               else "not given"),
             f"• safety warnings given: {len(data['escalations'])} (level and time only, never your words)",
             f"• questions I couldn't answer, kept for the moderators: {len(data['unanswered'])}",
             *(f"    “{q['question']}” ({q['count']}×, last {q['last_seen'][:10]})" for q in data["unanswered"][:20]),
             "I don't keep your messages. Questions I couldn't answer are kept with names, @handles, emails, links "
             "and numbers masked; moderators see them without your id.",
-            "/forget deletes all of this.",
-            "",
-            json.dumps(data, indent=2, ensure_ascii=False),
+            "/forget deletes all of this. The attached file runbot-mydata.json holds all of it as JSON.",
         ]
-        return Outcome((Reply("\n".join(lines), private=not ctx.msg.is_private),), "command")
+        attachment = Attachment("runbot-mydata.json", store_consent.export_json(data), "application/json")
+        reply = Reply("\n".join(lines), private=not ctx.msg.is_private, attachment=attachment)
+        return Outcome((reply,), "command")
 
     async def forget(self, ctx: Context, args: str) -> Outcome:
         if args.strip().lower() in ("confirm", "yes"):
@@ -135,6 +142,7 @@ class Commands:
         if answer != "yes":
             return Outcome((Reply("OK, nothing was deleted.", private=private),), "command")
         await self.engine.store.forget_user(ctx.user)
+        self.engine.consent.forget_session(ctx.msg)
         text = "Done: I've deleted everything I stored about you and cancelled any check-ins."
         return Outcome((Reply(text, private=private),), "command")
 

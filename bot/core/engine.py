@@ -24,6 +24,7 @@ from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
 from bot.core.scope import focus, mentions_back, other_part
 from bot.core.text import MAX_MATCH_CHARS, normalize
+from bot.storage import consent as store_consent
 from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage, User
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ Reloader = Callable[[], Awaitable[str]]
 #: "/[x](https://evil)" or "/__x__" never turns into a link or formatting in a reply
 _ECHOABLE_COMMAND = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 #: the only ``cmd:`` payloads the bot issues (replies.fallback, commands.followups)
-_CHOICE_COMMANDS = frozenset({"triage", "help", "followups:on", "followups:off"})
+_CHOICE_COMMANDS = frozenset({"triage", "help", "followups:on", "followups:off", "consent:withdraw"})
 _TRIAGE_PAYLOAD = re.compile(r"tri:[^:]{1,60}:[0-9]{1,3}")
 _FOLLOWUP_ANSWER = re.compile(r"[0-9]{1,18}:[a-z]{1,10}")
 
@@ -162,10 +163,12 @@ class Engine:
         self.waker: Waker | None = None
         self.reloader: Reloader | None = None
         from bot.core.commands import Commands
+        from bot.core.consent import ConsentGate
         from bot.core.followups import FollowupFlow
 
         self.commands = Commands(self)
         self.followups = FollowupFlow(self)
+        self.consent = ConsentGate(self)
 
     # ------------------------------------------------------------------ entry points
     async def handle(self, msg: IncomingMessage) -> Outcome:
@@ -270,7 +273,7 @@ class Engine:
 
     async def _route_stored(self, ctx: Context, stripped: str) -> Outcome:
         """Everything after the safety gate: notice, commands, the triage step or check-in answer, the FAQ."""
-        msg, k, user = ctx.msg, ctx.k, ctx.user
+        msg, k = ctx.msg, ctx.k
         await self._notice(ctx)
         if stripped.startswith("/"):
             from bot.core.commands import parse_command
@@ -279,7 +282,7 @@ class Engine:
                 return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(k)),), "command"))
             return self._with_prefix(ctx, await self.commands.dispatch(ctx, stripped))
         if msg.is_private:
-            state, awaiting = (None, None) if user.new else await self.store.conversation(user)
+            state, awaiting = await self.consent.conversation(ctx)  # memory after a "no" to storing
             if state is not None and state.flow_id == k.triage.id:
                 return self._with_prefix(ctx, await self._triage_text(ctx, state, stripped))
             if awaiting is not None:
@@ -336,6 +339,8 @@ class Engine:
             return await self._triage_choice(ctx, payload)
         if kind == "fu":
             return await self.followups.choice(ctx, rest)
+        if kind == "consent":
+            return await self.consent.choice(ctx, rest)
         return await self.commands.forget_choice(ctx, rest)
 
     @staticmethod
@@ -358,6 +363,10 @@ class Engine:
             return SafetyGate.issuable(payload, k)
         if kind == "cmd":
             return rest in _CHOICE_COMMANDS
+        if kind == "consent":
+            from bot.core.consent import ConsentGate
+
+            return ConsentGate.issuable(rest)
         return kind == "forget" and rest in ("yes", "no")
 
     def _limited(self) -> bool:
@@ -434,7 +443,7 @@ class Engine:
             reminder = Reply(R.escalation_reminder(escalation, safety, header=header), escalation=escalation)
             return Outcome((reminder,), "escalation", escalation=escalation)
         message = category.message if category is not None else ""
-        if await self._record_escalation(ctx, escalation, log_it=True):
+        if self.consent.stop_check(ctx.msg) | await self._record_escalation(ctx, escalation, log_it=True):
             message += "\n\n(I've stopped the back-pain check so you can deal with this first.)"
         full = R.escalation_text(message, escalation, safety, header=header, footer=footer)
         if ctx.msg.is_private:
@@ -464,11 +473,14 @@ class Engine:
 
     # ------------------------------------------------------------------ triage
     async def start_triage(self, ctx: Context) -> Outcome:
+        asked = await self.consent.gate(ctx, "tri")  # explicit consent first, or memory only after a "no"
+        if asked is not None:
+            return asked
         flow = ctx.k.triage
         result = T.start(flow)
         assert result.state is not None and result.step is not None
         chat = ctx.msg.chat_id if ctx.msg.is_private else ctx.msg.user_id
-        await self.store.save_triage(ctx.user, StoredTriage(flow.id, result.state.step_id, (), chat))
+        await self.consent.save_triage(ctx, StoredTriage(flow.id, result.state.step_id, (), chat))
         intro = fill(f"{flow.title}\n\n{flow.intro}", self.settings.safety).strip()
         replies = (Reply(intro, private=not ctx.msg.is_private), self._step_reply(ctx, result.step))
         return Outcome(replies, "triage")
@@ -481,7 +493,7 @@ class Engine:
     async def _triage_text(self, ctx: Context, state: StoredTriage, text: str) -> Outcome:
         step = ctx.k.triage.steps.get(state.step_id)
         if step is None:
-            await self.store.clear_triage(ctx.user)
+            await self.consent.clear_triage(ctx)
             return await self.answer_question(ctx, text)
         index = T.match_answer(step, text)
         if index is None:  # unclear, or a bare "yes" that fits several choices: ask again, never guess
@@ -492,26 +504,29 @@ class Engine:
         if payload == "tri:start":
             return await self.start_triage(ctx)
         parsed = T.parse_choice_payload(payload)
-        state = await self.store.get_triage(ctx.user)
+        state = await self.consent.get_triage(ctx)
         if parsed is None or state is None or state.step_id != parsed[0] or state.flow_id != ctx.k.triage.id:
             return Outcome((Reply(R.EXPIRED),), "expired")
         return await self._advance(ctx, state, parsed[1])
 
     async def _advance(self, ctx: Context, state: StoredTriage, index: int) -> Outcome:
+        asked = await self.consent.gate(ctx, "step")  # a new consent version asks before the next stored answer
+        if asked is not None:
+            return asked
         flow = ctx.k.triage
         result = T.step(flow, T.TriageState(state.flow_id, state.step_id, state.answers), index)
         if not result.understood:
             step = flow.steps.get(state.step_id)
             if step is None:
-                await self.store.clear_triage(ctx.user)
+                await self.consent.clear_triage(ctx)
                 return Outcome((Reply(R.EXPIRED),), "expired")
             return Outcome((self._step_reply(ctx, step, "Please pick one of the options.\n\n"),), "triage")
         if result.state is not None and result.step is not None:
-            await self.store.save_triage(
-                ctx.user, StoredTriage(flow.id, result.state.step_id, result.state.answers, state.chat_id)
+            await self.consent.save_triage(
+                ctx, StoredTriage(flow.id, result.state.step_id, result.state.answers, state.chat_id)
             )
             return Outcome((self._step_reply(ctx, result.step),), "triage")
-        await self.store.clear_triage(ctx.user)
+        await self.consent.clear_triage(ctx)
         assert result.outcome is not None
         return await self._triage_outcome(ctx, result.outcome, state.chat_id)
 
@@ -521,7 +536,7 @@ class Engine:
         escalation: Escalation | None = None
         if outcome.disposition in ("emergency", "urgent"):
             escalation = Escalation(outcome.disposition, f"triage:{outcome.id}")  # type: ignore[arg-type]
-            await self.store.log_escalation(ctx.user, escalation.level, escalation.category)
+            await store_consent.log_escalation(self.store, ctx.user, escalation.level, escalation.category)
         out = [R.triage_plan(k, outcome, self.settings.safety, escalation, private=private)]
         offer = await self.followups.offer(ctx, outcome)
         if offer is not None:

@@ -64,8 +64,8 @@ class FollowupFlow:
         return humanize_delta(due - self.engine.clock.now())
 
     async def offer(self, ctx: Context, outcome: TriageOutcome) -> Reply | None:
-        if not outcome.followup or not self.settings.enabled:
-            return None
+        if not outcome.followup or not self.settings.enabled or self.engine.consent.declined(ctx.msg):
+            return None  # after a "no" to storing, no check-ins are offered (the "no" reply said so)
         user = await self.engine.store.user_by_id(ctx.user.id) or ctx.user
         if not user.followups_enabled:
             return None
@@ -103,6 +103,13 @@ class FollowupFlow:
         if not self.settings.enabled or not user.followups_enabled:
             text = "Check-ins are turned off. Send /followups on if you'd like them."
             return Outcome((Reply(text, private=private),), "followup")
+        from bot.core.consent import NO_CHECKINS
+
+        if self.engine.consent.declined(ctx.msg):
+            return Outcome((Reply(NO_CHECKINS, private=private),), "followup")
+        asked = await self.engine.consent.gate(ctx, "fu")  # a check-in is stored: current consent first
+        if asked is not None:
+            return asked
         due = self.engine.clock.now() + timedelta(days=self.settings.first_after_days)
         chat = ctx.msg.chat_id if ctx.msg.is_private else ctx.msg.user_id
         await store.add_followup(user, chat, topic, due)

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from bot.core.analysis import Analyzer
+from bot.core.consent_text import CONSENT_FILE, DEFAULT_CONSENT, ConsentText, parse_consent
 from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
 from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs
 from bot.core.red_flags.learned import MODEL_FILE, parse_learned
@@ -62,6 +63,8 @@ class Knowledge:
     analyzer: Analyzer
     version: str
     warnings: tuple[Problem, ...] = field(default=())
+    #: the consent question asked before health data is stored (knowledge/consent.yaml; built-in when absent)
+    consent: ConsentText = DEFAULT_CONSENT
 
 
 class KnowledgeError(Exception):
@@ -268,8 +271,9 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
                         Problem(TRIAGE_FILE, outcome.line, f"outcome '{outcome.id}' links unknown id '{fid}'")
                     )
     red_flags = _read_red_flags(folder)
+    consent = folder.check(CONSENT_FILE, parse_consent, None)
 
-    known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, CHATTER_FILE}
+    known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, CHATTER_FILE, CONSENT_FILE}
     for other in sorted(root.glob("*.y*ml")):
         if other.name not in known:
             problems.append(
@@ -299,6 +303,7 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
         analyzer=analyzer,
         version=folder.digest.hexdigest()[:12],
         warnings=tuple(sorted(p for p in problems if p.severity != "error")),
+        consent=consent or DEFAULT_CONSENT,
     )
 
 

@@ -41,6 +41,15 @@ class SafetyCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a reply (the /mydata JSON export): a Discord attachment, a Telegram document."""
+
+    filename: str
+    data: bytes
+    mime: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One message for the user.
 
@@ -53,6 +62,8 @@ class Reply:
     choices: tuple[Choice, ...] = ()
     escalation: Escalation | None = None
     private: bool = False
+    #: a file delivered with the text (adapters without files show the text only; it says what the file holds)
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from bot.core.messages import Escalation, IncomingMessage
+from bot.storage import consent as store_consent
 from bot.storage.sqlite import STORAGE_ERRORS, Store, User
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ UNAVAILABLE = (
     "my side). Questions and safety advice still work. Please try again in a little while."
 )
 #: commands that need stored data: answered with UNAVAILABLE while storage is down
-STORED_COMMANDS = frozenset({"triage", "check", "cancel", "stop", "followups", "mydata", "forget"})
+STORED_COMMANDS = frozenset({"triage", "check", "cancel", "stop", "followups", "mydata", "forget", "consent"})
 #: button kinds that need stored data
 STORED_CHOICES = frozenset({"tri", "fu", "forget"})
 
@@ -124,8 +125,8 @@ async def record_escalation(
     async def work() -> bool:
         row = user or await store.user(msg.platform, msg.user_id)
         stopped = await store.clear_triage(row)
-        if log_it:
-            await store.log_escalation(row, escalation.level, escalation.category)
+        if log_it:  # linked to the user only with their consent (issue 16), else level, category and time only
+            await store_consent.log_escalation(store, row, escalation.level, escalation.category)
         return stopped
 
     task = bookkeeper.spawn(f"escalation bookkeeping ({escalation.category})", work)

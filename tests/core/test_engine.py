@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support import dm, group
+from support import dm, group, press_agree
 
 from bot.bootstrap import Runtime
 
@@ -45,7 +45,7 @@ async def test_club_chatter_gets_no_faq_answer_and_is_not_recorded(quiet_runtime
 
 async def test_emergency_is_escalated_even_mid_triage(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
-    started = await engine.handle(dm("/triage"))
+    started = await press_agree(engine, await engine.handle(dm("/triage")), dm("/triage"))
     assert started.kind == "triage"
     out = await engine.handle(dm("I can't feel my groin and can't pee"))
     assert out.escalation is not None and out.escalation.level == "emergency"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import press_agree
 
 import bot.bootstrap
 from bot.bootstrap import Runtime, build
@@ -95,7 +96,7 @@ PREFERRED = ("Less than 6 weeks", "Sore after runs, fine in between", "None of t
 
 async def run_triage(engine: Engine, user: str) -> Outcome:
     """/triage, then answer each step by pressing its button, until the flow ends; return the last outcome."""
-    out = await engine.handle(dm(user, "/triage"))
+    out = await press_agree(engine, await engine.handle(dm(user, "/triage")), dm(user))  # consent: yes
     assert out.kind == "triage"
     for _ in range(15):
         step = [r for r in out.replies if r.choices and any(c.payload.startswith("tri:") for c in r.choices)]
@@ -465,14 +466,16 @@ async def test_followups_off_cancels_and_stops_offers_then_on_again(rt: Runtime,
 
 async def test_mydata_shows_a_summary_and_the_json(rt: Runtime, clock: ManualClock) -> None:
     engine = rt.engine
+    await accept_followup(engine, "r")  # consent given here: the red flag after it is linked to the runner
     await engine.handle(dm("r", EMERGENCY_TEXT))
-    await accept_followup(engine, "r")
     out = await engine.handle(dm("r", "/mydata"))
     assert out.kind == "command"
     text = text_of(out)
     assert "everything I store about you" in text
     assert "safety warnings given: 1" in text
-    data = json.loads(text[text.index("{"):])
+    attachment = out.replies[-1].attachment
+    assert attachment is not None and attachment.filename == "runbot-mydata.json"
+    data = json.loads(attachment.data)
     assert data["user"]["platform_user_id"] == "r" and data["user"]["platform"] == PLATFORM
     assert data["user"]["followups_enabled"] is True
     assert [e["level"] for e in data["escalations"]] == ["emergency"]
@@ -516,12 +519,12 @@ async def test_forget_asks_then_deletes_every_row_about_the_user(rt: Runtime, cl
     engine, store = rt.engine, rt.store
     gone, stays = "forget-me-7731", "bystander-7732"
     for who in (gone, stays):
-        await engine.handle(dm(who, EMERGENCY_TEXT))  # escalations
-        await accept_followup(engine, who)  # followups
+        await accept_followup(engine, who)  # consents, followups
+        await engine.handle(dm(who, EMERGENCY_TEXT))  # escalations (linked: consent was given)
         clock.advance(days=3)
         assert await rt.scheduler.run_due() == 1  # awaiting
         await engine.handle(dm(who, "/ask what socks do marathon pirates knit on tuesdays"))  # unanswered
-        started = await engine.handle(dm(who, "/triage"))  # triage_state, left half-way
+        started = await engine.handle(dm(who, "/triage"))  # triage_state, left half-way (consent given above)
         await engine.handle(dm(who, "No", choice=all_choices(started)["No"]))
     await store.flush()
     user = await store.find_user(PLATFORM, gone)
@@ -529,7 +532,8 @@ async def test_forget_asks_then_deletes_every_row_about_the_user(rt: Runtime, cl
     assert user is not None and other is not None
     markers = (gone, f"dm-{gone}")
     before = await rows_about(store, user.id, markers)
-    linked = {"users", "triage_state", "escalations", "followups", "unanswered"}  # unanswered: for /forget (issue 14)
+    # unanswered: for /forget (issue 14); consents: who agreed to which text (issue 16)
+    linked = {"users", "triage_state", "escalations", "followups", "unanswered", "consents"}
     assert {t for t, n in before.items() if n} == linked
     columns = await table_columns(store)
     # by design stats holds no user: assert it, so a new column is a deliberate decision
@@ -830,6 +834,9 @@ async def run_triage_on(engine: Engine, console: object) -> Outcome:
 
     assert isinstance(console, ConsoleAdapter)
     out = await engine.handle(console.to_message("/triage"))
+    if out.kind == "consent":  # the first check asks to store: typing "1" is "Yes, I agree"
+        console.render(out.replies)
+        out = await engine.handle(console.to_message("1"))
     for _ in range(15):
         console.render(out.replies)
         step = [r for r in out.replies if r.choices and any(c.payload.startswith("tri:") for c in r.choices)]
@@ -852,8 +859,9 @@ async def test_mydata_json_holds_every_stored_column(rt: Runtime, clock: ManualC
     await engine.handle(dm("r", EMERGENCY_TEXT))
     started = await engine.handle(dm("r", "/triage"))
     await engine.handle(dm("r", "No", choice=all_choices(started)["No"]))
-    text = text_of(await engine.handle(dm("r", "/mydata")))
-    data = json.loads(text[text.index("{"):])
+    attachment = (await engine.handle(dm("r", "/mydata"))).replies[-1].attachment
+    assert attachment is not None
+    data = json.loads(attachment.data)
     columns = await table_columns(rt.store)
     internal = {"id", "user_id"}
     aliases = {"created_at": "first_seen"}

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, dm, group
+from support import KNOWLEDGE, dm, group, press_agree
 
 from bot.bootstrap import Runtime, build
 from bot.config import ConfigError, RateLimitSettings, SafetySettings, Settings, load_settings
@@ -228,7 +228,8 @@ async def _walk_triage(rt: Runtime, limit: int = 400) -> list[tuple[tuple[str, .
         n += 1
         assert n <= limit, "the triage has more paths than this test walks"
         user = f"walk{n}"
-        seen = [await rt.engine.handle(dm("/triage", user=user))]
+        start = dm("/triage", user=user)
+        seen = [await press_agree(rt.engine, await rt.engine.handle(start), start)]
         for payload in path:
             seen.append(await rt.engine.handle(dm("", user=user, choice=payload)))
         buttons = [c.payload for r in seen[-1].replies for c in r.choices if c.payload.startswith("tri:")]

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support import dm, group, real_runtime
+from support import agree, dm, group, real_runtime
 
 from bot.bootstrap import Runtime
 from bot.core import replies as R
@@ -54,9 +54,13 @@ async def _free(store: Store) -> None:
     await store.db.execute("PRAGMA max_page_count = 1073741823")
 
 
-async def _escalations(store: Store, who: str) -> int:
+async def _escalations(store: Store, who: str, *, anonymous: bool = True) -> int:
+    """Safety-log rows of ``who``'s red flags: linked to them (they consented), and with ``anonymous`` the unlinked
+    rows (no consent: level, category and time only, issue 16) once the same bookkeeping created their user row."""
     async with store.db.execute(
-        "SELECT COUNT(*) FROM escalations e JOIN users u ON u.id = e.user_id WHERE u.platform_user_id = ?", (who,)
+        "SELECT COUNT(*) FROM escalations e LEFT JOIN users u ON u.id = e.user_id WHERE u.platform_user_id = ?"
+        " OR (? AND e.user_id IS NULL AND EXISTS (SELECT 1 FROM users WHERE platform_user_id = ?))",
+        (who, int(anonymous), who),
     ) as cur:
         return int((await cur.fetchone())[0])  # type: ignore[index]
 
@@ -96,6 +100,7 @@ async def test_full_disk_red_flag_faq_and_stored_features(rt: Runtime) -> None:
 
 async def test_locked_database_red_flag_and_safety_answer_do_not_wait(rt: Runtime, tmp_path: Path) -> None:
     engine = rt.engine
+    await agree(rt, "locked-out")  # agreed earlier: the red flag is logged linked to them once the lock is gone
     asked = await engine.handle(dm("my legs feel a bit weak since this morning", user="checker"))
     holder = sqlite3.connect(tmp_path / "runbot.db", timeout=5, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
@@ -116,10 +121,10 @@ async def test_locked_database_red_flag_and_safety_answer_do_not_wait(rt: Runtim
         holder.execute("ROLLBACK")
         holder.close()
     for _ in range(150):
-        if await _escalations(rt.store, "locked-out"):
+        if await _escalations(rt.store, "locked-out", anonymous=False):
             break
         await asyncio.sleep(0.1)
-    assert await _escalations(rt.store, "locked-out") == 1
+    assert await _escalations(rt.store, "locked-out", anonymous=False) == 1
 
 
 async def test_repeat_escalations_are_limited_in_memory_while_storage_is_down(rt: Runtime) -> None:

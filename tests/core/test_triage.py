@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import KNOWLEDGE, dm
+from support import KNOWLEDGE, dm, press_agree
 
 from bot.bootstrap import Runtime, build
 from bot.config import Settings
@@ -88,7 +88,7 @@ def test_a_bare_yes_never_picks_one_of_several_yes_choices() -> None:
 
 async def test_typed_yes_to_a_multi_option_step_asks_which_one(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
-    await engine.handle(dm("/triage"))
+    await press_agree(engine, await engine.handle(dm("/triage")), dm("/triage"))
     await engine.handle(dm("no"))
     out = await engine.handle(dm("yes"))  # "is a leg weak?": both legs (emergency) or one leg (urgent)
     assert out.kind == "triage" and out.escalation is None
@@ -106,7 +106,7 @@ async def test_triage_survives_a_restart_between_answers(tmp_path: Path) -> None
     db = tmp_path / "runbot.db"
     clock = ManualClock()
     async with build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=db, options=OPTIONS) as rt:
-        out = await rt.engine.handle(dm("/triage"))
+        out = await press_agree(rt.engine, await rt.engine.handle(dm("/triage")), dm("/triage"))
         out = await rt.engine.handle(dm(choice=_payload(out, "No")))
         assert "weak" in out.replies[-1].text.lower()
         out = await rt.engine.handle(dm(choice=_payload(out, "No")))
@@ -134,7 +134,7 @@ async def test_triage_survives_a_restart_between_answers(tmp_path: Path) -> None
 
 async def test_red_flag_answer_in_triage_ends_in_emergency(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
-    out = await engine.handle(dm("/triage"))
+    out = await press_agree(engine, await engine.handle(dm("/triage")), dm("/triage"))
     out = await engine.handle(dm(choice=_payload(out, "Yes")))
     assert out.escalation is not None and out.escalation.level == "emergency"
     assert "999" in out.replies[0].text
@@ -143,7 +143,7 @@ async def test_red_flag_answer_in_triage_ends_in_emergency(quiet_runtime: Runtim
 
 async def test_cancel_and_stale_buttons(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
-    out = await engine.handle(dm("/triage"))
+    out = await press_agree(engine, await engine.handle(dm("/triage")), dm("/triage"))
     first = _payload(out, "No")
     await engine.handle(dm(choice=first))
     again = await engine.handle(dm(choice=first))  # the same button pressed twice
@@ -158,7 +158,7 @@ async def test_cancel_and_stale_buttons(quiet_runtime: Runtime) -> None:
 
 async def test_unclear_typed_answer_reasks(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
-    await engine.handle(dm("/triage"))
+    await press_agree(engine, await engine.handle(dm("/triage")), dm("/triage"))
     out = await engine.handle(dm("banana"))
     assert out.kind == "triage"
     assert "pick one of the options" in out.replies[0].text

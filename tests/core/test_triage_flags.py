@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, dm
+from support import KNOWLEDGE, dm, press_agree
 
 from bot.bootstrap import Runtime
 from bot.config import SafetySettings
@@ -25,7 +25,7 @@ CALM = {"duration": "Less than 6 weeks", "running-impact": "Sore after runs", "h
 async def walk(engine, answers: dict[str, str], user: str = "u1") -> tuple[Outcome, list[str]]:  # type: ignore[no-untyped-def]
     """/triage, then press at every step the button whose label starts with ``answers[step]`` (else the calm one);
     returns the last outcome and the steps asked, in order."""
-    out = await engine.handle(dm("/triage", user=user))
+    out = await press_agree(engine, await engine.handle(dm("/triage", user=user)), dm("/triage", user=user))
     asked: list[str] = []
     for _ in range(20):
         buttons = [c for r in out.replies for c in r.choices if c.payload.startswith("tri:")]
@@ -94,7 +94,7 @@ async def test_both_legs_is_an_emergency(quiet_runtime: Runtime) -> None:
 
 async def test_typed_both_legs_and_both_weak_legs_are_emergencies(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
-    await engine.handle(dm("/triage"))
+    await press_agree(engine, await engine.handle(dm("/triage")), dm("/triage"))
     await engine.handle(dm("no"))
     await engine.handle(dm("no"))
     out = await engine.handle(dm("both legs"))
@@ -182,8 +182,8 @@ def _longest(flow: T.TriageFlow) -> int:
 async def test_the_question_count_is_the_longest_path(quiet_runtime: Runtime) -> None:
     flow = quiet_runtime.knowledge.current.triage
     assert flow.max_questions == _longest(flow) == 10
-    started = await quiet_runtime.engine.handle(dm("/triage"))
-    assert f"up to {flow.max_questions} quick questions" in started.replies[0].text
+    started = await press_agree(quiet_runtime.engine, await quiet_runtime.engine.handle(dm("/triage")), dm("/triage"))
+    assert f"up to {flow.max_questions} quick questions" in started.replies[1].text  # after the consent note
     helped = await quiet_runtime.engine.handle(dm("/help"))
     assert f"up to {flow.max_questions} questions" in helped.replies[0].text
     _, asked = await walk(quiet_runtime.engine, {"injury": "Yes, a small fall"}, user="u2")

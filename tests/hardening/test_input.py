@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import KNOWLEDGE, dm, group
+from support import KNOWLEDGE, dm, group, press_agree
 
 from bot import bootstrap
 from bot.bootstrap import Runtime, build
@@ -173,7 +173,7 @@ async def test_forged_unknown_and_stale_buttons_expire(quiet_runtime: Runtime, p
 
 async def test_a_stale_triage_button_expires_after_the_check_moved_on(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
-    start = await engine.handle(dm("/triage"))
+    start = await press_agree(engine, await engine.handle(dm("/triage")), dm("/triage"))
     first = start.replies[-1].choices[0].payload
     moved = await engine.handle(dm(choice=first))
     assert moved.kind in ("triage", "escalation")
@@ -189,7 +189,7 @@ async def test_real_buttons_still_work(quiet_runtime: Runtime) -> None:
     payloads = [c.payload for r in fallback.replies for c in r.choices]
     assert "cmd:triage" in payloads and "cmd:help" in payloads
     assert (await engine.handle(dm(choice="cmd:help"))).kind == "command"
-    assert (await engine.handle(dm(choice="cmd:triage"))).kind == "triage"
+    assert (await engine.handle(dm(choice="cmd:triage"))).kind == "consent"  # the first check asks to store
     assert (await engine.handle(dm(choice="forget:no"))).kind == "command"
     faq_id = next(iter(quiet_runtime.knowledge.current.entries))
     assert (await engine.handle(dm(choice=f"faq:{faq_id}"))).faq_id == faq_id

@@ -80,7 +80,8 @@ async def test_mydata_contains_no_user_text(quiet_runtime: Runtime) -> None:
     await engine.handle(IncomingMessage("test", "u1", "c1", text=f"[x](https://{EVIL}) my back hurts a lot"))
     out = await engine.handle(msg)
     text = out.replies[0].text
-    data = json.loads(text[text.index("{"):])
+    assert out.replies[0].attachment is not None
+    data = json.loads(out.replies[0].attachment.data)
     assert data["user"]["platform_user_id"] == "u1"
     assert EVIL not in text and "Sam" not in text
 

@@ -1,0 +1,218 @@
+"""The consent gate (issue 16): nothing health-related is stored before an explicit, current "Yes, I agree".
+
+Asked once, privately, before the first stored health answer (starting a back-pain check, a step of a check when
+the consent text changed since, accepting a check-in). "No thanks" runs the check from memory for this session
+(nothing stored, no check-ins offered). FAQ answers and red-flag escalations never wait for it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+from bot.core.consent_text import ConsentText
+from bot.core.messages import Choice, IncomingMessage, Outcome, Reply
+from bot.core.resilience import UNAVAILABLE
+from bot.storage import consent as store_consent
+from bot.storage.sqlite import StoredTriage
+
+if TYPE_CHECKING:
+    from bot.core.engine import Context, Engine
+
+#: in-memory sessions (refusals and check progress held without storage) kept at most; the oldest go first
+MAX_SESSIONS = 10_000
+#: what a "yes"/"no" button goes on to do: start the check, carry on with a step, accept a check-in, nothing
+ACTIONS = ("tri", "step", "fu", "none")
+
+DECLINED = (
+    "OK, I won't store anything from the check. We can still go through it: your answers stay in my memory for "
+    "this conversation only (they're gone when it ends or I restart), and I won't offer check-ins, as those would "
+    "need storing. /consent changes this any time."
+)
+AGREED = "Thank you. I've noted your agreement (version {version}). /consent shows or withdraws it any time."
+FU_AGAIN = "Now press \"Yes, check in\" again and I'll plan the check-in."
+NO_CHECKINS = (
+    "You chose not to have data stored, so I can't plan check-ins (they need storing). /consent changes this."
+)
+CHANGED = "The consent text has changed since I asked: please read the current version."
+
+
+class ConsentGate:
+    """The engine's side of consent: the question, the answers, and where a check's progress lives (the store with
+    consent, memory without)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._declined: OrderedDict[str, None] = OrderedDict()
+        self._memory: OrderedDict[str, StoredTriage] = OrderedDict()
+
+    # ------------------------------------------------------------------ state
+    def declined(self, msg: IncomingMessage) -> bool:
+        """Said "No thanks" in this session: the check runs from memory."""
+        return _who(msg) in self._declined
+
+    async def is_current(self, ctx: Context) -> bool:
+        """Stored consent to the current text (same version and hash)."""
+        if ctx.degraded or ctx.user.id == 0:
+            return False
+        record = await store_consent.current(self.engine.store, ctx.user)
+        text = ctx.k.consent
+        return record is not None and record.version == text.version and record.text_hash == text.sha256
+
+    async def gate(self, ctx: Context, action: str) -> Outcome | None:
+        """None when the next health answer may go ahead (stored with current consent, or in memory after a "no");
+        else the consent question, asked privately."""
+        if self.declined(ctx.msg) or await self.is_current(ctx):
+            return None
+        record = None if ctx.user.id == 0 else await store_consent.current(self.engine.store, ctx.user)
+        return self.question(ctx, action, changed=record is not None)
+
+    def question(self, ctx: Context, action: str, *, changed: bool = False) -> Outcome:
+        text = ctx.k.consent
+        body = self.render(text)
+        if changed:
+            body = f"I've updated what I tell you about storing your data (now version {text.version}).\n\n" + body
+        choices = (Choice(text.yes, f"consent:yes:{text.short}:{action}"), Choice(text.no, f"consent:no:{action}"))
+        return Outcome((Reply(body, choices=choices, private=not ctx.msg.is_private),), "consent")
+
+    def render(self, text: ConsentText) -> str:
+        p = self.engine.settings.privacy
+        return text.render(
+            operator=p.operator_name or "the club's bot operator",
+            retention_days=p.retention_days,
+            triage_days=p.triage_days,
+        )
+
+    @staticmethod
+    def issuable(rest: str) -> bool:
+        answer, _, tail = rest.partition(":")
+        if answer == "no":
+            return tail in ACTIONS
+        short, _, action = tail.partition(":")
+        return answer == "yes" and len(short) == 8 and all(c in "0123456789abcdef" for c in short) and (
+            action in ACTIONS
+        )
+
+    # ------------------------------------------------------------------ answers
+    async def choice(self, ctx: Context, rest: str) -> Outcome:
+        """A pressed "Yes, I agree" (stored, then the action) or "No thanks" (remembered for the session)."""
+        answer, _, tail = rest.partition(":")
+        private = not ctx.msg.is_private
+        store = self.engine.store
+        if answer == "no":
+            self._remember(self._declined, _who(ctx.msg), None)
+            stored = None if ctx.user.id == 0 else await store.get_triage(ctx.user)
+            if stored is not None:  # a check begun under an older consent: carried on in memory, deleted from disk
+                self._remember(self._memory, _who(ctx.msg), stored)
+                await store.clear_triage(ctx.user)
+            note = Reply(DECLINED, private=private)
+            return _first(note, await self._after(ctx, tail))
+        short, _, action = tail.partition(":")
+        text = ctx.k.consent
+        if ctx.degraded or ctx.user.id == 0:  # nowhere to keep the "yes": say so rather than pretend
+            return Outcome((Reply(UNAVAILABLE, private=private),), "unavailable")
+        if short != text.short:
+            return _first(Reply(CHANGED, private=private), self.question(ctx, action))
+        await store_consent.give(store, ctx.user, text.version, text.sha256)
+        self._declined.pop(_who(ctx.msg), None)
+        held = self._memory.pop(_who(ctx.msg), None)
+        if held is not None:  # agreed mid-check: from now on the progress is stored
+            await store.save_triage(ctx.user, held)
+        note = Reply(AGREED.format(version=text.version), private=private)
+        return _first(note, await self._after(ctx, action))
+
+    async def _after(self, ctx: Context, action: str) -> Outcome:
+        if action == "tri":
+            return await self.engine.start_triage(ctx)
+        if action == "fu":
+            return Outcome((Reply(FU_AGAIN, private=not ctx.msg.is_private),), "consent")
+        if action == "step":
+            state = await self.get_triage(ctx)
+            step = ctx.k.triage.steps.get(state.step_id) if state is not None else None
+            if step is not None:
+                return Outcome((self.engine._step_reply(ctx, step),), "triage")
+        return Outcome((), "consent")
+
+    async def status(self, ctx: Context, args: str) -> Outcome:
+        """/consent: the state, with the buttons to agree or withdraw; ``/consent withdraw`` withdraws."""
+        private = not ctx.msg.is_private
+        word = args.strip().lower()
+        record = None if ctx.user.id == 0 else await store_consent.current(self.engine.store, ctx.user)
+        if word in ("withdraw", "off", "no", "revoke"):
+            return await self.withdraw(ctx)
+        text = ctx.k.consent
+        if record is None:
+            state = "You haven't agreed to me storing health data, so I store none."
+            if self.declined(ctx.msg):
+                state += " (You said no in this conversation: checks run from memory.)"
+            out = self.question(ctx, "none")
+            return _first(Reply(state, private=private), out)
+        when = record.given_at.strftime("%Y-%m-%d %H:%M UTC")
+        lines = [f"You agreed to version {record.version} of my consent text on {when}."]
+        if record.version != text.version or record.text_hash != text.sha256:
+            lines.append(f"It has changed since (now version {text.version}): I'll ask again before storing more.")
+        lines.append("Withdrawing deletes your check answers, check-ins and safety log, and stops check-ins.")
+        choices = (Choice("Withdraw consent", "cmd:consent:withdraw"),)
+        return Outcome((Reply("\n".join(lines), choices=choices, private=private),), "command")
+
+    async def withdraw(self, ctx: Context) -> Outcome:
+        removed = await store_consent.withdraw(self.engine.store, ctx.user) if ctx.user.id else {}
+        self.forget_session(ctx.msg)
+        total = sum(removed.values()) - removed.get("consents", 0)
+        text = (
+            "Done: I've withdrawn your consent, deleted the health data I stored about you"
+            f" ({total} row(s): check answers, check-ins, safety log, unanswered questions) and cancelled any"
+            " check-ins. Questions and safety advice still work; I'll ask again before storing anything."
+        )
+        return Outcome((Reply(text, private=not ctx.msg.is_private),), "command")
+
+    # ------------------------------------------------------------------ where a check's progress lives
+    async def conversation(self, ctx: Context) -> tuple[StoredTriage | None, int | None]:
+        held = self._memory.get(_who(ctx.msg))
+        if held is not None:
+            return held, None
+        if ctx.user.new:
+            return None, None
+        return await self.engine.store.conversation(ctx.user)
+
+    async def get_triage(self, ctx: Context) -> StoredTriage | None:
+        held = self._memory.get(_who(ctx.msg))
+        if held is not None or self.declined(ctx.msg):
+            return held
+        return await self.engine.store.get_triage(ctx.user)
+
+    async def save_triage(self, ctx: Context, state: StoredTriage) -> None:
+        if self.declined(ctx.msg):
+            self._remember(self._memory, _who(ctx.msg), state)
+        else:
+            await self.engine.store.save_triage(ctx.user, state)
+
+    async def clear_triage(self, ctx: Context) -> bool:
+        held = self._memory.pop(_who(ctx.msg), None)
+        if self.declined(ctx.msg):
+            return held is not None
+        return await self.engine.store.clear_triage(ctx.user) or held is not None
+
+    def forget_session(self, msg: IncomingMessage) -> bool:
+        """Drop what memory holds for the user (a red flag ends the check, /forget, withdrawal)."""
+        self._declined.pop(_who(msg), None)
+        return self._memory.pop(_who(msg), None) is not None
+
+    def stop_check(self, msg: IncomingMessage) -> bool:
+        """A red flag stops a check held in memory (the stored one is stopped by the escalation bookkeeping)."""
+        return self._memory.pop(_who(msg), None) is not None
+
+    @staticmethod
+    def _remember(table: OrderedDict, key: str, value: object) -> None:  # type: ignore[type-arg]
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > MAX_SESSIONS:
+            table.popitem(last=False)
+
+
+def _who(msg: IncomingMessage) -> str:
+    return f"{msg.platform}:{msg.user_id}"
+
+
+def _first(reply: Reply, outcome: Outcome) -> Outcome:
+    return Outcome((reply, *outcome.replies), outcome.kind, escalation=outcome.escalation)
