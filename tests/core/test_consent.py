@@ -1,0 +1,290 @@
+"""Consent before health data (issue 16): nothing health-related is stored before "Yes, I agree"; "No thanks" still
+completes a check from memory; a new consent version asks again; withdrawal leaves no health rows and no pending
+check-ins; /mydata's JSON file holds every row tied to the user. Real engine, real SQLite file, shipped knowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from support import KNOWLEDGE, ROOT, agree, dm, group
+
+from bot.bootstrap import Runtime, build
+from bot.config import PrivacySettings, RateLimitSettings, Settings
+from bot.core.consent_text import ConsentText
+from bot.core.knowledge import KnowledgeError, load_knowledge
+from bot.core.messages import IncomingMessage, Outcome
+from bot.core.ports import ManualClock
+from bot.storage.sqlite import Store
+
+SETTINGS = Settings(rate_limit=RateLimitSettings(enabled=False), privacy=PrivacySettings(operator_name="Hilltop RC"))
+RED_FLAG = "my back hurts and I've lost control of my bladder"
+UNANSWERED = "/ask what socks do marathon pirates knit on tuesdays"
+#: the calm path through the check: "No" / "None of these" where offered, else the first button
+CALM = ("No", "None of these", "Less than 6 weeks", "Sore after runs, fine in between")
+#: tables holding health data about a user, and the column linking them
+HEALTH = ("triage_state", "followups", "escalations", "unanswered", "consents")
+
+
+@pytest.fixture
+async def rt(tmp_path: Path) -> Runtime:  # type: ignore[misc]
+    async with build(SETTINGS, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=tmp_path / "c.db") as runtime:
+        yield runtime
+
+
+async def health_rows(store: Store, platform: str, user_id: str) -> dict[str, int]:
+    """Rows tied to the user in every health table (0 when the user has no row at all)."""
+    await store.flush()
+    user = await store.find_user(platform, user_id)
+    out = {}
+    for table in HEALTH:
+        async with store.db.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE user_id = ?", (user.id if user else -1,)
+        ) as cur:
+            out[table] = int((await cur.fetchone())[0])  # type: ignore[index]
+    return out
+
+
+def payloads(out: Outcome) -> dict[str, str]:
+    return {c.label: c.payload for r in out.replies for c in r.choices}
+
+
+def text(out: Outcome) -> str:
+    return "\n".join(r.text for r in out.replies)
+
+
+async def walk(rt: Runtime, out: Outcome, msg: IncomingMessage, *, check_rows: bool = False) -> Outcome:
+    """Press the calm answer at each step until the check ends; with ``check_rows`` nothing may be stored meanwhile."""
+    for _ in range(15):
+        step = [r for r in out.replies if any(c.payload.startswith("tri:") for c in r.choices)]
+        if not step:
+            return out
+        labels = {c.label: c.payload for c in step[-1].choices}
+        label = next((p for p in CALM if p in labels), next(iter(labels)))
+        out = await rt.engine.handle(dataclasses.replace(msg, text=label, choice=labels[label]))
+        if check_rows:
+            assert not any((await health_rows(rt.store, msg.platform, msg.user_id)).values())
+    raise AssertionError("the check did not end")
+
+
+async def test_the_question_comes_first_privately_and_nothing_is_stored_before_yes(rt: Runtime) -> None:
+    asked = await rt.engine.handle(group("/triage"))
+    assert asked.kind == "consent"
+    question = asked.replies[-1]
+    assert question.private, "the consent question is asked privately"
+    for words in ("What I store", "Why", "How long", "Who can see it", "/forget", "/consent", "Hilltop RC", "180"):
+        assert words in question.text
+    assert {"Yes, I agree", "No thanks"} <= set(payloads(asked))
+    await rt.engine.handle(dm(RED_FLAG))  # a red flag works without consent ...
+    await rt.engine.handle(dm(UNANSWERED))  # ... and so does a question
+    await asyncio.sleep(0.3)  # the escalation's bookkeeping runs after the reply
+    assert await health_rows(rt.store, "test", "u1") == dict.fromkeys(HEALTH, 0)
+    async with rt.store.db.execute("SELECT user_id, level, category FROM escalations") as cur:
+        logged = [tuple(r) for r in await cur.fetchall()]
+    assert logged and all(r[0] is None for r in logged), "without consent: level, category and time only"
+    async with rt.store.db.execute("SELECT user_id FROM unanswered") as cur:
+        assert [r[0] for r in await cur.fetchall()] == [0]  # kept for moderators, linked to nobody
+
+
+async def test_yes_stores_the_version_hash_and_time_then_the_check_is_stored(rt: Runtime) -> None:
+    asked = await rt.engine.handle(dm("/triage"))
+    started = await rt.engine.handle(dm(choice=payloads(asked)["Yes, I agree"]))
+    assert started.kind == "triage"
+    assert "version 1" in started.replies[0].text
+    async with rt.store.db.execute("SELECT platform, version, text_hash, given_at FROM consents") as cur:
+        rows = [tuple(r) for r in await cur.fetchall()]
+    consent = rt.knowledge.current.consent
+    assert rows == [("test", consent.version, consent.sha256, "2026-01-01T09:00:00.000000Z")]
+    assert (await health_rows(rt.store, "test", "u1"))["triage_state"] == 1
+    end = await walk(rt, started, dm())
+    assert "Yes, check in" in payloads(end), "with consent a check-in is offered"
+    assert (await health_rows(rt.store, "test", "u1"))["triage_state"] == 0  # deleted when the check ends
+
+
+async def test_no_stores_nothing_and_still_completes_the_check(rt: Runtime) -> None:
+    asked = await rt.engine.handle(dm("/triage"))
+    started = await rt.engine.handle(dm(choice=payloads(asked)["No thanks"]))
+    assert started.kind == "triage" and "won't store anything" in started.replies[0].text
+    assert not any((await health_rows(rt.store, "test", "u1")).values())
+    # typed answers reach the check held in memory as buttons do
+    typed = await rt.engine.handle(dm("no"))
+    assert typed.kind == "triage"
+    end = await walk(rt, typed, dm(), check_rows=True)
+    assert end.kind == "triage" and "Yes, check in" not in payloads(end), "no check-ins after a no"
+    async with rt.store.db.execute("SELECT COUNT(*) FROM triage_state") as cur:
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+    again = await rt.engine.handle(dm("/triage"))  # not asked twice in the session
+    assert again.kind == "triage"
+    assert (await rt.engine.handle(dm(choice="fu:yes:self-care-mild"))).kind == "followup"
+    assert not any((await health_rows(rt.store, "test", "u1")).values())
+
+
+async def test_a_red_flag_ends_a_check_held_in_memory(rt: Runtime) -> None:
+    asked = await rt.engine.handle(dm("/triage"))
+    await rt.engine.handle(dm(choice=payloads(asked)["No thanks"]))
+    out = await rt.engine.handle(dm(RED_FLAG))
+    assert out.kind == "escalation" and "stopped the back-pain check" in text(out)
+    assert (await rt.engine.handle(dm("/cancel"))).replies[0].text.startswith("There's nothing to cancel")
+
+
+async def test_a_new_consent_version_asks_again_before_the_next_stored_answer(rt: Runtime) -> None:
+    await agree(rt)
+    started = await rt.engine.handle(dm("/triage"))
+    assert started.kind == "triage"
+    step = started.replies[-1].choices[0].payload
+    k = rt.knowledge.current
+    new = ConsentText("2", k.consent.text + "\n\nWe now also keep X.")
+    rt.knowledge.swap(dataclasses.replace(k, consent=new))
+    asked = await rt.engine.handle(dm(choice=step))
+    assert asked.kind == "consent" and "version 2" in asked.replies[0].text
+    stale_yes = payloads(asked)["Yes, I agree"].replace(new.short, k.consent.short)
+    assert (await rt.engine.handle(dm(choice=stale_yes))).kind == "consent", "a yes to the old text is not taken"
+    again = await rt.engine.handle(dm(choice=payloads(asked)["Yes, I agree"]))
+    assert again.kind == "triage" and again.replies[-1].choices[0].payload == step  # the same step, asked again
+    async with rt.store.db.execute("SELECT version, text_hash FROM consents") as cur:
+        assert tuple(await cur.fetchone()) == ("2", new.sha256)  # type: ignore[arg-type]
+    moved = await rt.engine.handle(dm(choice=step))
+    assert moved.kind in ("triage", "escalation")
+
+
+async def test_no_to_a_new_version_moves_the_check_into_memory(rt: Runtime) -> None:
+    await agree(rt)
+    started = await rt.engine.handle(dm("/triage"))
+    k = rt.knowledge.current
+    rt.knowledge.swap(dataclasses.replace(k, consent=ConsentText("2", k.consent.text + " Changed.")))
+    asked = await rt.engine.handle(dm(choice=started.replies[-1].choices[0].payload))
+    refused = await rt.engine.handle(dm(choice=payloads(asked)["No thanks"]))
+    assert refused.kind == "triage"
+    assert (await health_rows(rt.store, "test", "u1"))["triage_state"] == 0
+    await walk(rt, refused, dm())
+
+
+async def test_withdrawal_leaves_no_health_rows_and_no_pending_checkins(rt: Runtime) -> None:
+    bystander = dm(user="other")
+    for msg in (dm(), bystander):
+        await agree(rt, msg.user_id)
+        end = await walk(rt, await rt.engine.handle(dataclasses.replace(msg, text="/triage")), msg)
+        accepted = await rt.engine.handle(dataclasses.replace(msg, choice=payloads(end)["Yes, check in"]))
+        assert accepted.kind == "followup"
+        await rt.engine.handle(dataclasses.replace(msg, text=RED_FLAG))
+        await rt.engine.handle(dataclasses.replace(msg, text=UNANSWERED))
+        await rt.engine.handle(dataclasses.replace(msg, text="/triage"))  # left half-way
+    await asyncio.sleep(0.3)
+    before = await health_rows(rt.store, "test", "u1")
+    assert all(before.values()), before
+    shown = await rt.engine.handle(dm("/consent"))
+    assert "version 1" in text(shown) and payloads(shown) == {"Withdraw consent": "cmd:consent:withdraw"}
+    done = await rt.engine.handle(dm(choice="cmd:consent:withdraw"))
+    assert "withdrawn" in text(done)
+    assert await health_rows(rt.store, "test", "u1") == dict.fromkeys(HEALTH, 0)
+    assert all((await health_rows(rt.store, "test", "other")).values()), "the bystander keeps theirs"
+    assert [f.platform_user_id for f in await rt.store.list_followups()] == ["other"], "no pending check-in left"
+    assert (await rt.engine.handle(dm("/triage"))).kind == "consent", "asked again before anything is stored"
+
+
+async def test_mydata_json_holds_every_row_tied_to_the_user(rt: Runtime) -> None:
+    await agree(rt)
+    end = await walk(rt, await rt.engine.handle(dm("/triage")), dm())
+    await rt.engine.handle(dm(choice=payloads(end)["Yes, check in"]))
+    await rt.engine.handle(dm(RED_FLAG))
+    await rt.engine.handle(dm(UNANSWERED))
+    await rt.engine.handle(dm("/triage"))
+    await asyncio.sleep(0.3)
+    out = await rt.engine.handle(dm("/mydata"))
+    reply = out.replies[-1]
+    assert reply.attachment is not None and reply.attachment.mime == "application/json"
+    assert "{" not in reply.text, "the readable summary; the JSON is the file"
+    data = json.loads(reply.attachment.data.decode("utf-8"))
+    rows = await health_rows(rt.store, "test", "u1")
+    assert len(data["followups"]) == rows["followups"] == 1
+    assert len(data["escalations"]) == rows["escalations"] == 1
+    assert len(data["unanswered"]) == rows["unanswered"] == 1
+    assert (data["triage"] is not None) == bool(rows["triage_state"])
+    assert data["consent"]["version"] == "1" and data["consent"]["text_sha256"] == rt.knowledge.current.consent.sha256
+    assert data["user"]["platform_user_id"] == "u1"
+
+
+async def test_storage_down_keeps_the_consent_question_honest(rt: Runtime) -> None:
+    from bot.core.engine import Context
+    from bot.core.resilience import transient_user
+
+    msg = dm(choice="consent:yes:00000000:tri")
+    ctx = Context(msg, transient_user(msg, rt.clock.now()), rt.knowledge.current, degraded=True)  # type: ignore[attr-defined]
+    out = await rt.engine.consent.choice(ctx, "yes:" + rt.knowledge.current.consent.short + ":tri")
+    assert out.kind == "unavailable"
+
+
+def test_consent_file_is_validated_with_file_and_line(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, folder)
+    (folder / "consent.yaml").write_text(
+        'version: "1 beta"\ntext: >\n  May I store {secret}? Delete with /forget.\nagree: "Yes"\n', encoding="utf-8"
+    )
+    with pytest.raises(KnowledgeError) as err:
+        load_knowledge(folder)
+    said = "\n".join(map(str, err.value.problems))
+    assert "consent.yaml:1" in said and "version '1 beta'" in said
+    assert "consent.yaml:2" in said and "{secret}" in said and "/consent" in said and "/mydata" in said
+
+
+def test_runbot_check_validates_the_consent_file(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, folder)
+    (folder / "consent.yaml").write_text("version: 2\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "check", str(folder)], cwd=ROOT, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "consent.yaml:1: the consent file is missing 'text'" in done.stdout + done.stderr
+
+
+def test_runbot_ask_stores_nothing_health_related(tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+
+    db = tmp_path / "ask.db"
+    for line, kind in (("/triage", "consent"), (RED_FLAG, "escalation"), (UNANSWERED, "fallback")):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "ask", "--db", str(db), "--json", line], cwd=ROOT, capture_output=True,
+            text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["kind"] == kind, line
+    with sqlite3.connect(db) as conn:
+        for table in ("triage_state", "followups", "consents"):
+            assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+        assert conn.execute("SELECT COUNT(*) FROM escalations WHERE user_id IS NOT NULL").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM unanswered WHERE user_id != 0").fetchone()[0] == 0
+
+
+async def test_console_asks_and_a_typed_no_completes_the_check_from_memory(tmp_path: Path) -> None:
+    from bot.adapters.console import CONSOLE_USER, ConsoleAdapter
+
+    async with build(SETTINGS, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=tmp_path / "k.db") as rt:
+        shown = io.StringIO()
+        console = ConsoleAdapter(rt.engine, out=shown, read_line=lambda: "")
+        asked = await rt.engine.handle(console.to_message("/triage"))
+        console.render(asked.replies)
+        assert "1. Yes, I agree" in shown.getvalue() and "2. No thanks" in shown.getvalue()
+        out = await rt.engine.handle(console.to_message("2"))
+        for _ in range(15):
+            console.render(out.replies)
+            labels = [c.label for r in out.replies for c in r.choices]
+            if not any(c.payload.startswith("tri:") for r in out.replies for c in r.choices):
+                break
+            label = next((p for p in CALM if p in labels), labels[0])
+            out = await rt.engine.handle(console.to_message(str(labels.index(label) + 1)))
+            assert not any((await health_rows(rt.store, "console", CONSOLE_USER)).values())
+        assert "Yes, check in" not in [c.label for r in out.replies for c in r.choices]
+        assert "won't store anything" in shown.getvalue()
