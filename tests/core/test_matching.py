@@ -62,7 +62,7 @@ DEV_FLOORS = {
     "dev/faq_holdout.jsonl": (0.99, 1.0),
     "dev/faq_holdout2.jsonl": (1.0, 1.0),
     "dev/faq_blind_a.jsonl": (0.90, 0.90),
-    "blind/faq_blind_b.jsonl": (0.81, 0.97),
+    "dev/faq_blind_b.jsonl": (0.81, 0.97),
 }
 
 

@@ -25,6 +25,10 @@ COINCIDENCES = frozenset(
         "how often should i replace my running shoes",
         "how to protect my lower back while running",
         "when is back pain an emergency",
+        "how many miles before i need new running shoes",
+        "is running on concrete bad for my back",
+        "what is inflammatory back pain",
+        "is back pain normal for teenage runners",
     }
 )
 

@@ -191,3 +191,9 @@ def test_the_category_that_matched_more_of_the_message_speaks_first(detector: Re
     a = detector.assess("My friend collapsed at the finish, confused and very hot")
     assert [h.category for h in a.alarms][:2] == ["heat-illness", "cardiac"]
     assert detector.assess("my friend collapsed at the finish and isn't breathing").alarms[0].category == "cardiac"
+
+
+def test_digits_from_other_scripts_are_not_ages(detector: RedFlagDetector) -> None:
+    # "❶" and "٧٠" are digits to str.isdigit but not numbers int() reads: never an error, never an age
+    for text in ("grandad ❶ fell on the ice", "grandad ٧٠ fell on the ice, back sore"):
+        assert detector.assess(text).alarms == () or detector.assess(text).alarms[0].category != "fracture-risk"

@@ -70,7 +70,7 @@ class Lexicon:
         words = toks.words
         hits: list[Hit] = []
         for i, w in enumerate(words):
-            if not w.isdigit() or not _MIN_AGE <= int(w) <= _MAX_AGE:
+            if not (w.isascii() and w.isdigit()) or not _MIN_AGE <= int(w) <= _MAX_AGE:
                 continue
             before = words[i - 1] if i else ""
             after = words[i + 1] if i + 1 < len(words) else ""
