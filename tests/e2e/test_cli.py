@@ -175,3 +175,18 @@ def test_missing_packages_get_an_install_hint_not_a_traceback() -> None:
     assert res.returncode == 2
     assert "missing package(s)" in res.stderr and "pip install -e ." in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    # `runbot eval FILE | head -1`: the pipe closes while runbot is still writing the misses
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "eval", str(DATA / "faq_blind_a.jsonl")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err
