@@ -52,6 +52,9 @@ class ConsoleAdapter:
         self._choices = []
         for reply in replies:
             self.out.write("\n" + reply.text.strip() + "\n")
+            if reply.attachment is not None:  # a terminal has no files: the file's text, under its name
+                body = reply.attachment.data.decode("utf-8", "replace")
+                self.out.write(f"--- {reply.attachment.filename} ---\n{body.rstrip()}\n--- end ---\n")
             for choice in reply.choices:
                 self._choices.append(choice)
                 self.out.write(f"  {len(self._choices)}. {choice.label}\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -240,12 +241,13 @@ class DiscordAdapter:
 
     async def _send(self, target: discord.abc.Messageable, reply: Reply, *, reference: discord.Message | None = None,
                     ) -> None:
-        chunks = split_message(reply.text) or ([""] if reply.choices else [])
+        chunks = split_message(reply.text) or ([""] if reply.choices or reply.attachment else [])
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             view = choices_view(reply.choices) if last and reply.choices else MISSING
             ref = reference.to_reference(fail_if_not_exists=False) if reference is not None and i == 0 else None
-            await target.send(content=chunk or None, view=view, allowed_mentions=NO_MENTIONS, reference=ref)  # type: ignore[arg-type]
+            file = _file(reply) if last else MISSING  # /mydata's JSON file goes with the last part (issue 16)
+            await target.send(content=chunk or None, view=view, allowed_mentions=NO_MENTIONS, reference=ref, file=file)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ messages
     async def _on_message(self, message: discord.Message) -> None:
@@ -380,11 +382,13 @@ class DiscordAdapter:
             await self._send_followup(interaction, reply, ephemeral)
 
     async def _send_followup(self, interaction: discord.Interaction[Any], reply: Reply, ephemeral: bool) -> None:
-        chunks = split_message(reply.text) or ([""] if reply.choices else [])
+        chunks = split_message(reply.text) or ([""] if reply.choices or reply.attachment else [])
         for i, chunk in enumerate(chunks):
-            view = choices_view(reply.choices) if i == len(chunks) - 1 and reply.choices else MISSING
+            last = i == len(chunks) - 1
+            view = choices_view(reply.choices) if last and reply.choices else MISSING
             await interaction.followup.send(
-                content=chunk, view=view, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS
+                content=chunk, view=view, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS,
+                file=_file(reply) if last else MISSING,
             )
 
     async def _on_choice(self, interaction: discord.Interaction[Any], payload: str) -> None:
@@ -459,3 +463,10 @@ class DiscordAdapter:
         except discord.HTTPException as exc:
             self._report("moderator note", exc)
             return False
+
+
+def _file(reply: Reply) -> Any:
+    """The reply's attachment as a discord.File (MISSING when it has none)."""
+    if reply.attachment is None:
+        return MISSING
+    return discord.File(io.BytesIO(reply.attachment.data), filename=reply.attachment.filename)

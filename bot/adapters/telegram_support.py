@@ -34,6 +34,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("cancel", "Stop the current questions"),
     ("followups", "Check-in messages: /followups on or off"),
     ("mydata", "What I store about you"),
+    ("consent", "Your consent to storing health data: see or withdraw"),
     ("forget", "Delete what I store about you"),
     ("faq", "Moderators: /faq reload, unanswered or stats"),
 )

@@ -151,6 +151,8 @@ class FakeDiscord:
         self.deleted: list[int] = []
         self.requests: list[tuple[str, str, JSON | None]] = []
         self.unhandled: list[str] = []
+        #: files the bot attached (multipart uploads): (request path, filename, bytes)
+        self.uploads: list[tuple[str, str, bytes]] = []
         self.synced_commands: dict[str, list[JSON]] = {}
         self.identify: JSON | None = None
         self.interactions: dict[str, _InteractionState] = {}
@@ -275,6 +277,12 @@ class FakeDiscord:
         body: JSON | None = None
         if request.can_read_body and request.content_type == "application/json":
             body = await request.json()
+        elif request.can_read_body and request.content_type == "multipart/form-data":  # a message with files
+            form = await request.post()
+            body = json.loads(str(form.get("payload_json") or "{}"))
+            for value in form.values():
+                if isinstance(value, web.FileField):
+                    self.uploads.append((request.path, value.filename, value.file.read()))
         self.requests.append((request.method, request.path_qs, body))
         request[_BODY] = body
         auth = request.headers.get("Authorization", "")

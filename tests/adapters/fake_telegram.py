@@ -99,6 +99,8 @@ class FakeBotAPI:
     port: int = 0
     calls: list[Call] = field(default_factory=list)
     unknown: list[Call] = field(default_factory=list)
+    #: files the bot uploaded with sendDocument: {"chat_id", "filename", "data"}
+    documents: list[JSON] = field(default_factory=list)
     bad_token_calls: int = 0
     #: chat ids whose sendMessage answers 403 "Forbidden: bot was blocked by the user".
     blocked_chats: set[int] = field(default_factory=set)
@@ -300,6 +302,9 @@ class FakeBotAPI:
         elif request.can_read_body:
             form = await request.post()
             params.update({k: self._coerce(k, v) for k, v in form.items() if isinstance(v, str)})
+            # uploaded files (sendDocument): name and bytes
+            params.update({k: {"filename": v.filename, "data": v.file.read()} for k, v in form.items()
+                           if isinstance(v, web.FileField)})
         return params
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -435,6 +440,22 @@ class FakeBotAPI:
                     if len(button.get("callback_data", "").encode()) > 64:
                         raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
         return self._store_sent(chat_id, params)
+
+    async def _api_sendDocument(self, params: JSON) -> JSON:
+        """A file upload (the /mydata export): kept in ``documents``, not among the text messages ``sent`` lists."""
+        chat_id = int(params["chat_id"])
+        document = params.get("document")
+        if not isinstance(document, dict):
+            raise _ApiError(400, "Bad Request: there is no document in the request")
+        if chat_id in self.blocked_chats:
+            raise _ApiError(403, "Forbidden: bot was blocked by the user")
+        self.documents.append({"chat_id": chat_id, **document})
+        return {
+            "message_id": next(self._message_ids), "date": int(time.time()), "chat": self._chat_for_send(chat_id),
+            "from": self.bot_user, "document": {"file_id": f"doc{len(self.documents)}",
+                                                "file_unique_id": f"u{len(self.documents)}",
+                                                "file_name": document["filename"]},
+        }
 
     async def _api_answerCallbackQuery(self, params: JSON) -> bool:
         if not params.get("callback_query_id"):

@@ -407,8 +407,9 @@ async def test_a_did_you_mean_button_click_answers_and_disables_the_buttons(env:
 async def test_triage_through_buttons_to_an_outcome_stays_private(env: Env) -> None:
     await env.fake.slash(env.alice, "triage", channel_id=env.channel)
     msg, outcome = await _next_call(env, 1)
-    assert msg.text == "/triage" and outcome.kind == "triage"
-    sent = await env.fake.wait_sent(len(outcome.replies))
+    assert msg.text == "/triage" and outcome.kind == "consent"
+    outcome, sent = await _agree(env, await env.fake.wait_sent(len(outcome.replies)))
+    assert outcome.kind == "triage"
     for _ in range(20):
         assert all(s.private for s in sent), "triage must not appear in the public channel"
         step = next((s for s in reversed(sent) if any(b["custom_id"].startswith("tri:") for b in s.buttons)), None)
@@ -423,6 +424,16 @@ async def test_triage_through_buttons_to_an_outcome_stays_private(env: Env) -> N
         pytest.fail("triage did not reach an outcome in 20 clicks")
     assert outcome.kind in ("triage", "escalation")
     assert not any(b["custom_id"].startswith("tri:") for s in sent for b in s.buttons)
+
+
+async def _agree(env: Env, sent: list[Sent]) -> tuple[Outcome, list[Sent]]:
+    """Press "Yes, I agree" on the consent question (issue 16) and return what follows with its messages."""
+    asked = next(s for s in sent if any(b["custom_id"].startswith("consent:yes:") for b in s.buttons))
+    assert asked.private, "the consent question is asked privately"
+    calls, mark = len(env.engine.calls), env.fake.mark()
+    await env.fake.click(env.alice, asked, next(b["custom_id"] for b in asked.buttons if "yes" in b["custom_id"]))
+    _, outcome = await _next_call(env, calls + 1)
+    return outcome, await env.fake.wait_sent(len(outcome.replies), since=mark)
 
 
 async def test_forget_from_a_slash_command_is_ephemeral(env: Env, runtime: Runtime) -> None:
@@ -483,7 +494,7 @@ async def test_a_follow_up_is_delivered_by_dm_by_the_scheduler(env: Env, runtime
     """/triage in a DM, accept the check-in offer, move the clock, and the scheduler DMs the check-in."""
     await env.fake.slash(env.alice, "triage")
     _, outcome = await _next_call(env, 1)
-    sent = await env.fake.wait_sent(len(outcome.replies))
+    outcome, sent = await _agree(env, await env.fake.wait_sent(len(outcome.replies)))
     offer: Sent | None = None
     for _ in range(20):
         offer = next((s for s in sent if any(b["custom_id"].startswith("fu:yes") for b in s.buttons)), None)

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import agree
 
 from bot import bootstrap
 from bot.adapters.telegram_adapter import (
@@ -249,12 +250,15 @@ def test_api_urls_for_a_self_hosted_server() -> None:
 
 
 async def test_start_registers_commands_and_greets(
-    api: FakeBotAPI, adapter: TelegramAdapter, engine: RecordingEngine
+    api: FakeBotAPI, adapter: TelegramAdapter, engine: RecordingEngine, runtime: Runtime
 ) -> None:
+    await agree(runtime, str(USER), platform="telegram")  # the consent flow itself: test_consent_platforms.py
     [set_commands] = api.calls_to("setMyCommands")
     registered = [c["command"] for c in set_commands.params["commands"]]
     assert registered == [name for name, _ in COMMANDS]
-    assert {"start", "help", "ask", "triage", "cancel", "followups", "mydata", "forget", "faq"} <= set(registered)
+    assert {"start", "help", "ask", "triage", "cancel", "followups", "mydata", "forget", "faq", "consent"} <= set(
+        registered
+    )
 
     sent = await _private_turn(api, engine, USER, "/start")
     msg, outcome = engine.last
@@ -328,6 +332,7 @@ async def test_triage_through_inline_keyboards_to_an_outcome(
 ) -> None:
     flow = runtime.knowledge.current.triage
     path = _path_to(flow, lambda o: o.disposition == "self-care")
+    await agree(runtime, str(USER), platform="telegram")  # the consent flow itself: test_consent_platforms.py
     sent = await _private_turn(api, engine, USER, "/triage")
     for payload in path:
         assert engine.last[1].kind == "triage"
@@ -416,8 +421,9 @@ async def test_red_flag_in_group_public_safe_reply_and_private_details(
 
 
 async def test_group_private_reply_falls_back_to_a_deep_link(
-    api: FakeBotAPI, adapter: TelegramAdapter, engine: RecordingEngine
+    api: FakeBotAPI, adapter: TelegramAdapter, engine: RecordingEngine, runtime: Runtime
 ) -> None:
+    await agree(runtime, str(USER), platform="telegram")  # the consent flow itself: test_consent_platforms.py
     api.blocked_chats.add(USER)  # the runner never pressed Start in the bot's private chat
     await _group_say(api, USER, f"/triage@{BOT}")
     [note] = await api.wait_sent(GROUP, 1)
@@ -497,6 +503,7 @@ async def test_followup_sent_by_the_scheduler_and_cancelled_when_blocked(
 ) -> None:
     flow = runtime.knowledge.current.triage
     path = _path_to(flow, lambda o: o.followup and o.disposition in ("self-care", "see-professional"))
+    await agree(runtime, str(USER), platform="telegram")  # the consent flow itself: test_consent_platforms.py
     sent = await _private_turn(api, engine, USER, "/triage")
     for payload in path:
         sent = await _private_press(api, engine, USER, sent[-1], payload)
