@@ -13,6 +13,7 @@ from bot.bootstrap import Runtime, build
 from bot.config import Settings, token
 from bot.core.ports import Adapter, StartupError
 from bot.storage import claims
+from bot.storage.consent import purge_health
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ class App:
                 await store.flush()
                 if ticks % RETENTION_EVERY == 1:
                     removed = await store.purge_older_than(self.settings.privacy.retention_days)
+                    removed += await purge_health(store, triage_days=self.settings.privacy.triage_days)
                     removed += await self._purge_sent_keys()
                     if removed:
                         log.info("retention: removed %d old row(s)", removed)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from bot.storage.sqlite import Store, User, from_db, to_db
+from bot.storage.sqlite import STORAGE_ERRORS, Store, User, from_db, to_db
 
+log = logging.getLogger(__name__)
+
+#: follow-up states after which a row has no further use: deleted by the retention round
+FINISHED_FOLLOWUPS = ("done", "cancelled", "failed", "dropped")
 #: the tables that hold health data about a user (deleted on withdrawal; /forget deletes the user row too)
 HEALTH_TABLES = ("triage_state", "followups", "escalations", "unanswered")
 
@@ -88,3 +93,20 @@ async def export(store: Store, user: User) -> dict[str, Any]:
 def export_json(data: dict[str, Any]) -> bytes:
     """The /mydata file: UTF-8 JSON, one document."""
     return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+async def purge_health(store: Store, *, triage_days: int) -> int:
+    """Retention for health rows (issue 16): answers of a check untouched for ``triage_days`` (a finished one is
+    deleted when it ends) and finished check-ins. Best effort: a locked or full database is one warning line and the
+    next round tries again. Returns how many rows went."""
+    cutoff = to_db(store._now() - timedelta(days=triage_days))
+    marks = ",".join("?" * len(FINISHED_FOLLOWUPS))
+    try:
+        async with store._lock:
+            cur = await store.db.execute("DELETE FROM triage_state WHERE updated_at < ?", (cutoff,))
+            removed = cur.rowcount or 0
+            cur = await store.db.execute(f"DELETE FROM followups WHERE state IN ({marks})", FINISHED_FOLLOWUPS)
+            return removed + (cur.rowcount or 0)
+    except STORAGE_ERRORS as exc:
+        log.warning("retention: could not remove old check answers or finished check-ins: %s", exc)
+        return 0

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -288,3 +289,58 @@ async def test_console_asks_and_a_typed_no_completes_the_check_from_memory(tmp_p
             assert not any((await health_rows(rt.store, "console", CONSOLE_USER)).values())
         assert "Yes, check in" not in [c.label for r in out.replies for c in r.choices]
         assert "won't store anything" in shown.getvalue()
+
+
+async def test_retention_removes_old_check_answers_and_finished_checkins(tmp_path: Path) -> None:
+    from bot.app import App
+    from bot.config import KnowledgeSettings
+    from bot.storage.sqlite import StoredTriage
+
+    clock = ManualClock()
+    db = tmp_path / "retention.db"
+    settings = Settings(privacy=PrivacySettings(triage_days=30), knowledge=KnowledgeSettings(str(KNOWLEDGE), False))
+    async with Store(db, clock=clock) as store:  # written 31 days "ago"
+        old = await store.user("test", "old")
+        await store.save_triage(old, StoredTriage("back-pain", "duration", (("bladder-saddle", 0),), "c"))
+        done = await store.add_followup(old, "c", "self-care-mild", clock.now())
+        await store.update_followup(done, state="done")
+    clock.advance(days=31)
+    async with Store(db, clock=clock) as store:  # and today
+        new = await store.user("test", "new")
+        await store.save_triage(new, StoredTriage("back-pain", "duration", (), "c"))
+        await store.add_followup(new, "c", "self-care-mild", clock.now() + timedelta(days=3))
+
+    rt = build(settings, clock=clock, knowledge_path=KNOWLEDGE, db_path=db)
+    app = App(settings, runtime=rt)
+    app.housekeeping_seconds = 0.02
+    run = asyncio.create_task(app.run(adapters=[]))
+
+    async def purged() -> None:
+        while True:
+            if rt.store._db is not None:
+                async with rt.store.db.execute("SELECT COUNT(*) FROM followups") as cur:
+                    if (await cur.fetchone())[0] == 1:  # type: ignore[index]
+                        return
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(purged(), 10)
+    app.request_stop()
+    assert await asyncio.wait_for(run, 10) == 0
+    async with Store(db, clock=clock) as store:
+        query = "SELECT u.platform_user_id FROM triage_state t JOIN users u ON u.id = t.user_id"
+        async with store.db.execute(query) as c:
+            assert [r[0] for r in await c.fetchall()] == ["new"]
+        async with store.db.execute("SELECT state FROM followups") as cur:
+            assert [r[0] for r in await cur.fetchall()] == ["pending"]
+
+
+def test_retention_settings_are_validated(tmp_path: Path) -> None:
+    from bot.config import ConfigError, load_settings
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("privacy:\n  triage_days: 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"c.yaml:2: privacy.triage_days: must be at least 1, got 0"):
+        load_settings(cfg)
+    cfg.write_text("logging:\n  include_text: yes please\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"logging\.include_text: expected true or false"):
+        load_settings(cfg)
