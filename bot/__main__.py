@@ -120,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command in ("ask", "eval", "check"):
         logging.getLogger().setLevel(logging.WARNING)
-    # aiosqlite logs every statement with its parameters at DEBUG; those can include stored question text
-    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
+    # message texts are health data: the libraries that log them at DEBUG stay at INFO unless include_text is set
+    from bot import logsafety
+
+    logsafety.apply(settings.logging.include_text)
     for warning in settings.warnings:
         log.warning(warning)
     handler = {
