@@ -56,7 +56,8 @@ def make_adapters(runtime: Runtime, platforms: set[str] | None, *, receive: bool
             from bot.storage.inbox import Inbox
 
             path = runtime.store.path
-            inbox = Inbox(path, "telegram") if receive and path != ":memory:" else None
+            # the Store's connection and write lock: one writer per process on the file
+            inbox = Inbox(path, "telegram", store=runtime.store) if receive and path != ":memory:" else None
             adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok, inbox=inbox, receive=receive))
     if not adapters:
         raise StartupError("no platform to run: set DISCORD_TOKEN and/or TELEGRAM_TOKEN (or use `runbot chat`)")

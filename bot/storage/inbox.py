@@ -1,8 +1,10 @@
 """The durable inbox: received platform updates, written before they are confirmed to the platform.
 
-Its own SQLite connection to the bot's database file (table ``inbox``, migration 0002), with ``synchronous = FULL``
-so a row is on disk before the platform is told it may forget the update: after a crash or a power cut every
-update the platform no longer holds is still here. ``done()`` marks are batched (written every ``FLUSH_SECONDS``),
+Table ``inbox`` (migration 0002) in the bot's database file, written through the Store's own connection and under
+its write lock when one is given (one writer per process: the inbox and the Store no longer compete for SQLite's
+write lock), else through a connection of its own. Each add is committed with ``synchronous = FULL`` so a row is on
+disk before the platform is told it may forget the update: after a crash or a power cut every update the platform
+no longer holds is still here. ``done()`` marks are batched (written every ``FLUSH_SECONDS``),
 so a crash can replay the few updates answered in the last moments: at most once more.
 
 A done row keeps only the update id (payload cleared at once, row purged after ``KEEP_DONE``), so message text
@@ -15,16 +17,19 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+if TYPE_CHECKING:
+    from bot.storage.sqlite import Store
+
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.05
+FLUSH_SECONDS = 0.01
 #: how long a write waits for a lock held by another connection before the update is handled from memory (a locked
 #: database must not delay an answer, least of all an emergency one)
 BUSY_MS = 1000
@@ -53,13 +58,15 @@ class InboxUnavailable(Exception):
 class Inbox:
     """Pending and recently done updates of one platform in one database file."""
 
-    def __init__(self, path: str | Path, platform: str) -> None:
+    def __init__(self, path: str | Path, platform: str, *, store: Store | None = None) -> None:
+        """``store``: share its connection and write lock (``path`` must be its file); None: a connection of its own."""
         self.path = str(path)
         self.platform = platform
+        self._store = store
         self._db: aiosqlite.Connection | None = None
         self._done: list[int] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self._lock = store._lock if store is not None else asyncio.Lock()
         self._failing = False
 
     @property
@@ -74,6 +81,14 @@ class Inbox:
             raise InboxUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def _open(self) -> None:
+        cutoff = (datetime.now(UTC) - KEEP_DONE).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        purge = "DELETE FROM inbox WHERE platform = ? AND state = 'done' AND done_at < ?", (self.platform, cutoff)
+        if self._store is not None:  # the Store migrated the file (table inbox) and set WAL and its busy timeout
+            db = self._store.db
+            async with self._locked():
+                await db.execute(*purge)
+            self._db = db
+            return
         db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             # short: while another process holds the write lock, updates are answered from memory after this wait
@@ -83,14 +98,36 @@ class Inbox:
                 await db.execute("PRAGMA journal_mode = WAL")
                 await db.execute("PRAGMA synchronous = FULL")
             await db.executescript(_SCHEMA)  # no-op once migration 0002 ran; needed for an in-memory database
-            cutoff = (datetime.now(UTC) - KEEP_DONE).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            await db.execute(
-                "DELETE FROM inbox WHERE platform = ? AND state = 'done' AND done_at < ?", (self.platform, cutoff)
-            )
+            await db.execute(*purge)
         except BaseException:
             await db.close()
             raise
         self._db = db
+
+    @contextlib.asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The write lock, waited for at most ``BUSY_MS`` (the Store may be inside a slow transaction: an update is
+        then handled from memory rather than late)."""
+        try:
+            await asyncio.wait_for(self._lock.acquire(), BUSY_MS / 1000)
+        except TimeoutError:
+            raise InboxUnavailable("the database is busy") from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    async def _durably(self, sql: str, params: Sequence[Any]) -> None:
+        """One statement committed with ``synchronous = FULL`` (on the Store's connection only for this commit:
+        the Store's own writes keep ``NORMAL``)."""
+        if self._store is None or not self.durable:
+            await self.db.execute(sql, params)
+            return
+        await self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            await self.db.execute(sql, params)
+        finally:
+            await self.db.execute("PRAGMA synchronous = NORMAL")
 
     async def close(self) -> None:
         if self._db is None:
@@ -105,12 +142,13 @@ class Inbox:
         except InboxUnavailable as exc:
             log.warning("inbox: could not record the last answered updates (%s); they may be answered again", exc)
         finally:
-            await self._db.close()
+            if self._store is None:  # the Store's connection is the Store's to close
+                await self._db.close()
             self._db = None
 
     @property
     def db(self) -> aiosqlite.Connection:
-        if self._db is None:
+        if self._db is None or (self._store is not None and self._store._db is not self._db):
             raise InboxUnavailable("the inbox is not open")
         return self._db
 
@@ -121,14 +159,14 @@ class Inbox:
             return set()
         now = _now()
         try:
-            async with self._lock:
+            async with self._locked():
                 known = await self._known([u[0] for u in updates])
                 rows = [(self.platform, uid, key, json.dumps(p), now) for uid, key, p in updates if uid not in known]
                 # one statement (one implicit transaction inside one call to the database thread): the write lock
                 # is never held while the event loop runs other work, so the Store's writes are not kept waiting
                 for start in range(0, len(rows), CHUNK):
                     chunk = rows[start : start + CHUNK]
-                    await self.db.execute(
+                    await self._durably(
                         "INSERT OR IGNORE INTO inbox (platform, update_id, chat_key, payload, received_at) VALUES "
                         + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
                         [value for row in chunk for value in row],
@@ -187,7 +225,8 @@ class Inbox:
     async def _flush_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
         try:
-            await self.flush()
+            while self._done:  # marks that came in while the last batch was written go in the next one
+                await self.flush()
         except InboxUnavailable as exc:
             if not self._failing:
                 log.warning("inbox: cannot mark updates answered (%s); retrying", exc)
@@ -204,8 +243,11 @@ class Inbox:
         if not ids or self._db is None:
             return
         try:
-            async with self._lock:
+            async with self._locked():
                 await self._mark(ids)
+        except InboxUnavailable:
+            self._done = ids + self._done
+            raise
         except (aiosqlite.Error, OSError) as exc:
             self._done = ids + self._done
             raise InboxUnavailable(str(exc)) from exc
