@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--listen", action="store_true", help="treat each line as overheard in a listen channel")
     sp.add_argument("--quiet", action="store_true", help="don't list the misses")
 
+    sp = sub.add_parser("privacy-notice", help="print docs/privacy-notice.md filled in from the config")
+    knowledge_arg(sp)
+
     sp = sub.add_parser("run", help="run the bot on the enabled platforms")
     sp.add_argument("--discord", action="store_true", help="start Discord only (with --telegram: both)")
     sp.add_argument("--telegram", action="store_true", help="start Telegram only (with --discord: both)")
@@ -132,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": _check,
         "eval": _eval,
         "explain": _explain,
+        "privacy-notice": _privacy_notice,
         "train-checks": _train_checks,
         "run": _run,
         "report": _report,
@@ -318,6 +322,21 @@ async def _check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{folder}: {len(errors)} error(s), {len(warnings)} warning(s)", file=sys.stderr)
         return 1
     print(f"{folder}: OK ({len(warnings)} warning(s))")
+    return 0
+
+
+async def _privacy_notice(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.knowledge import load_knowledge
+    from bot.privacy_notice import NoticeError, render
+
+    k = await asyncio.to_thread(load_knowledge, args.knowledge or settings.knowledge.path)
+    try:
+        print(render(settings, k.consent))
+    except NoticeError as exc:
+        print(f"runbot: {exc}", file=sys.stderr)
+        return 1
+    if not (settings.privacy.operator_name and settings.privacy.operator_contact):
+        print("runbot: set privacy.operator_name and privacy.operator_contact before publishing this", file=sys.stderr)
     return 0
 
 

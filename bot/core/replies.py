@@ -48,9 +48,9 @@ def first_notice(safety: SafetySettings) -> str:
     return fill(
         "Hi, I'm runbot 👋 I share general information about lower back pain after running: not medical advice "
         "and never a diagnosis — I'm not a doctor. I'm not for emergencies: if you're seriously unwell, call "
-        "{emergency_number}. I store your platform user id, where you are in a back-pain check, any "
-        "check-ins you ask for and a log of safety warnings (never your messages); /mydata shows it and /forget "
-        "deletes it.",
+        "{emergency_number}. I store your platform user id (never your messages). Your answers in a back-pain "
+        "check, check-ins and your safety log are stored only if you agree: I'll ask first. /consent, /mydata and "
+        "/forget manage it.",
         safety,
     )
 
@@ -63,7 +63,8 @@ def help_text(knowledge: Knowledge) -> str:
         f"• /triage – a short guided check (up to {knowledge.triage.max_questions} questions) with a personal plan\n"
         "• /cancel – leave the check\n"
         "• /followups on|off – allow or stop check-ins a few days later\n"
-        "• /mydata – see what I store about you\n"
+        "• /consent – see or withdraw your agreement to storing your check answers\n"
+        "• /mydata – see what I store about you (with a JSON file)\n"
         "• /forget – delete everything I store about you\n"
         "• /help – this message\n\n"
         f"Topics include: {topics}.\n\n"

@@ -344,3 +344,36 @@ def test_retention_settings_are_validated(tmp_path: Path) -> None:
     cfg.write_text("logging:\n  include_text: yes please\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"logging\.include_text: expected true or false"):
         load_settings(cfg)
+
+
+def test_privacy_notice_is_filled_in_from_the_config(tmp_path: Path) -> None:
+    import subprocess
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(
+        'privacy:\n  operator_name: "Hilltop Runners"\n  operator_contact: "privacy@hilltop.example"\n'
+        "  retention_days: 90\n  triage_days: 14\nsafety:\n  region: ie\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "privacy-notice", "--config", str(cfg)], cwd=ROOT, capture_output=True,
+        text=True, timeout=120,
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    notice = done.stdout
+    assert notice.startswith("# Privacy notice: runbot, run by Hilltop Runners")
+    for filled in ("privacy@hilltop.example", "90 days", "14 days", "Data Protection Commission", "GDPR Article 9"):
+        assert filled in notice
+    assert "{" not in notice and "<!--" not in notice
+    for command in ("/consent", "/mydata", "/forget"):
+        assert command in notice
+
+
+def test_privacy_notice_without_an_operator_says_what_to_set() -> None:
+    from bot.privacy_notice import NoticeError, render
+
+    k = load_knowledge(KNOWLEDGE)
+    notice = render(Settings(), k.consent)
+    assert "[operator name: set privacy.operator_name]" in notice and "ico.org.uk" in notice  # uk by default
+    with pytest.raises(NoticeError, match="unknown placeholder"):
+        render(Settings(), k.consent, template="Hello {nobody}")
