@@ -1,16 +1,17 @@
 """Telegram adapter: carries messages between python-telegram-bot and the engine.
 
 Runs inside our own event loop (``initialize``; never ``run_polling``). Updates come through the ``Intake``
-(``telegram_intake``: its own getUpdates loop with a durable inbox, or the webhook server's queue) and are handled in
-order per chat, concurrently across chats; replies go out through the per-chat outbox (``telegram_sending``).
-Plain text only (no parse_mode), so user and knowledge text needs no escaping; display names are defused
-(``safe_name``). Groups: only commands, @mentions and replies to the bot are handled.
+(``telegram_intake``: its own getUpdates loop, or our webhook receiver ``telegram_webhook``; both store an update in
+the durable inbox before Telegram may forget it) and are handled in order per chat, concurrently across chats;
+replies go out through the per-chat outbox (``telegram_sending``). Plain text only (no parse_mode), so user and
+knowledge text needs no escaping; display names are defused (``safe_name``). Groups: only commands, @mentions and
+replies to the bot are handled.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, CallbackQuery, Chat, ChatMember, Message, Update
@@ -30,7 +31,8 @@ from bot.adapters.telegram_support import (
     settings_from_config,
 )
 from bot.adapters.telegram_text import parse_command, safe_name, strip_mention
-from bot.core.messages import ChatRef, IncomingMessage, Reply
+from bot.adapters.telegram_webhook import WebhookReceiver, start_webhook
+from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.outbox import Outbox
 from bot.core.ports import DeliveryError
 from bot.storage.inbox import Inbox, InboxUnavailable
@@ -88,6 +90,7 @@ class TelegramAdapter(TelegramSending):
         self._redact = TokenRedactor(token)
         self._outbox: Outbox | None = None
         self._intake: Intake | None = None
+        self._webhook: WebhookReceiver | None = None
 
     def __repr__(self) -> str:
         return f"TelegramAdapter(mode={self._settings.mode!r})"
@@ -129,9 +132,8 @@ class TelegramAdapter(TelegramSending):
             ApplicationBuilder().token(self._token).base_url(base_url).base_file_url(base_file_url)
             .connection_pool_size(CONNECTIONS).pool_timeout(10.0)
         )
-        if self._settings.mode == "polling" or not self._receive:
-            builder = builder.updater(None)  # polling is the Intake's own getUpdates loop
-        app = builder.build()
+        # no PTB Updater: polling is the Intake's own getUpdates loop, webhooks our own receiver (it stores first)
+        app = builder.updater(None).build()
         app.add_handler(MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message), group=0)
         app.add_handler(CallbackQueryHandler(self._on_callback), group=0)
         app.add_error_handler(self._on_error)
@@ -147,6 +149,9 @@ class TelegramAdapter(TelegramSending):
             await self._abort(app)
             raise StartupError(f"Telegram: cannot reach the Bot API at {host} ({type(exc).__name__})") from None
         self._app = app
+        notices = getattr(self._engine, "notices", None)
+        if self._receive and notices is not None:  # the first-message notice counts once delivered
+            notices.after_delivery(self.platform)
         self._outbox = Outbox(is_group=lambda key: isinstance(key, int) and key < 0)
         if not self._receive:
             log.info("Telegram: connected as @%s to send only", app.bot.username)
@@ -164,8 +169,12 @@ class TelegramAdapter(TelegramSending):
             self._intake = Intake(
                 app, self._inbox, poll_timeout=self._settings.poll_timeout, allowed_updates=_ALLOWED_UPDATES
             )
-            await self._start_updater(app)
-            await self._intake.start(webhook=self._settings.mode == "webhook")
+            webhook = self._settings.mode == "webhook"
+            if not webhook:
+                await app.bot.delete_webhook()  # getUpdates is refused while a webhook is set
+            await self._intake.start(webhook=webhook)  # the last run's unanswered updates first
+            if webhook:
+                self._webhook = await start_webhook(self._settings, app.bot, self._intake.accept, _ALLOWED_UPDATES)
         except TelegramError as exc:  # deleteWebhook / setWebhook refused, e.g. "bad webhook: HTTPS url needed"
             await self.stop()
             raise StartupError(f"Telegram: could not start receiving updates: {exc.message}") from None
@@ -184,29 +193,6 @@ class TelegramAdapter(TelegramSending):
         except TelegramError:
             log.warning("Telegram: setMyCommands failed; commands still work, the menu may be stale")
 
-    async def _start_updater(self, app: Application) -> None:  # type: ignore[type-arg]
-        s = self._settings
-        if s.mode == "polling":
-            await app.bot.delete_webhook()  # getUpdates is refused while a webhook is set
-            return
-        updater = app.updater
-        assert updater is not None and s.webhook_url is not None
-        try:
-            # PTB's webhook server answers 403 to any request without the matching
-            # X-Telegram-Bot-Api-Secret-Token header.
-            await updater.start_webhook(
-                listen=s.webhook_listen,
-                port=s.webhook_port,
-                url_path=urlsplit(s.webhook_url).path or "/",
-                webhook_url=s.webhook_url,
-                secret_token=s.webhook_secret,
-                allowed_updates=_ALLOWED_UPDATES,
-            )
-        except OSError as exc:
-            raise StartupError(
-                f"Telegram: cannot listen for webhooks on {s.webhook_listen}:{s.webhook_port} ({exc.strerror})"
-            ) from None
-
     async def stop(self) -> None:
         """Stop receiving; finish what was fetched for up to DRAIN_SECONDS (the rest stays in the inbox and is
         answered after the restart); close connections (reverse of start)."""
@@ -217,8 +203,9 @@ class TelegramAdapter(TelegramSending):
             intake = self._intake  # kept while draining: handlers still hand their deliveries to it
             if intake is not None:
                 await intake.stop_receiving()
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
+            webhook, self._webhook = self._webhook, None
+            if webhook is not None:
+                await webhook.stop()  # no new requests; those being stored finish
             if intake is not None:
                 await intake.drain(DRAIN_SECONDS)
             if self._outbox is not None:
@@ -262,12 +249,21 @@ class TelegramAdapter(TelegramSending):
             return False
         return True
 
-    async def _hand_over(self, update: Update, delivery: Awaitable[None]) -> None:
+    async def _hand_over(
+        self, update: Update, incoming: IncomingMessage, outcome: Outcome, delivery: Awaitable[None]
+    ) -> None:
         """Let the Intake track the delivery (the chat's next update is handled meanwhile); without one, wait."""
+        notices = getattr(self._engine, "notices", None)  # told when the delivery finished or was cut off
+        delivery = delivery if notices is None else notices.watch(incoming, outcome.replies, delivery)
         if self._intake is not None:
             self._intake.track(update.update_id, delivery)  # type: ignore[arg-type]
         else:
             await delivery
+
+    def _sent_hook(self, incoming: IncomingMessage) -> Callable[[Reply], Awaitable[None]] | None:
+        """Called as each reply reaches Telegram: a first-message notice is recorded as shown right then."""
+        notices = getattr(self._engine, "notices", None)
+        return None if notices is None else lambda reply: notices.sent(incoming, reply)
 
     # ----------------------------------------------------------------- receiving
 
@@ -333,9 +329,10 @@ class TelegramAdapter(TelegramSending):
         )
         outcome = await self._engine.handle(incoming)
         delivery = self._deliver(
-            outcome, chat=chat, user_id=user.id, name=name, reply_to=message.message_id, thread=_thread(message)
+            outcome, chat=chat, user_id=user.id, name=name, reply_to=message.message_id, thread=_thread(message),
+            sent=self._sent_hook(incoming),
         )
-        await self._hand_over(update, delivery)
+        await self._hand_over(update, incoming, outcome, delivery)
 
     @staticmethod
     def _owner(message: Message) -> int | None:
@@ -383,8 +380,10 @@ class TelegramAdapter(TelegramSending):
             except TelegramError as exc:
                 log.info("Telegram: could not remove the pressed keyboard: %s", exc)
         thread = _thread(message) if message is not None else None
-        delivery = self._deliver(outcome, chat=chat, user_id=user.id, name=name, reply_to=None, thread=thread)
-        await self._hand_over(update, delivery)
+        delivery = self._deliver(
+            outcome, chat=chat, user_id=user.id, name=name, reply_to=None, thread=thread, sent=self._sent_hook(incoming)
+        )
+        await self._hand_over(update, incoming, outcome, delivery)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log every unexpected error; tell the user when it happened while handling their update."""

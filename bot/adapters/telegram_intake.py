@@ -3,9 +3,9 @@
 PTB's ``Updater`` confirms an update to Telegram as soon as it is fetched (the next ``getUpdates`` carries
 ``offset = last id + 1``, and ``stop()`` confirms everything fetched), while the update lives only in memory; a crash
 or SIGTERM loses it. In polling mode the ``Intake`` calls ``getUpdates`` itself: the updates are written to the
-inbox (``bot.storage.inbox``, fsynced) *before* the next call advances the offset. An update is marked done once
-its replies were handed to Telegram; pending ones are replayed at start. Webhook mode takes PTB's webhook server's
-queue (Telegram already got its 200 then: a crash can lose what was received in the last moments).
+inbox (``bot.storage.inbox``, fsynced) *before* the next call advances the offset. In webhook mode the receiver
+(``telegram_webhook``) calls ``accept`` and answers Telegram's request with 200 only after it returned (the update is
+stored). An update is marked done once its replies were handed to Telegram; pending ones are replayed at start.
 
 Handling: ``Lanes`` run updates in order within a chat and chats concurrently; a handler registers its delivery
 with ``track()``, so the chat's next update is handled while the replies wait in the outbox.
@@ -42,7 +42,7 @@ def chat_key(update: Update) -> str:
 
 
 class Intake:
-    """Fetch (or take from the webhook queue), store, dispatch per chat, mark done."""
+    """Fetch (or take from the webhook receiver), store, dispatch per chat, mark done."""
 
     def __init__(
         self,
@@ -67,9 +67,11 @@ class Intake:
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self, *, webhook: bool) -> None:
+        """Queue what the last run left unanswered; in polling mode start fetching (a webhook receiver calls
+        ``accept`` instead)."""
         offset = await self._replay()
-        loop = self._from_webhook() if webhook else self._poll(offset)
-        self._receiver = asyncio.create_task(loop, name="telegram-intake")
+        if not webhook:
+            self._receiver = asyncio.create_task(self._poll(offset), name="telegram-intake")
 
     async def _replay(self) -> int | None:
         """Queue the stored updates that were never answered; return the offset to fetch from."""
@@ -157,15 +159,11 @@ class Intake:
             await self._accept(updates)
             offset = updates[-1].update_id + 1  # confirmed to Telegram by the next call: only now
 
-    async def _from_webhook(self) -> None:
-        queue = self.app.update_queue
-        while True:
-            first = await queue.get()
-            batch = [first]
-            while not queue.empty() and len(batch) < FETCH_LIMIT:
-                batch.append(queue.get_nowait())
-            await self.lanes.room()
-            await self._accept([u for u in batch if isinstance(u, Update)])
+    async def accept(self, updates: list[Update]) -> None:
+        """Webhook: store the updates and queue them for their chats (the caller answers Telegram only after this).
+        Waits while MAX_WAITING updates are in memory, so Telegram's requests wait too (and it sends no more)."""
+        await self.lanes.room()
+        await self._accept(updates)
 
     async def _accept(self, updates: list[Update]) -> None:
         self.fetched += len(updates)

@@ -12,11 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from telegram import Chat, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
+from telegram import Chat, InlineKeyboardMarkup, Message, ReplyParameters
 
 from bot.adapters.telegram_support import call_once, keyboard
 from bot.adapters.telegram_text import deep_link, split_message
-from bot.core.messages import Attachment, Outcome, Reply
+from bot.core.messages import Outcome, Reply
 from bot.core.outbox import Outbox, ShuttingDown
 from bot.core.ports import DeliveryError
 
@@ -42,9 +42,11 @@ class TelegramSending:
         raise NotImplementedError
 
     def _actions(
-        self, chat_id: int, reply: Reply, reply_to: int | None = None, thread: int | None = None
+        self, chat_id: int, reply: Reply, reply_to: int | None = None, thread: int | None = None,
+        sent: Callable[[Reply], Awaitable[None]] | None = None,
     ) -> list[Callable[[], Awaitable[Message]]]:
-        """The sendMessage calls for one Reply (split if long; the keyboard goes on the last part)."""
+        """The sendMessage calls for one Reply (split if long; the keyboard goes on the last part); ``sent`` is
+        awaited right after the last part went out."""
         text = reply.text if reply.text.strip() else ("Please choose:" if reply.choices else "")
         chunks = split_message(text)
         bot = self.application.bot
@@ -58,30 +60,20 @@ class TelegramSending:
             )
 
             async def action(
-                chunk: str = chunk, markup: InlineKeyboardMarkup | None = markup, quote: ReplyParameters | None = quote
+                chunk: str = chunk, markup: InlineKeyboardMarkup | None = markup, quote: ReplyParameters | None = quote,
+                last: bool = index == len(chunks) - 1,
             ) -> Message:
-                return await call_once(
+                message = await call_once(
                     lambda: bot.send_message(
                         chat_id, chunk, reply_markup=markup, reply_parameters=quote, message_thread_id=thread
                     )
                 )
+                if last and sent is not None:
+                    await sent(reply)
+                return message
 
             actions.append(action)
-        if reply.attachment is not None:  # /mydata's JSON file: a document after the text (issue 16)
-            actions.append(self._document(chat_id, reply.attachment, thread))
         return actions
-
-    def _document(self, chat_id: int, file: Attachment, thread: int | None) -> Callable[[], Awaitable[Message]]:
-        bot = self.application.bot
-
-        async def action() -> Message:
-            return await call_once(
-                lambda: bot.send_document(
-                    chat_id, InputFile(file.data, filename=file.filename), message_thread_id=thread
-                )
-            )
-
-        return action
 
     def _submit(self, chat_id: int, actions: list[Any], *, urgent: bool = False) -> asyncio.Future[list[Any]]:
         if self._outbox is None:
@@ -105,6 +97,7 @@ class TelegramSending:
         name: str,
         reply_to: int | None,
         thread: int | None = None,
+        sent: Callable[[Reply], Awaitable[None]] | None = None,
     ) -> Awaitable[None]:
         """Queue the replies now (public ones to the chat, private ones to the user's private chat, each as one job
         so two updates' replies never interleave); the returned awaitable waits for them and posts a note when a
@@ -115,9 +108,9 @@ class TelegramSending:
         private: list[Any] = []
         for reply in outcome.replies:
             if reply.private and not is_private:
-                private += self._actions(user_id, reply)
+                private += self._actions(user_id, reply, sent=sent)
             else:
-                public += self._actions(chat.id, reply, None if is_private else reply_to, thread)
+                public += self._actions(chat.id, reply, None if is_private else reply_to, thread, sent=sent)
         public_job = self._submit(chat.id, public, urgent=urgent) if public else None
         private_job = self._submit(user_id, private, urgent=urgent) if private else None
         return self._settle(outcome, chat, name, reply_to, thread, public_job, private_job)

@@ -17,6 +17,7 @@ from bot.core.faq import Candidate
 from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
 from bot.core.masking import mask
 from bot.core.messages import MAX_PAYLOAD_BYTES, Choice, Escalation, IncomingMessage, Outcome, Reply
+from bot.core.notices import Notices
 from bot.core.placeholders import fill
 from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
@@ -160,6 +161,7 @@ class Engine:
         self.safety = SafetyGate(monotonic)
         self.bookkeeper = S.Bookkeeper()
         self._offline_notices = S.OfflineNotices()
+        self.notices = Notices(self)  # the first-message notice: recorded as shown when composed or when delivered
         self.waker: Waker | None = None
         self.reloader: Reloader | None = None
         from bot.core.commands import Commands
@@ -249,6 +251,7 @@ class Engine:
                 return await (work if reports else asyncio.wait_for(work, S.STORAGE_BUDGET))
             except STORAGE_ERRORS as exc:
                 log.warning("storage unavailable mid-message, answering from memory: %s", exc or type(exc).__name__)
+                self.notices.dropped(ctx.msg)
                 ctx = replace(ctx, prefix=[], degraded=True)
         return await self._route_degraded(ctx, stripped)
 
@@ -462,9 +465,9 @@ class Engine:
         return await S.record_escalation(self.bookkeeper, self.store, ctx.msg, user, escalation, log_it=log_it)
 
     async def _notice(self, ctx: Context) -> None:
-        if self.options.first_notice and not ctx.user.notice_shown:
+        if self.options.first_notice and not ctx.user.notice_shown and not self.notices.on_its_way(ctx.msg):
             ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=not ctx.msg.is_private))
-            await self.store.set_notice_shown(ctx.user)
+            await self.notices.composed(ctx.msg, ctx.user, ctx.prefix[-1])
 
     @staticmethod
     def _with_prefix(ctx: Context, outcome: Outcome) -> Outcome:

@@ -137,9 +137,10 @@ async def test_every_queued_message_is_answered_across_a_restart(tmp_path: Path,
     assert set(kinds) <= answers | {notice}, set(kinds) - answers - {notice}  # nothing but answers and the notice
     for chat, lines in per_chat.items():
         assert answers <= set(lines), f"chat {chat} is missing an answer: {lines}"
-    # The one-time privacy notice is marked shown by the engine when it is composed, so a notice whose delivery was
-    # cut off by the stop is not repeated after the restart (the answers are): counted, not required.
+    # The one-time notice is recorded as shown only once its delivery finished: one cut off by the stop is shown
+    # after the restart (issue 14; before, 86-128 of the 300 chats never got it).
     without_notice = sum(notice not in lines for lines in per_chat.values())
+    assert without_notice == 0, f"{without_notice} chat(s) never got the first-message notice"
     duplicates = sum(len(lines) - len(set(lines)) for lines in per_chat.values())
     repeated = Counter(line[:30] for lines in per_chat.values() for line in set(lines) if lines.count(line) > 1)
     limit = 0.01 if sig == signal.SIGTERM else 0.02
