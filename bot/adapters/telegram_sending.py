@@ -12,11 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from telegram import Chat, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import Chat, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 
 from bot.adapters.telegram_support import call_once, keyboard
 from bot.adapters.telegram_text import deep_link, split_message
-from bot.core.messages import Outcome, Reply
+from bot.core.messages import Attachment, Outcome, Reply
 from bot.core.outbox import Outbox, ShuttingDown
 from bot.core.ports import DeliveryError
 
@@ -73,7 +73,21 @@ class TelegramSending:
                 return message
 
             actions.append(action)
+        if reply.attachment is not None:  # /mydata's JSON file: a document after the text (issue 16)
+            actions.append(self._document(chat_id, reply.attachment, thread))
         return actions
+
+    def _document(self, chat_id: int, file: Attachment, thread: int | None) -> Callable[[], Awaitable[Message]]:
+        bot = self.application.bot
+
+        async def action() -> Message:
+            return await call_once(
+                lambda: bot.send_document(
+                    chat_id, InputFile(file.data, filename=file.filename), message_thread_id=thread
+                )
+            )
+
+        return action
 
     def _submit(self, chat_id: int, actions: list[Any], *, urgent: bool = False) -> asyncio.Future[list[Any]]:
         if self._outbox is None:
