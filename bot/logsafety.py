@@ -19,7 +19,9 @@ TEXT_AT_DEBUG = ("aiosqlite", "telegram", "httpx", "httpcore", "discord", "aioht
 def apply(include_text: bool) -> None:
     """Keep the libraries in ``TEXT_AT_DEBUG`` at INFO or above unless ``include_text`` (call after the root level
     is set)."""
-    floor = logging.DEBUG if include_text else logging.INFO
+    # INFO only where the root would let DEBUG through; otherwise the library follows the root's level (so calling
+    # this again, e.g. for another command in the same process, never leaves a library stuck at a stricter level)
     root = logging.getLogger().getEffectiveLevel()
+    level = logging.INFO if not include_text and root < logging.INFO else logging.NOTSET
     for name in TEXT_AT_DEBUG:
-        logging.getLogger(name).setLevel(max(floor, root))
+        logging.getLogger(name).setLevel(level)

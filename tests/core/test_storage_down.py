@@ -158,6 +158,7 @@ async def test_bookkeeping_failure_is_logged_never_shown(rt: Runtime, monkeypatc
 
 async def test_unanswered_questions_are_masked_listed_by_mydata_and_forgotten(rt: Runtime) -> None:
     engine, store = rt.engine, rt.store
+    await agree(rt, "asker", "bystander")  # linked to the asker only with consent (issue 16)
     await engine.handle(dm(UNANSWERED, user="asker"))
     await engine.handle(dm(UNANSWERED, user="bystander"))
     await store.flush()
