@@ -39,6 +39,10 @@ def build_commands(run: CommandRunner) -> list[app_commands.Command[Any, ..., An
     async def forget(interaction: discord.Interaction[Any]) -> None:
         await run(interaction, "/forget", personal=True)
 
+    @app_commands.command(name="consent", description="See or withdraw your agreement to store health data")
+    async def consent(interaction: discord.Interaction[Any]) -> None:
+        await run(interaction, "/consent", personal=True)
+
     @app_commands.command(name="help", description="What runbot can do")
     async def help_(interaction: discord.Interaction[Any]) -> None:
         await run(interaction, "/help", personal=True)
@@ -57,4 +61,4 @@ def build_commands(run: CommandRunner) -> list[app_commands.Command[Any, ..., An
     async def stats(interaction: discord.Interaction[Any]) -> None:
         await run(interaction, "/faq stats", personal=True, moderator=True)
 
-    return [ask, triage, followups, mydata, forget, help_, faq]
+    return [ask, triage, followups, mydata, forget, consent, help_, faq]

@@ -187,7 +187,7 @@ async def test_connects_with_the_needed_intents_and_syncs_the_commands(env: Env)
     for bit in (INTENT_GUILDS, INTENT_GUILD_MESSAGES, INTENT_DM_MESSAGES, INTENT_MESSAGE_CONTENT):
         assert intents & bit
     synced = {c["name"]: c for c in env.fake.synced_commands[str(env.guild.id)]}
-    assert set(synced) == {"ask", "triage", "followups", "mydata", "forget", "help", "faq"}
+    assert set(synced) == {"ask", "triage", "followups", "mydata", "forget", "consent", "help", "faq"}
     assert {o["name"] for o in synced["faq"]["options"]} == {"reload", "unanswered", "stats"}
     assert [c["value"] for c in synced["followups"]["options"][0]["choices"]] == ["on", "off"]
     assert "global" not in env.fake.synced_commands  # guild_ids given: synced to those guilds only
@@ -453,6 +453,16 @@ async def test_forget_from_a_slash_command_is_ephemeral(env: Env, runtime: Runti
     sent = await env.fake.wait_sent(len(done.replies), since=mark)
     assert [s.content for s in sent] == texts(done.replies) and all(s.ephemeral for s in sent)
     assert await runtime.store.find_user("discord", str(env.alice.id)) is None
+
+
+async def test_consent_from_a_slash_command_is_private(env: Env) -> None:
+    mark = env.fake.mark()
+    await env.fake.slash(env.alice, "consent", channel_id=env.channel)
+    msg, outcome = await _next_call(env, 1)
+    assert (msg.text, msg.user_id) == ("/consent", str(env.alice.id))
+    sent = await env.fake.wait_sent(len(outcome.replies), since=mark)
+    assert [s.content for s in sent] == texts(outcome.replies) and all(s.ephemeral for s in sent)
+    assert "agree" in sent[0].content.lower() or "consent" in sent[0].content.lower()
 
 
 async def test_faq_commands_need_a_moderator(env: Env) -> None:
