@@ -127,11 +127,15 @@ class FollowupFlow:
         if f is None or f.user_id != ctx.user.id or f.state != "awaiting":
             return Outcome((Reply(EXPIRED, private=private),), "expired")
         now = self.engine.clock.now()
-        more = f.checkins < self.settings.max_checkins
+        # the answer is health data: stored only under consent to the current text; otherwise the advice is given,
+        # nothing is stored, the check-ins stop, and the consent question says how to have them again
+        consented = await self.engine.consent.is_current(ctx)
+        more = consented and f.checkins < self.settings.max_checkins
         next_due = now + timedelta(days=self.settings.interval_days)
         choices: tuple[Choice, ...] = ()
         if answer == "better":
-            await store.update_followup(f.id, state="done")
+            if consented:
+                await store.update_followup(f.id, state="done")
             text = (
                 "That's great to hear! To help keep it that way: build up mileage gradually, keep up core and glute "
                 "strength work, and swap worn-out shoes."
@@ -152,7 +156,7 @@ class FollowupFlow:
             if more:
                 await store.update_followup(f.id, state="pending", same_count=same, due_at=next_due, attempts=0)
                 text += f" I'll check in again {humanize_delta(next_due - now)}."
-            else:
+            elif consented:
                 await store.update_followup(f.id, state="done", same_count=same)
         else:
             text = fill(
@@ -164,11 +168,24 @@ class FollowupFlow:
             if more:
                 await store.update_followup(f.id, state="pending", due_at=next_due, attempts=0)
                 text += f" I'll check in again {humanize_delta(next_due - now)} (/followups off stops this)."
-            else:
+            elif consented:
                 await store.update_followup(f.id, state="done")
+        advice = Reply(f"{text}\n\n{DISCLAIMER}", choices=choices, private=private)
+        if not consented:
+            await store.cancel_followups(ctx.user)
+            ask = self.engine.consent.question(ctx, "none", changed=True)
+            stopped = Reply(CHECKINS_STOPPED, private=private)
+            return Outcome((advice, stopped, *ask.replies), "consent")
         if self.engine.waker is not None:
             self.engine.waker()
-        return Outcome((Reply(f"{text}\n\n{DISCLAIMER}", choices=choices, private=private),), "followup")
+        return Outcome((advice,), "followup")
+
+
+CHECKINS_STOPPED = (
+    "I've stopped your check-ins and stored nothing from this answer: what I tell you about storing your data has "
+    "changed (or you haven't agreed to it yet). If you agree below, check-ins can be offered again after your next "
+    "back-pain check (/triage)."
+)
 
 
 class Scheduler:

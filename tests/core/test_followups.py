@@ -869,3 +869,25 @@ async def test_mydata_json_holds_every_stored_column(rt: Runtime, clock: ManualC
     assert set(columns["triage_state"]) - internal <= set(data["triage"])
     assert set(columns["escalations"]) - internal <= set(data["escalations"][0])
     assert set(columns["followups"]) - internal <= set(data["followups"][0])
+
+
+async def test_a_checkin_answer_after_a_consent_change_stores_nothing_and_asks_again(
+    rt: Runtime, clock: ManualClock
+) -> None:
+    import dataclasses
+
+    from bot.core.consent_text import ConsentText
+    from bot.core.followups import CHECKINS_STOPPED
+
+    await accept_followup(rt.engine, "r")
+    fid = await deliver(rt, clock, 3, "r")
+    k = rt.knowledge.current
+    rt.knowledge.swap(dataclasses.replace(k, consent=ConsentText("2", k.consent.text + " We now also keep X.")))
+    out = await rt.engine.handle(dm("r", "Same", choice=f"fu:{fid}:same"))
+    assert out.kind == "consent"
+    assert "Keep moving gently" in out.replies[0].text  # the advice is still given
+    assert CHECKINS_STOPPED in text_of(out) and "version 2" in text_of(out)
+    stored = await only_followup(rt.store, "r")
+    assert stored.state == "cancelled" and stored.same_count == 0  # the answer itself was not stored
+    clock.advance(days=30)
+    assert await rt.scheduler.run_due() == 0
