@@ -1,4 +1,4 @@
-"""Shared fixtures: the shipped knowledge, a runtime on a real SQLite file in a temp folder."""
+"""Shared fixtures: the shipped knowledge, a runtime on a real SQLite file in a temp folder, a fake Telegram."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from bot.bootstrap import Runtime, build
 from bot.config import Settings
 from bot.core.engine import EngineOptions
 from bot.core.ports import ManualClock
+from tests.adapters.fake_telegram import FakeBotAPI
+from tests.hardening.platforms import TELEGRAM_BOT, TELEGRAM_TOKEN
 
 
 @pytest.fixture
@@ -33,3 +35,12 @@ async def quiet_runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Run
     rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db", options=options)
     async with rt:
         yield rt
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotAPI]:
+    """A fake Telegram Bot API server on 127.0.0.1 for the real python-telegram-bot client."""
+    fake = FakeBotAPI(token=TELEGRAM_TOKEN, bot_username=TELEGRAM_BOT)
+    await fake.start()
+    yield fake
+    await fake.stop()

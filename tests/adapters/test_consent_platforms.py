@@ -27,7 +27,6 @@ from tests.adapters.test_telegram import (  # noqa: F401  (fixtures)
     _private_press,
     _private_turn,
     adapter,
-    api,
     clock,
     engine,
     knowledge,

@@ -16,7 +16,7 @@ from support import real_runtime
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
 from bot.bootstrap import Runtime
 from tests.adapters.fake_telegram import FakeBotAPI
-from tests.hardening.platforms import TELEGRAM_BOT, TELEGRAM_TOKEN
+from tests.hardening.platforms import TELEGRAM_BOT
 
 GROUP = -100999
 OWNER, ASKER, MODERATOR = 7001, 7002, 7003
@@ -26,14 +26,6 @@ PERSONAL = (
 )
 SECRETS = ("Patel", "patel", "@sampatel", "07700", "900123", "bloggs", "example.com")
 REFUSAL = "Sorry, the /faq commands are for the club's moderators."
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI(token=TELEGRAM_TOKEN, bot_username=TELEGRAM_BOT)
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

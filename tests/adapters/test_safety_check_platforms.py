@@ -83,14 +83,6 @@ def test_the_sample_messages_are_in_the_tiers_these_tests_assume(knowledge: Know
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI(bot_username=tg.BOT)
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 def tg_engine(runtime: Runtime) -> tg.RecordingEngine:
     return tg.RecordingEngine(runtime.engine)
 

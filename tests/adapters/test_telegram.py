@@ -80,14 +80,6 @@ class RecordingEngine:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI(bot_username=BOT)
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 

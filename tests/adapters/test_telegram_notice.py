@@ -24,14 +24,6 @@ SECOND = "should I stretch before a run"
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI(bot_username=BOT)
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     async with real_runtime(tmp_path / "runbot.db") as rt:
         yield rt

@@ -27,14 +27,6 @@ RED_FLAG = "sciatica down both legs now instead of just one, and weird numbness 
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI(bot_username=BOT)
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     async with real_runtime(tmp_path / "runbot.db") as rt:
         yield rt

@@ -156,14 +156,6 @@ async def test_webhook_updates_answered_with_200_survive_a_sigkill(tmp_path: Pat
 
 # ------------------------------------------------------------------------------ the inbox cannot be written
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI(bot_username=TELEGRAM_BOT)
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
     async with real_runtime(tmp_path / "runbot.db") as rt:
         yield rt

@@ -29,7 +29,7 @@ from support import KNOWLEDGE, ROOT
 from bot.core import replies as R
 from bot.core.resilience import UNAVAILABLE
 from tests.adapters.fake_telegram import FakeBotAPI
-from tests.hardening.platforms import TELEGRAM_BOT, TELEGRAM_TOKEN
+from tests.hardening.platforms import TELEGRAM_TOKEN
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="tmpfs, unshare and /proc are Linux")
 
@@ -128,14 +128,6 @@ def _check_the_rest(faq: list[str], faq_took: float, mydata: list[str]) -> None:
     assert R.SORRY not in faq and faq, faq
     assert faq_took < 5.0, faq_took  # answered from memory after the lock timeout (1 s), not only after it is freed
     assert any(UNAVAILABLE in text for text in mydata), mydata
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI(token=TELEGRAM_TOKEN, bot_username=TELEGRAM_BOT)
-    await fake.start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
