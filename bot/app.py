@@ -12,6 +12,7 @@ from pathlib import Path
 from bot.bootstrap import Runtime, build
 from bot.config import Settings, token
 from bot.core.ports import Adapter, StartupError
+from bot.core.text import warm_up
 from bot.storage import claims
 from bot.storage.consent import purge_health
 
@@ -94,6 +95,7 @@ class App:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.request_stop)
         await rt.start()
+        await asyncio.to_thread(warm_up)  # the look-alike table, off the loop before the first message
         started: list[Adapter] = []
         try:
             adapters = adapters if adapters is not None else make_adapters(rt, self.platforms)
@@ -164,6 +166,7 @@ class App:
         listener, so it runs safely beside the bot), send what is due, stop."""
         rt = self.runtime
         await rt.start()
+        await asyncio.to_thread(warm_up)  # the look-alike table, off the loop before the first message
         started: list[Adapter] = []
         try:
             for adapter in make_adapters(rt, self.platforms, receive=False):

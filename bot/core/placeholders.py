@@ -88,6 +88,10 @@ PRESETS: Mapping[str, Mapping[str, str]] = {
     },
 }
 REGIONS: tuple[str, ...] = tuple(PRESETS)
+#: Regions whose own health services the shipped sources are (the NHS, NICE, the CSP): there an answer's citation is
+#: given as written; elsewhere a web citation is shown as its address, so a runner in the US is not told about
+#: "NHS ..." as if it were their service, and can still open the page.
+SOURCE_HOME_REGIONS = frozenset({"uk", "ie"})
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

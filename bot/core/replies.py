@@ -8,7 +8,7 @@ import unicodedata
 from bot.config import SafetySettings
 from bot.core.knowledge import FaqEntry, Knowledge
 from bot.core.messages import Choice, Escalation, Reply
-from bot.core.placeholders import fill
+from bot.core.placeholders import SOURCE_HOME_REGIONS, fill
 from bot.core.triage import TriageOutcome, plan_paragraphs
 
 DISCLAIMER = "ℹ️ General information, not medical advice."
@@ -82,16 +82,12 @@ def answer(entry: FaqEntry, knowledge: Knowledge, safety: SafetySettings) -> Rep
     return Reply("\n".join(parts), choices=choices)
 
 
-#: Regions whose own health services the shipped sources are (the NHS, NICE, the CSP): there the citation is given
-#: as written; elsewhere a web citation is shown as its address, so a runner in the US is not told about "NHS ..."
-#: as if it were their service, and can still open the page.
-_SOURCE_HOME_REGIONS = frozenset({"uk", "ie"})
 _URL_RE = re.compile(r"https?://(?:www\.)?([^\s()]+?)/?(?=[\s();]|$)")
 
 
 def source_line(source: str, region: str) -> str:
     """The "Source:" line of an FAQ answer for this region."""
-    if region in _SOURCE_HOME_REGIONS:
+    if region in SOURCE_HOME_REGIONS:
         return f"Source: {source}"
     cited = []
     for part in (p.strip() for p in source.split("; ")):  # "2011;43(2)" in a journal reference is not a break

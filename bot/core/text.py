@@ -51,6 +51,12 @@ def _confusables() -> dict[int, str]:
     return out
 
 
+def warm_up() -> None:
+    """Load the look-alike table now (call it in a thread at start): the first non-ASCII message of a running bot
+    then does not read and parse it inside the event loop."""
+    _confusables()
+
+
 def _keep(ch: str) -> bool:
     cat = unicodedata.category(ch)
     if cat in ("Mn", "Me", "Cf"):  # combining accents, zero-width and direction marks
