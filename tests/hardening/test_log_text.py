@@ -20,7 +20,6 @@ from tests.adapters.test_telegram import (  # noqa: F401  (fixtures)
     RecordingEngine,
     _private_turn,
     adapter,
-    api,
     clock,
     engine,
     knowledge,
