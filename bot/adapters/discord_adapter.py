@@ -20,15 +20,13 @@ from bot.adapters.discord_commands import build_commands
 from bot.adapters.discord_ui import NOT_YOURS, ChoiceButton, button_owner, choices_view, disabled_view, split_message
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.ports import DeliveryError
-from bot.core.replies import clean_name
+from bot.core.replies import SORRY, clean_name
 
 __all__ = ["DiscordAdapter", "DiscordAdapterSettings", "StartupError", "split_message"]
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
-#: In a listen channel (not addressed) the bot speaks only for these outcomes.
-LISTEN_KINDS = frozenset({"answer", "escalation"})
 
 DMS_CLOSED_NOTE = (
     "I tried to send you the rest of my reply as a private message, but your direct messages are closed. "
@@ -37,7 +35,6 @@ DMS_CLOSED_NOTE = (
 NOT_A_MODERATOR = (
     "Sorry, the /faq commands are for the club's moderators (a moderator role or the Manage Server permission)."
 )
-SOMETHING_WENT_WRONG = "Sorry, something went wrong on my side. Please try again in a moment."
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -276,7 +273,7 @@ class DiscordAdapter:
         text = message.content.strip()
         outcome = await self._handle(self._incoming(message, text, private=True))
         if outcome is None:
-            await self._send(message.channel, Reply(SOMETHING_WENT_WRONG))
+            await self._send(message.channel, Reply(SORRY))
             return
         for reply in outcome.replies:
             await self._send(message.channel, reply)
@@ -316,9 +313,7 @@ class DiscordAdapter:
         outcome = await self._handle(self._incoming(message, text, private=False, listen_only=not addressed))
         if outcome is None:
             if addressed:
-                await self._send(channel, Reply(SOMETHING_WENT_WRONG), reference=message)
-            return
-        if not addressed and outcome.kind not in LISTEN_KINDS:
+                await self._send(channel, Reply(SORRY), reference=message)
             return
         await self._deliver_in_server(message, outcome.replies)
 
@@ -359,7 +354,7 @@ class DiscordAdapter:
                 is_moderator=in_server and self._is_moderator(interaction.user, interaction.permissions),
             )
             outcome = await self._handle(msg)
-            replies = outcome.replies if outcome is not None else (Reply(SOMETHING_WENT_WRONG, private=True),)
+            replies = outcome.replies if outcome is not None else (Reply(SORRY, private=True),)
             await self._followups(interaction, replies, in_server, ephemeral)
         except Exception as exc:
             self._report(f"command {text.split()[0]}", exc)
@@ -423,7 +418,7 @@ class DiscordAdapter:
                         await interaction.edit_original_response(view=view)
                     except discord.HTTPException as exc:
                         log.warning("discord: could not disable old buttons: %s", exc)
-            replies = outcome.replies if outcome is not None else (Reply(SOMETHING_WENT_WRONG, private=True),)
+            replies = outcome.replies if outcome is not None else (Reply(SORRY, private=True),)
             for reply in replies:
                 await self._send_followup(interaction, reply, in_server and (reply.private or was_private))
         except Exception as exc:

@@ -30,11 +30,13 @@ from bot.adapters.telegram_support import (
     api_urls,
     settings_from_config,
 )
-from bot.adapters.telegram_text import parse_command, safe_name, strip_mention
+from bot.adapters.telegram_text import safe_name, strip_mention
 from bot.adapters.telegram_webhook import WebhookReceiver, start_webhook
+from bot.core.commands_parse import parse_command
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.outbox import Outbox
 from bot.core.ports import DeliveryError
+from bot.core.replies import SORRY
 from bot.storage.inbox import Inbox, InboxUnavailable
 
 __all__ = [
@@ -52,7 +54,6 @@ log = logging.getLogger(__name__)
 _KNOWN = frozenset(name for name, _ in COMMANDS)
 _ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
-APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
 NOT_YOURS = "These buttons belong to someone else's question. Ask me yourself and I'll answer you."
 #: HTTP connections for sending (one chat's hanging request must not hold the only connection)
 CONNECTIONS = 64
@@ -272,11 +273,11 @@ class TelegramAdapter(TelegramSending):
         text = message.text or ""
         username = self.bot_username
         command = parse_command(text)
-        if command is not None:
+        if command is not None and command.well_formed:
             if not command.is_for(username):
                 return None
             if command.name in _KNOWN or is_private:  # "/start triage" (deep link) is the engine's to read
-                return f"/{command.name} {command.args}".strip()
+                return command.text
             return None
         if is_private:
             return text
@@ -313,7 +314,8 @@ class TelegramAdapter(TelegramSending):
             return
         # Only /faq needs to know; the engine refuses it politely unless is_moderator is set.
         moderator = False
-        if text.split(maxsplit=1)[:1] == ["/faq"]:
+        command = parse_command(text)
+        if command is not None and command.name == "faq":
             moderator = await self._is_moderator(user.id, chat)
             # ids are logged so an operator can fill in moderator_user_ids / moderator_chat_id
             log.info("Telegram: /faq from user %s in chat %s (moderator: %s)", user.id, chat.id, moderator)
@@ -391,6 +393,6 @@ class TelegramAdapter(TelegramSending):
         if not isinstance(update, Update) or update.effective_chat is None or self._app is None:
             return
         try:
-            await self._send_reply(update.effective_chat.id, Reply(APOLOGY))
+            await self._send_reply(update.effective_chat.id, Reply(SORRY))
         except DeliveryError:
             log.info("Telegram: could not send the apology either")

@@ -1,15 +1,13 @@
-"""Pure text helpers for the Telegram adapter: message splitting, command parsing, mentions."""
+"""Pure text helpers for the Telegram adapter: message splitting, mentions (commands: ``bot.core.commands_parse``)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 #: Telegram's limit for one text message, in UTF-16 code units (what the Bot API counts).
 MAX_MESSAGE_LENGTH = 4096
 
 _SEPARATORS = ("\n\n", "\n", " ")
-_COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?(?=\s|$)(.*)$", re.DOTALL)
 
 
 def utf16_len(text: str) -> int:
@@ -71,27 +69,6 @@ def _hard_cut(text: str, limit: int) -> list[str]:
     if current:
         chunks.append("".join(current))
     return chunks
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A slash command: ``/name@bot args``. ``bot`` is the addressed username, if any."""
-
-    name: str
-    args: str
-    bot: str | None
-
-    def is_for(self, bot_username: str) -> bool:
-        return self.bot is None or self.bot.casefold() == bot_username.casefold()
-
-
-def parse_command(text: str) -> Command | None:
-    """Parse ``/name[@bot] [args]`` at the start of ``text``; None when it is not a command."""
-    match = _COMMAND_RE.match(text.strip())
-    if match is None:
-        return None
-    name, bot, args = match.groups()
-    return Command(name=name.lower(), args=args.strip(), bot=bot)
 
 
 def strip_mention(text: str, bot_username: str) -> tuple[bool, str]:

@@ -5,18 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core import replies as R
+from bot.core.commands_parse import Command
 from bot.core.messages import Attachment, Choice, Outcome, Reply
 from bot.storage import consent as store_consent
 
 if TYPE_CHECKING:
-    from bot.core.engine import Context, Engine
-
-
-def parse_command(text: str) -> tuple[str, str]:
-    """'/Ask@runbot why?' -> ('ask', 'why?')."""
-    head, _, rest = text.strip().partition(" ")
-    name = head[1:].split("@", 1)[0].lower()
-    return name, rest.strip()
+    from bot.core.context import Context
+    from bot.core.engine import Engine
 
 
 class Commands:
@@ -25,8 +20,7 @@ class Commands:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def dispatch(self, ctx: Context, text: str) -> Outcome:
-        name, args = parse_command(text)
+    async def dispatch(self, ctx: Context, command: Command) -> Outcome:
         handler = {
             "start": self.start,
             "help": self.help,
@@ -40,10 +34,10 @@ class Commands:
             "forget": self.forget,
             "consent": self.consent,
             "faq": self.faq,
-        }.get(name)
+        }.get(command.name)
         if handler is None:
-            return Outcome((Reply(f"I don't know the command /{name[:30]}.\n\n" + R.help_text(ctx.k)),), "command")
-        return await handler(ctx, args)
+            return Outcome((Reply(R.unknown_command(ctx.k, command)),), "command")
+        return await handler(ctx, command.args)
 
     async def start(self, ctx: Context, args: str) -> Outcome:
         if args.strip().lower() == "triage":
@@ -78,17 +72,16 @@ class Commands:
     async def followups(self, ctx: Context, args: str) -> Outcome:
         store = self.engine.store
         word = args.strip().lower()
-        private = not ctx.msg.is_private
         if word in ("off", "stop", "no", "disable"):
             await store.set_followups_enabled(ctx.user, False)
             cancelled = await store.cancel_followups(ctx.user)
             extra = f" I've cancelled {cancelled} planned check-in(s)." if cancelled else ""
             text = "Check-ins are off: I won't message you later." + extra + " Send /followups on to allow them."
-            return Outcome((Reply(text, private=private),), "command")
+            return Outcome((Reply(text, private=ctx.private),), "command")
         if word in ("on", "start", "yes", "enable"):
             await store.set_followups_enabled(ctx.user, True)
             text = "Check-ins are on: after a back-pain check I'll offer to ask how you're doing a few days later."
-            return Outcome((Reply(text, private=private),), "command")
+            return Outcome((Reply(text, private=ctx.private),), "command")
         user = await store.user_by_id(ctx.user.id) or ctx.user
         active = await store.user_followups(user, active_only=True)
         status = "on" if user.followups_enabled else "off"
@@ -99,7 +92,7 @@ class Commands:
         choices = (Choice("Turn off", "cmd:followups:off"),) if user.followups_enabled else (
             Choice("Turn on", "cmd:followups:on"),
         )
-        return Outcome((Reply("\n".join(lines), choices=choices, private=private),), "command")
+        return Outcome((Reply("\n".join(lines), choices=choices, private=ctx.private),), "command")
 
     async def consent(self, ctx: Context, args: str) -> Outcome:
         return await self.engine.consent.status(ctx, args)
@@ -124,7 +117,7 @@ class Commands:
             "/forget deletes all of this. The attached file runbot-mydata.json holds all of it as JSON.",
         ]
         attachment = Attachment("runbot-mydata.json", store_consent.export_json(data), "application/json")
-        reply = Reply("\n".join(lines), private=not ctx.msg.is_private, attachment=attachment)
+        reply = Reply("\n".join(lines), private=ctx.private, attachment=attachment)
         return Outcome((reply,), "command")
 
     async def forget(self, ctx: Context, args: str) -> Outcome:
@@ -135,22 +128,21 @@ class Commands:
             "the questions I couldn't answer. It can't be undone. Are you sure?"
         )
         choices = (Choice("Yes, delete everything", "forget:yes"), Choice("No, keep it", "forget:no"))
-        return Outcome((Reply(text, choices=choices, private=not ctx.msg.is_private),), "command")
+        return Outcome((Reply(text, choices=choices, private=ctx.private),), "command")
 
     async def forget_choice(self, ctx: Context, answer: str) -> Outcome:
-        private = not ctx.msg.is_private
         if answer != "yes":
-            return Outcome((Reply("OK, nothing was deleted.", private=private),), "command")
+            return Outcome((Reply("OK, nothing was deleted.", private=ctx.private),), "command")
         await self.engine.store.forget_user(ctx.user)
         self.engine.consent.forget_session(ctx.msg)
         text = "Done: I've deleted everything I stored about you and cancelled any check-ins."
-        return Outcome((Reply(text, private=private),), "command")
+        return Outcome((Reply(text, private=ctx.private),), "command")
 
     async def faq(self, ctx: Context, args: str) -> Outcome:
         """Moderators only (the adapter checked the role / admin status): reload, unanswered [7d], stats [7d]."""
         if not ctx.msg.is_moderator:
             text = "Sorry, the /faq commands are for the club's moderators."
-            return Outcome((Reply(text, private=not ctx.msg.is_private),), "command")
+            return Outcome((Reply(text, private=ctx.private),), "command")
         # moderators asked where they want the answer (their channel or chat): reply there
         from bot.core.reports import DEFAULT_PERIOD, describe_period, parse_period, stats_report, unanswered_report
 

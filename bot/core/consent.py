@@ -17,7 +17,8 @@ from bot.storage import consent as store_consent
 from bot.storage.sqlite import StoredTriage
 
 if TYPE_CHECKING:
-    from bot.core.engine import Context, Engine
+    from bot.core.context import Context
+    from bot.core.engine import Engine
 
 #: in-memory sessions (refusals and check progress held without storage) kept at most; the oldest go first
 MAX_SESSIONS = 10_000
@@ -73,7 +74,7 @@ class ConsentGate:
         if changed:
             body = f"I've updated what I tell you about storing your data (now version {text.version}).\n\n" + body
         choices = (Choice(text.yes, f"consent:yes:{text.short}:{action}"), Choice(text.no, f"consent:no:{action}"))
-        return Outcome((Reply(body, choices=choices, private=not ctx.msg.is_private),), "consent")
+        return Outcome((Reply(body, choices=choices, private=ctx.private),), "consent")
 
     def render(self, text: ConsentText) -> str:
         p = self.engine.settings.privacy
@@ -97,7 +98,6 @@ class ConsentGate:
     async def choice(self, ctx: Context, rest: str) -> Outcome:
         """A pressed "Yes, I agree" (stored, then the action) or "No thanks" (remembered for the session)."""
         answer, _, tail = rest.partition(":")
-        private = not ctx.msg.is_private
         store = self.engine.store
         if answer == "no":
             self._remember(self._declined, _who(ctx.msg), None)
@@ -105,27 +105,27 @@ class ConsentGate:
             if stored is not None:  # a check begun under an older consent: carried on in memory, deleted from disk
                 self._remember(self._memory, _who(ctx.msg), stored)
                 await store.clear_triage(ctx.user)
-            note = Reply(DECLINED, private=private)
+            note = Reply(DECLINED, private=ctx.private)
             return _first(note, await self._after(ctx, tail))
         short, _, action = tail.partition(":")
         text = ctx.k.consent
         if ctx.degraded or ctx.user.id == 0:  # nowhere to keep the "yes": say so rather than pretend
-            return Outcome((Reply(UNAVAILABLE, private=private),), "unavailable")
+            return Outcome((Reply(UNAVAILABLE, private=ctx.private),), "unavailable")
         if short != text.short:
-            return _first(Reply(CHANGED, private=private), self.question(ctx, action))
+            return _first(Reply(CHANGED, private=ctx.private), self.question(ctx, action))
         await store_consent.give(store, ctx.user, text.version, text.sha256)
         self._declined.pop(_who(ctx.msg), None)
         held = self._memory.pop(_who(ctx.msg), None)
         if held is not None:  # agreed mid-check: from now on the progress is stored
             await store.save_triage(ctx.user, held)
-        note = Reply(AGREED.format(version=text.version), private=private)
+        note = Reply(AGREED.format(version=text.version), private=ctx.private)
         return _first(note, await self._after(ctx, action))
 
     async def _after(self, ctx: Context, action: str) -> Outcome:
         if action == "tri":
             return await self.engine.start_triage(ctx)
         if action == "fu":
-            return Outcome((Reply(FU_AGAIN, private=not ctx.msg.is_private),), "consent")
+            return Outcome((Reply(FU_AGAIN, private=ctx.private),), "consent")
         if action == "step":
             state = await self.get_triage(ctx)
             step = ctx.k.triage.steps.get(state.step_id) if state is not None else None
@@ -135,7 +135,6 @@ class ConsentGate:
 
     async def status(self, ctx: Context, args: str) -> Outcome:
         """/consent: the state, with the buttons to agree or withdraw; ``/consent withdraw`` withdraws."""
-        private = not ctx.msg.is_private
         word = args.strip().lower()
         record = None if ctx.user.id == 0 else await store_consent.current(self.engine.store, ctx.user)
         if word in ("withdraw", "off", "no", "revoke"):
@@ -146,14 +145,14 @@ class ConsentGate:
             if self.declined(ctx.msg):
                 state += " (You said no in this conversation: checks run from memory.)"
             out = self.question(ctx, "none")
-            return _first(Reply(state, private=private), out)
+            return _first(Reply(state, private=ctx.private), out)
         when = record.given_at.strftime("%Y-%m-%d %H:%M UTC")
         lines = [f"You agreed to version {record.version} of my consent text on {when}."]
         if record.version != text.version or record.text_hash != text.sha256:
             lines.append(f"It has changed since (now version {text.version}): I'll ask again before storing more.")
         lines.append("Withdrawing deletes your check answers, check-ins and safety log, and stops check-ins.")
         choices = (Choice("Withdraw consent", "cmd:consent:withdraw"),)
-        return Outcome((Reply("\n".join(lines), choices=choices, private=private),), "command")
+        return Outcome((Reply("\n".join(lines), choices=choices, private=ctx.private),), "command")
 
     async def withdraw(self, ctx: Context) -> Outcome:
         removed = await store_consent.withdraw(self.engine.store, ctx.user) if ctx.user.id else {}
@@ -164,7 +163,7 @@ class ConsentGate:
             f" ({total} row(s): check answers, check-ins, safety log, unanswered questions) and cancelled any"
             " check-ins. Questions and safety advice still work; I'll ask again before storing anything."
         )
-        return Outcome((Reply(text, private=not ctx.msg.is_private),), "command")
+        return Outcome((Reply(text, private=ctx.private),), "command")
 
     # ------------------------------------------------------------------ where a check's progress lives
     async def conversation(self, ctx: Context) -> tuple[StoredTriage | None, int | None]:

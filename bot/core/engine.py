@@ -7,14 +7,17 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from bot.config import MatchingSettings, Settings
 from bot.core import replies as R
 from bot.core import resilience as S
 from bot.core import triage as T
+from bot.core.commands_parse import Command, parse_command
+from bot.core.context import Context
 from bot.core.faq import Candidate
 from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
+from bot.core.listen import overheard
 from bot.core.masking import mask
 from bot.core.messages import MAX_PAYLOAD_BYTES, Choice, Escalation, IncomingMessage, Outcome, Reply
 from bot.core.notices import Notices
@@ -26,7 +29,7 @@ from bot.core.safety import SafetyGate
 from bot.core.scope import focus, mentions_back, other_part
 from bot.core.text import MAX_MATCH_CHARS, normalize
 from bot.storage import consent as store_consent
-from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage, User
+from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +39,6 @@ Waker = Callable[[], None]
 #: moderators' /faq reload: returns a human summary of what happened
 Reloader = Callable[[], Awaitable[str]]
 
-#: command names the bot repeats back ("I don't know the command /x"); anything else is not echoed, so a
-#: "/[x](https://evil)" or "/__x__" never turns into a link or formatting in a reply
-_ECHOABLE_COMMAND = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 #: the only ``cmd:`` payloads the bot issues (replies.fallback, commands.followups)
 _CHOICE_COMMANDS = frozenset({"triage", "help", "followups:on", "followups:off", "consent:withdraw"})
 _TRIAGE_PAYLOAD = re.compile(r"tri:[^:]{1,60}:[0-9]{1,3}")
@@ -52,20 +52,6 @@ class EngineOptions:
     first_notice: bool = True
     rate_limit: bool = True
     record_unanswered: bool = True
-
-
-@dataclass
-class Context:
-    """One message being handled, with the knowledge snapshot it sees from start to end."""
-
-    msg: IncomingMessage
-    user: User
-    k: Knowledge
-    prefix: list[Reply] = field(default_factory=list)
-    #: the user's row could not be read: answer from memory, write nothing, refuse what needs stored data
-    degraded: bool = False
-    #: False for a stand-in made before any storage was asked (the safety paths); load it only if needed
-    loaded: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +170,8 @@ class Engine:
         except Exception:
             log.exception("error while handling a message on %s", msg.platform)
             outcome = Outcome((Reply(R.SORRY),), "error")
+            if msg.listen_only:
+                outcome = overheard(outcome)
         try:
             if not msg.listen_only:
                 await self.store.count("messages")
@@ -199,6 +187,8 @@ class Engine:
         # the detector reads the first MAX_SCAN_CHARS (6,000), further than matching: a late symptom still counts
         assessment, failed = self.safety.assess(k, msg.text)
         outcome = await self._handle_assessed(msg, k, assessment)
+        if msg.listen_only:
+            outcome = overheard(outcome)
         if failed:  # fail closed: whatever else the message gets, it also gets the safety line
             outcome = _plus(outcome, Reply(R.safety_line(self.settings.safety)))
         return outcome
@@ -222,13 +212,14 @@ class Engine:
             answer = self.safety.typed_answer(stripped)
             if answer is not None:
                 return await self._check_answer(self._unloaded(msg, k), answer, None)
+        command = parse_command(stripped)
         possible = assessment.possible
-        if possible is not None and (not stripped.startswith("/") or _asks_a_question(stripped)):
+        if possible is not None and (command is None or _asks_a_question(command)):
             check = k.red_flags.safety_check(possible, self.settings.safety)
             self.safety.ask(_who(msg), check, msg.text)
             reply = Reply(R.safety_check_text(check.question), SafetyGate.choices(check), private=not msg.is_private)
             return Outcome((reply,), "safety-check", safety_check=check)
-        return await self._route(await self._context(msg, k), stripped)
+        return await self._route(await self._context(msg, k), stripped, command)
 
     def _unloaded(self, msg: IncomingMessage, k: Knowledge) -> Context:
         return Context(msg, S.transient_user(msg, self.clock.now()), k, degraded=True, loaded=False)
@@ -242,48 +233,43 @@ class Engine:
             return Context(msg, S.transient_user(msg, self.clock.now()), k, degraded=True)
         return Context(msg, user, k)
 
-    async def _route(self, ctx: Context, stripped: str) -> Outcome:
-        """Everything after the safety gate, bounded in time: storage trouble gives the memory-only answer."""
+    async def _route(self, ctx: Context, stripped: str, command: Command | None) -> Outcome:
+        """Everything after the safety gate, bounded in time: storage trouble gives the memory-only answer.
+        ``command`` is ``stripped`` parsed (None when it is not a command)."""
         if not ctx.degraded:
-            reports = stripped.startswith("/faq")  # a reload may take longer than the budget; moderators wait
+            reports = command is not None and command.name == "faq"  # a reload may take longer than the budget
             try:
-                work = self._route_stored(ctx, stripped)
+                work = self._route_stored(ctx, stripped, command)
                 return await (work if reports else asyncio.wait_for(work, S.STORAGE_BUDGET))
             except STORAGE_ERRORS as exc:
                 log.warning("storage unavailable mid-message, answering from memory: %s", exc or type(exc).__name__)
                 self.notices.dropped(ctx.msg)
                 ctx = replace(ctx, prefix=[], degraded=True)
-        return await self._route_degraded(ctx, stripped)
+        return await self._route_degraded(ctx, stripped, command)
 
-    async def _route_degraded(self, ctx: Context, stripped: str) -> Outcome:
+    async def _route_degraded(self, ctx: Context, stripped: str, command: Command | None) -> Outcome:
         """Storage is down: FAQ answers and commands that need no stored data; the rest says it is unavailable."""
-        private = not ctx.msg.is_private
         if self.options.first_notice and self._offline_notices.first_time(_who(ctx.msg)):
-            ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=private))
-        if stripped.startswith("/"):
-            from bot.core.commands import parse_command
-
-            name = parse_command(stripped)[0][:32]
-            if not _ECHOABLE_COMMAND.fullmatch(name):
-                return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(ctx.k)),), "command"))
-            if name not in S.STORED_COMMANDS:
+            ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=ctx.private))
+        if command is not None:
+            if not command.echoable:
+                return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(ctx.k, command)),), "command"))
+            if command.name not in S.STORED_COMMANDS:
                 try:
-                    return self._with_prefix(ctx, await self.commands.dispatch(ctx, stripped))
+                    return self._with_prefix(ctx, await self.commands.dispatch(ctx, command))
                 except STORAGE_ERRORS as exc:
-                    log.warning("storage unavailable for /%s: %s", name, exc or type(exc).__name__)
-            return self._with_prefix(ctx, Outcome((Reply(S.UNAVAILABLE, private=private),), "unavailable"))
+                    log.warning("storage unavailable for /%s: %s", command.name, exc or type(exc).__name__)
+            return self._with_prefix(ctx, Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable"))
         return self._with_prefix(ctx, await self.answer_question(ctx, stripped))
 
-    async def _route_stored(self, ctx: Context, stripped: str) -> Outcome:
+    async def _route_stored(self, ctx: Context, stripped: str, command: Command | None) -> Outcome:
         """Everything after the safety gate: notice, commands, the triage step or check-in answer, the FAQ."""
         msg, k = ctx.msg, ctx.k
         await self._notice(ctx)
-        if stripped.startswith("/"):
-            from bot.core.commands import parse_command
-
-            if not _ECHOABLE_COMMAND.fullmatch(parse_command(stripped)[0][:32]):
-                return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(k)),), "command"))
-            return self._with_prefix(ctx, await self.commands.dispatch(ctx, stripped))
+        if command is not None:
+            if not command.echoable:
+                return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(k, command)),), "command"))
+            return self._with_prefix(ctx, await self.commands.dispatch(ctx, command))
         if msg.is_private:
             state, awaiting = await self.consent.conversation(ctx)  # memory after a "no" to storing
             if state is not None and state.flow_id == k.triage.id:
@@ -307,8 +293,9 @@ class Engine:
             return Outcome((Reply(R.SAFETY_CHECK_ASK_AGAIN),), "fallback")
         if not ctx.loaded:
             ctx = await self._context(ctx.msg, ctx.k)
-        carried = await self._route(ctx, pending.text[:MAX_MATCH_CHARS].strip())
-        return _plus(carried, Reply(R.SAFETY_CHECK_CARRY_ON, private=not ctx.msg.is_private), first=True)
+        carried_text = pending.text[:MAX_MATCH_CHARS].strip()
+        carried = await self._route(ctx, carried_text, parse_command(carried_text))
+        return _plus(carried, Reply(R.SAFETY_CHECK_CARRY_ON, private=ctx.private), first=True)
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
@@ -324,14 +311,15 @@ class Engine:
             return await self._check_answer(self._unloaded(msg, k), rest != "no", rest.partition(":")[2] or None)
         ctx = await self._context(msg, k)
         if ctx.degraded and kind in S.STORED_CHOICES:
-            return Outcome((Reply(S.UNAVAILABLE, private=not msg.is_private),), "unavailable")
+            return Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable")
         if kind == "cmd":
-            return await self._route(ctx, "/" + rest.replace(":", " "))
+            text = "/" + rest.replace(":", " ")
+            return await self._route(ctx, text, parse_command(text))
         try:
             return await self._stored_choice(ctx, kind, rest, payload)
         except STORAGE_ERRORS as exc:
             log.warning("storage unavailable for a button: %s", exc or type(exc).__name__)
-            return Outcome((Reply(S.UNAVAILABLE, private=not msg.is_private),), "unavailable")
+            return Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable")
 
     async def _stored_choice(self, ctx: Context, kind: str, rest: str, payload: str) -> Outcome:
         k = ctx.k
@@ -466,7 +454,7 @@ class Engine:
 
     async def _notice(self, ctx: Context) -> None:
         if self.options.first_notice and not ctx.user.notice_shown and not self.notices.on_its_way(ctx.msg):
-            ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=not ctx.msg.is_private))
+            ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=ctx.private))
             await self.notices.composed(ctx.msg, ctx.user, ctx.prefix[-1])
 
     @staticmethod
@@ -486,13 +474,13 @@ class Engine:
         chat = ctx.msg.chat_id if ctx.msg.is_private else ctx.msg.user_id
         await self.consent.save_triage(ctx, StoredTriage(flow.id, result.state.step_id, (), chat))
         intro = fill(f"{flow.title}\n\n{flow.intro}", self.settings.safety).strip()
-        replies = (Reply(intro, private=not ctx.msg.is_private), self._step_reply(ctx, result.step))
+        replies = (Reply(intro, private=ctx.private), self._step_reply(ctx, result.step))
         return Outcome(replies, "triage")
 
     def _step_reply(self, ctx: Context, step: T.TriageStep, prefix: str = "") -> Reply:
         choices = tuple(Choice(c.label, T.choice_payload(step.id, i)) for i, c in enumerate(step.choices))
         text = f"{prefix}{fill(step.question, self.settings.safety)}"
-        return Reply(text, choices=choices, private=not ctx.msg.is_private)
+        return Reply(text, choices=choices, private=ctx.private)
 
     async def _triage_text(self, ctx: Context, state: StoredTriage, text: str) -> Outcome:
         step = ctx.k.triage.steps.get(state.step_id)
@@ -536,25 +524,21 @@ class Engine:
 
     async def _triage_outcome(self, ctx: Context, outcome: T.TriageOutcome, chat_id: str) -> Outcome:
         k = ctx.k
-        private = not ctx.msg.is_private
         escalation: Escalation | None = None
         if outcome.disposition in ("emergency", "urgent"):
             escalation = Escalation(outcome.disposition, f"triage:{outcome.id}")  # type: ignore[arg-type]
             await store_consent.log_escalation(self.store, ctx.user, escalation.level, escalation.category)
-        out = [R.triage_plan(k, outcome, self.settings.safety, escalation, private=private)]
+        out = [R.triage_plan(k, outcome, self.settings.safety, escalation, private=ctx.private)]
         offer = await self.followups.offer(ctx, outcome)
         if offer is not None:
             out.append(offer)
         return Outcome(tuple(out), "escalation" if escalation else "triage", escalation=escalation)
 
 
-def _asks_a_question(text: str) -> bool:
+def _asks_a_question(command: Command) -> bool:
     """ "/ask <question>" (Discord's and Telegram's /ask) is a question like any other: a possible red flag in it
     gets the safety question; other commands never do."""
-    from bot.core.commands import parse_command
-
-    name, args = parse_command(text)
-    return name == "ask" and bool(args.strip())
+    return command.name == "ask" and bool(command.args)
 
 
 def _who(msg: IncomingMessage) -> str:

@@ -19,7 +19,8 @@ from bot.storage.sqlite import Store
 
 if TYPE_CHECKING:
     from bot.config import FollowupSettings
-    from bot.core.engine import Context, Engine
+    from bot.core.context import Context
+    from bot.core.engine import Engine
     from bot.core.triage import TriageOutcome
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class FollowupFlow:
         days = self.settings.first_after_days
         text = f"Would you like me to check in with you in {days:g} days to ask how your back is doing?"
         choices = (Choice("Yes, check in", f"fu:yes:{outcome.id}"[:64]), Choice("No thanks", "fu:no"))
-        return Reply(text, choices=choices, private=not ctx.msg.is_private)
+        return Reply(text, choices=choices, private=ctx.private)
 
     @staticmethod
     def parse_answer(text: str) -> str | None:
@@ -83,11 +84,10 @@ class FollowupFlow:
         return None
 
     async def choice(self, ctx: Context, rest: str) -> Outcome:
-        private = not ctx.msg.is_private
         parts = rest.split(":")
         if parts == ["no"]:
             text = "No problem. You can always ask me again or run /triage."
-            return Outcome((Reply(text, private=private),), "followup")
+            return Outcome((Reply(text, private=ctx.private),), "followup")
         if len(parts) == 2 and parts[0] == "yes":
             return await self.schedule(ctx, parts[1])
         if len(parts) == 2 and parts[0].isdigit() and parts[1] in ANSWERS:
@@ -97,16 +97,15 @@ class FollowupFlow:
         return Outcome((Reply(EXPIRED),), "expired")
 
     async def schedule(self, ctx: Context, topic: str) -> Outcome:
-        private = not ctx.msg.is_private
         store = self.engine.store
         user = await store.user_by_id(ctx.user.id) or ctx.user
         if not self.settings.enabled or not user.followups_enabled:
             text = "Check-ins are turned off. Send /followups on if you'd like them."
-            return Outcome((Reply(text, private=private),), "followup")
+            return Outcome((Reply(text, private=ctx.private),), "followup")
         from bot.core.consent import NO_CHECKINS
 
         if self.engine.consent.declined(ctx.msg):
-            return Outcome((Reply(NO_CHECKINS, private=private),), "followup")
+            return Outcome((Reply(NO_CHECKINS, private=ctx.private),), "followup")
         asked = await self.engine.consent.gate(ctx, "fu")  # a check-in is stored: current consent first
         if asked is not None:
             return asked
@@ -116,16 +115,15 @@ class FollowupFlow:
         if self.engine.waker is not None:
             self.engine.waker()
         text = f"Great — I'll check in {self.when(due)}. Send /followups off any time to stop."
-        return Outcome((Reply(text, private=private),), "followup")
+        return Outcome((Reply(text, private=ctx.private),), "followup")
 
     async def answer(self, ctx: Context, followup_id: int, answer: str) -> Outcome:
         from bot.core.replies import DISCLAIMER, EXPIRED
 
         store = self.engine.store
-        private = not ctx.msg.is_private
         f = await store.get_followup(followup_id)
         if f is None or f.user_id != ctx.user.id or f.state != "awaiting":
-            return Outcome((Reply(EXPIRED, private=private),), "expired")
+            return Outcome((Reply(EXPIRED, private=ctx.private),), "expired")
         now = self.engine.clock.now()
         # the answer is health data: stored only under consent to the current text; otherwise the advice is given,
         # nothing is stored, the check-ins stop, and the consent question says how to have them again
@@ -170,11 +168,11 @@ class FollowupFlow:
                 text += f" I'll check in again {humanize_delta(next_due - now)} (/followups off stops this)."
             elif consented:
                 await store.update_followup(f.id, state="done")
-        advice = Reply(f"{text}\n\n{DISCLAIMER}", choices=choices, private=private)
+        advice = Reply(f"{text}\n\n{DISCLAIMER}", choices=choices, private=ctx.private)
         if not consented:
             await store.cancel_followups(ctx.user)
             ask = self.engine.consent.question(ctx, "none", changed=True)
-            stopped = Reply(CHECKINS_STOPPED, private=private)
+            stopped = Reply(CHECKINS_STOPPED, private=ctx.private)
             return Outcome((advice, stopped, *ask.replies), "consent")
         if self.engine.waker is not None:
             self.engine.waker()

@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from bot.config import SafetySettings
+from bot.core.commands_parse import Command
 from bot.core.knowledge import FaqEntry, Knowledge
 from bot.core.messages import Choice, Escalation, Reply
 from bot.core.placeholders import SOURCE_HOME_REGIONS, fill
@@ -39,9 +40,10 @@ def clean_name(name: str, limit: int = NAME_LIMIT) -> str:
     return " ".join("".join(out).split())[:limit].strip()
 
 
-def unknown_command(knowledge: Knowledge) -> str:
-    """For a command name the bot won't repeat back (not plain letters and digits)."""
-    return "I don't know that command.\n\n" + help_text(knowledge)
+def unknown_command(knowledge: Knowledge, command: Command) -> str:
+    """The one reply to a command the bot does not have; the name is repeated only when it is plain text."""
+    said = f"the command /{command.name[:30]}" if command.echoable else "that command"
+    return f"I don't know {said}.\n\n" + help_text(knowledge)
 
 
 def first_notice(safety: SafetySettings) -> str:

@@ -27,10 +27,11 @@ from bot.adapters.telegram_adapter import (
     api_urls,
     settings_from_config,
 )
-from bot.adapters.telegram_text import parse_command, split_message, strip_mention, utf16_len
+from bot.adapters.telegram_text import split_message, strip_mention, utf16_len
 from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings, TelegramSettings
 from bot.core import triage as T
+from bot.core.commands_parse import parse_command
 from bot.core.knowledge import Knowledge, load_knowledge
 from bot.core.messages import ChatRef, Choice, IncomingMessage, Outcome, Reply
 from bot.core.ports import DeliveryError, ManualClock

@@ -211,7 +211,7 @@ async def test_mydata_json_holds_every_row_tied_to_the_user(rt: Runtime) -> None
 
 
 async def test_storage_down_keeps_the_consent_question_honest(rt: Runtime) -> None:
-    from bot.core.engine import Context
+    from bot.core.context import Context
     from bot.core.resilience import transient_user
 
     msg = dm(choice="consent:yes:00000000:tri")

@@ -60,6 +60,20 @@ async def test_a_detector_error_in_a_listen_channel_still_gets_the_safety_line(
     assert any("call 999 now" in r.text for r in outcome.replies)
 
 
+async def test_an_error_on_an_overheard_message_posts_nothing(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(runtime.engine, "_handle_assessed", broken)
+    msg = IncomingMessage("test", "u9", "club", text="long run sunday?", is_private=False, listen_only=True)
+    outcome = await runtime.engine.handle(msg)
+    assert (outcome.kind, outcome.replies) == ("error", ())  # addressed, the same error says sorry
+    addressed = await runtime.engine.handle(IncomingMessage("test", "u9", "club", text="hi?", is_private=False))
+    assert addressed.kind == "error" and "something went wrong" in addressed.replies[0].text
+
+
 # --- one normaliser -----------------------------------------------------------------------------
 
 

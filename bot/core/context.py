@@ -1,0 +1,29 @@
+"""One message being handled: the message, its user's row and the knowledge snapshot it sees from start to end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot.core.knowledge import Knowledge
+from bot.core.messages import IncomingMessage, Reply
+from bot.storage.sqlite import User
+
+
+@dataclass
+class Context:
+    """One message being handled, with the knowledge snapshot it sees from start to end."""
+
+    msg: IncomingMessage
+    user: User
+    k: Knowledge
+    prefix: list[Reply] = field(default_factory=list)
+    #: the user's row could not be read: answer from memory, write nothing, refuse what needs stored data
+    degraded: bool = False
+    #: False for a stand-in made before any storage was asked (the safety paths); load it only if needed
+    loaded: bool = True
+
+    @property
+    def private(self) -> bool:
+        """Whether replies about the user's own health or data go privately: True when the message came from a
+        group or channel (``Reply.private`` asks the adapter for a DM or an ephemeral answer)."""
+        return not self.msg.is_private
