@@ -21,7 +21,18 @@ _CATALOGUE = """\
 negators: ["no", not]
 concepts:
   chest: [chest pain]
+  ribs_sore: [sore ribs]
+  ribs_broken: [broken ribs]
 categories:
+  - id: ribs
+    level: urgent
+    title: Ribs
+    message: See a doctor today.
+    check: Are your ribs sore after a fall?
+    rules:
+      - [ribs_broken]
+    check_rules:
+      - [ribs_sore]
   - id: cardiac
     level: emergency
     title: Heart
@@ -71,6 +82,17 @@ def test_it_asks_on_a_wording_no_rule_names_and_never_alarms() -> None:
     assert [(h.category, h.tier, h.rule_line) for h in a.checks] == [("cardiac", "check", 0)]
     assert a.checks[0].chance is not None and a.checks[0].chance >= 0.5
     assert det.assess("grey drizzle for the hill reps tonight").checks == ()
+
+
+def test_a_weaker_rule_question_does_not_silence_a_more_severe_learned_question() -> None:
+    det = _detector(_model())
+    a = det.assess("he just went grey and clutched his ribs, sore ribs too")
+    assert a.alarms == ()
+    # the model's emergency question comes first, the rule's urgent question stays behind it
+    assert [(h.category, h.rule_line == 0) for h in a.checks] == [("cardiac", True), ("ribs", False)]
+    # without the model only the rule's own question is asked
+    alone = _detector(None).assess("he just went grey and clutched his ribs, sore ribs too")
+    assert [h.category for h in alone.checks] == ["ribs"]
 
 
 def test_without_the_model_the_rules_alone_decide() -> None:

@@ -29,6 +29,12 @@ COINCIDENCES = frozenset(
         "is running on concrete bad for my back",
         "what is inflammatory back pain",
         "is back pain normal for teenage runners",
+        # faq_blind_d (written 2026-12-05 by an author who never saw the knowledge)
+        "best glute exercises for runners with back pain",
+        "how do i join the club",
+        "should i see a physio for my ankle",
+        "how do i stop overstriding",
+        "should i see a physio for my lower back",
     }
 )
 

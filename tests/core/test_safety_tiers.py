@@ -122,11 +122,47 @@ def test_faq_matching_reads_through_the_same_normaliser(detector: RedFlagDetecto
         # non-person subjects
         ("my pace collapsed after 16k", "I collapsed after 16k"),
         ("the gazebo collapsed in the wind", "he collapsed in the heat and is confused"),
+        # a speed is a crash only with a fall or crash word; "legs fell off" is running talk
+        ("treadmill intervals, 8x2min at 14kph, so boring", "came off at 40 kph and landed on my back"),
+        (
+            'that Strava title "Legs fell off at 12k" is very me',
+            "my husband just fell off his bike at 30 kph, his back is agony",
+        ),
     ],
 )
 def test_guards_cancel_club_talk_but_not_the_real_thing(detector: RedFlagDetector, quiet: str, alarm: str) -> None:
     assert _tier(detector, quiet)[0] == "none", detector.explain(quiet)
     assert _tier(detector, alarm)[0] == "alarm", detector.explain(alarm)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        # NHS "Back pain": a lump or swelling in the back, or a changed shape, wants an urgent appointment
+        ("lump on my spine that's getting bigger and feels hot", "back-lump"),
+        ("my back has changed shape, my spine looks bent to one side", "back-lump"),
+        # NHS "Back pain": pain from the top of the back rather than low down; with feeling unwell or at rest
+        ("thoracic pain, constant, doesn't change when I move, and I feel unwell", "thoracic"),
+        # Nigerian Pidgin rewritten to the catalogue's words before any rule is tried
+        ("him no dey feel him yansh and him bladder no dey work", "cauda-equina"),
+        ("I tire for this life, I dey think of how to end am", "self-harm"),
+    ],
+)
+def test_urgent_and_pidgin_wordings_raise_their_category(detector: RedFlagDetector, text: str, category: str) -> None:
+    hits = detector.assess(text).alarms
+    assert hits and hits[0].category == category, detector.explain(text)
+
+
+@pytest.mark.parametrize(
+    "quiet",
+    [
+        "knot in the muscle next to my spine, the foam roller gets it out",
+        "upper back a bit tight after the rowing session",
+        "lump in my throat at the finish, what a race",
+    ],
+)
+def test_everyday_lumps_knots_and_tight_upper_backs_stay_quiet(detector: RedFlagDetector, quiet: str) -> None:
+    assert _tier(detector, quiet)[0] == "none", detector.explain(quiet)
 
 
 def test_explain_names_the_guard_that_cancelled_a_word(detector: RedFlagDetector) -> None:

@@ -156,7 +156,7 @@ class RedFlagDetector:
         """The learned model's part: it asks when no rule found anything, and an alarm it is sure is no red flag
         (chance below ``demote_below``: "crashed my bike, I'm fine") becomes the question instead. It never alarms."""
         model = self.learned
-        if model is None or (found.checks and not found.alarms):
+        if model is None:
             return found
         guess = model.guess(toks.words)
         chance = 0.0 if guess is None else round(guess.chance, 2)
@@ -168,7 +168,12 @@ class RedFlagDetector:
         cat = self.categories.get(guess.category) if guess is not None else None
         if guess is None or cat is None or guess.chance < model.threshold:
             return found
-        return Assessment((), (RuleHit(cat.id, cat.level, 0, guess.words, "check", f"red_flags/{MODEL_FILE}", chance),))
+        if any(LEVEL_RANK[h.level] <= LEVEL_RANK[cat.level] for h in found.checks):
+            return found  # a rule already asks at this level or a more severe one
+        # no rule asks, or one asks only about something less severe ("pain between my shoulder blades" while the
+        # model hears an emergency): the model's question comes first
+        asked = RuleHit(cat.id, cat.level, 0, guess.words, "check", f"red_flags/{MODEL_FILE}", chance)
+        return Assessment((), (asked, *found.checks))
 
     def _assess(self, ctx: MessageContext) -> Assessment:
         alarms: list[RuleHit] = []
