@@ -11,10 +11,12 @@ from pathlib import Path
 
 from bot.bootstrap import Runtime, build
 from bot.config import Settings, token
+from bot.core.digest import WeeklyDigest
 from bot.core.ports import Adapter, StartupError
 from bot.core.text import warm_up
 from bot.storage import claims
 from bot.storage.consent import purge_health
+from bot.storage.faq_edits import SqliteModerationLog
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,8 @@ class App:
             if self.settings.knowledge.watch:
                 self._tasks.append(asyncio.create_task(watcher.run(), name="knowledge-watch"))
             self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+            if self.settings.moderation.digest:
+                self._tasks.append(asyncio.create_task(self.digest().run(), name="weekly-digest"))
             await self._stop.wait()
             log.info("shutting down")
         finally:
@@ -133,6 +137,12 @@ class App:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
         return 0
+
+    def digest(self) -> WeeklyDigest:
+        """The weekly digest to every started platform's moderators' channel or chat."""
+        rt, m = self.runtime, self.settings.moderation
+        return WeeklyDigest(rt.store, SqliteModerationLog(rt.store), rt.report_problem, rt.clock,
+                            day=m.digest_day, hour=m.digest_hour)
 
     async def _housekeeping(self) -> None:
         """Flush buffered counters every few seconds and apply the retention period once an hour."""

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Settings
 from bot.core.engine import Engine, EngineOptions
+from bot.core.faq_editing import FaqEditor
+from bot.core.faq_git import GitCommitter
 from bot.core.followups import Scheduler
 from bot.core.knowledge import KnowledgeRef, load_knowledge
+from bot.core.moderation import ModeratorDesk
 from bot.core.ports import Adapter, Clock, SystemClock
+from bot.core.review import ReviewQueue
+from bot.lint import check_change
+from bot.storage.faq_edits import SqliteModerationLog
 from bot.storage.sqlite import Store
 
 log = logging.getLogger(__name__)
@@ -30,6 +37,8 @@ class Runtime:
     engine: Engine
     scheduler: Scheduler
     clock: Clock
+    #: the moderators' desk (review queue, in-chat editing); None when moderation.edit_from_chat is off
+    moderation: ModeratorDesk | None = None
     adapters: dict[str, Adapter] = field(default_factory=dict)
 
     async def start(self) -> None:
@@ -82,6 +91,13 @@ def build(
     engine = Engine(ref, store, settings, clock=clock, options=options)
     scheduler = Scheduler(store, {}, settings.followups, clock)
     engine.waker = scheduler.wake
-    runtime = Runtime(settings, ref, path, store, engine, scheduler, clock)
+    desk = None
+    if settings.moderation.edit_from_chat:
+        log_ = SqliteModerationLog(store)
+        git = GitCommitter(path, enabled=settings.moderation.git_commit)
+        editor = FaqEditor(path, ref, log_, functools.partial(check_change, settings=settings), clock, git=git)
+        desk = ModeratorDesk(editor, ReviewQueue(store, log_, settings.matching), ref, clock)
+    engine.moderation = desk
+    runtime = Runtime(settings, ref, path, store, engine, scheduler, clock, desk)
     store.on_problem = runtime.report_problem
     return runtime

@@ -150,6 +150,24 @@ class TelegramSettings:
     moderator_chat_id: int | None = None
 
 
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+@dataclass(frozen=True)
+class ModerationSettings:
+    """Moderators' tools in the chat (issue 17)."""
+
+    #: /faq review, add, edit, phrase, remove-phrase and undo change the knowledge files from the chat
+    edit_from_chat: bool = True
+    #: when the knowledge folder is in a git work tree, each change from the chat is also a commit
+    git_commit: bool = True
+    #: a weekly digest (counts only) to the moderators' channel (Discord) and chat (Telegram)
+    digest: bool = True
+    digest_day: Weekday = "monday"
+    #: the hour (UTC) the digest is sent on ``digest_day``
+    digest_hour: int = _num(9, 0, 23)
+
+
 @dataclass(frozen=True)
 class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -168,6 +186,7 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    moderation: ModerationSettings = field(default_factory=ModerationSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     #: where the settings came from (a file path or "built-in defaults"); not a config key
     origin: str = "built-in defaults"

@@ -2,138 +2,22 @@
 
 from __future__ import annotations
 
-import io
-import os
-import shutil
 import sys
-import tempfile
-import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
-from ruamel.yaml.scalarstring import LiteralScalarString
 
 from bot.config import Settings
-from bot.core.knowledge import FAQ_GLOB, MAX_TITLE, KnowledgeError, load_knowledge
+from bot.core.faq_yaml import NEW_FILE_HEADER, NewEntry, add_to_text, atomic_write, existing_ids
+from bot.core.knowledge import FAQ_GLOB, MAX_TITLE
 from bot.core.schema import KEBAB
 from bot.core.yamlio import Problem
-from bot.lint import lint
-
-NEW_FILE_HEADER = (
-    "# FAQ: {topic}\n"
-    "# Format: see knowledge/README.md. Check your edits with `runbot check knowledge`.\n"
-    "entries:\n"
-)
+from bot.lint import check_change
 
 
 class Aborted(Exception):
     """Input ended (Ctrl-D) or the moderator gave up: nothing was written."""
-
-
-def _yaml() -> YAML:
-    y = YAML()  # round-trip mode: comments, key order and quoting survive
-    y.preserve_quotes = True
-    y.width = 1_000_000  # never fold long lines
-    y.indent(mapping=2, sequence=4, offset=2)
-    return y
-
-
-@dataclass
-class NewEntry:
-    id: str
-    title: str | None
-    questions: list[str]
-    answer: str
-    source: str | None
-
-    def to_yaml(self) -> CommentedMap:
-        m = CommentedMap()
-        m["id"] = self.id
-        if self.title:
-            m["title"] = self.title
-        qs = CommentedSeq(self.questions)
-        m["questions"] = qs
-        text = self.answer.rstrip("\n") + "\n"
-        m["answer"] = LiteralScalarString(text) if "\n" in text.rstrip("\n") or len(text) > 80 else text.rstrip("\n")
-        if self.source:
-            m["source"] = self.source
-        return m
-
-
-def existing_ids(folder: Path) -> dict[str, str]:
-    """Every entry id in the folder's FAQ files -> file name (read leniently: a broken file adds none)."""
-    ids: dict[str, str] = {}
-    for f in sorted(folder.glob(FAQ_GLOB)):
-        try:
-            data = _yaml().load(f.read_text(encoding="utf-8"))
-        except (OSError, YAMLError, UnicodeDecodeError):
-            continue
-        entries = data.get("entries") if isinstance(data, dict) else None
-        for e in entries or []:
-            if isinstance(e, dict) and isinstance(e.get("id"), str):
-                ids.setdefault(e["id"], f.name)
-    return ids
-
-
-def render_entry(entry: NewEntry, indent: int) -> str:
-    """The entry as a block list item, indented to sit in an `entries:` list whose dashes are at ``indent``."""
-    out = io.StringIO()
-    _yaml().dump([entry.to_yaml()], out)
-    pad = " " * indent
-    text = textwrap.dedent(out.getvalue())  # ruamel puts the top-level dash at the sequence offset
-    return "".join(pad + line if line.strip() else line for line in text.splitlines(keepends=True))
-
-
-def add_to_text(original: str, entry: NewEntry) -> str:
-    """The file's text with the entry appended to its `entries` list; every existing byte stays where it was.
-
-    The new item is appended as text after the last entry when `entries` is the file's last block list (the usual
-    layout), so nothing else is re-emitted; other layouts go through a full ruamel round trip.
-    """
-    y = _yaml()
-    data = y.load(original) if original.strip() else None
-    if data is None:
-        return original + ("" if original.endswith("\n") or not original else "\n") + "entries:\n" + render_entry(
-            entry, 2
-        )
-    if not isinstance(data, CommentedMap):
-        raise ValueError("the file is not a mapping with an 'entries' list")
-    entries = data.get("entries")
-    keys = list(data.keys())
-    block = isinstance(entries, CommentedSeq) and len(entries) > 0 and not entries.fa.flow_style()
-    if block and keys[-1] == "entries":
-        first_line = entries.lc.item(0)[0]
-        line_text = original.splitlines()[first_line]
-        indent = len(line_text) - len(line_text.lstrip(" "))
-        base = original if original.endswith("\n") else original + "\n"
-        return base + "\n" + render_entry(entry, indent)
-    if entries is None:
-        data["entries"] = CommentedSeq()
-        entries = data["entries"]
-    if not isinstance(entries, list):
-        raise ValueError("'entries' is not a list")
-    entries.append(entry.to_yaml())
-    out = io.StringIO()
-    y.dump(data, out)
-    return out.getvalue()
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write next to the file and rename over it: the running bot never reads a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if path.exists():
-            shutil.copymode(path, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_with(folder: Path, file_name: str, text: str, settings: Settings) -> tuple[bool, list[Problem]]:
@@ -141,15 +25,8 @@ def check_with(folder: Path, file_name: str, text: str, settings: Settings) -> t
 
     Checked on a scratch copy, so the running bot never sees a broken file.
     """
-    with tempfile.TemporaryDirectory(prefix="runbot-faq-add-") as scratch:
-        copy = Path(scratch) / "knowledge"
-        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".*"))
-        (copy / file_name).write_text(text, encoding="utf-8")
-        try:
-            k = load_knowledge(copy)
-        except KnowledgeError as exc:
-            return False, exc.problems
-        return True, sorted(lint(k, settings))
+    k, problems = check_change(folder, {file_name: text}, settings)
+    return k is not None, problems
 
 
 class FaqAdd:

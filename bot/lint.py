@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
@@ -286,3 +288,22 @@ def check_folder(folder: Path, settings: Settings) -> list[Problem]:
     except KnowledgeError as exc:
         return exc.problems
     return sorted(lint(k, settings))
+
+
+def check_change(
+    folder: Path, changes: dict[str, str | bytes], settings: Settings
+) -> tuple[Knowledge | None, list[Problem]]:
+    """The folder as it would be with ``changes`` (file name -> new text) written: the knowledge it would load
+    (None when it would not load) and every check problem then. Checked on a scratch copy, so the running bot never
+    sees a broken file (`runbot faq add` and the moderators' in-chat edits)."""
+    with tempfile.TemporaryDirectory(prefix="runbot-check-") as scratch:
+        copy = Path(scratch) / "knowledge"
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".*"))
+        for name, text in changes.items():
+            data = text.encode("utf-8") if isinstance(text, str) else text
+            (copy / name).write_bytes(data)
+        try:
+            k = load_knowledge(copy)
+        except KnowledgeError as exc:
+            return None, exc.problems
+        return k, sorted(lint(k, settings))

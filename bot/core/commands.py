@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from bot.core import replies as R
 from bot.core.commands_parse import Command
 from bot.core.messages import Attachment, Choice, Outcome, Reply
+from bot.core.moderation import SUBCOMMANDS
+from bot.core.moderation import USAGE as MODERATION_USAGE
 from bot.storage import consent as store_consent
 
 if TYPE_CHECKING:
@@ -149,6 +151,11 @@ class Commands:
         words = args.split()
         sub = words[0].lower() if words else ""
         store = self.engine.store
+        if sub in SUBCOMMANDS:  # editing and the review queue (issue 17)
+            if self.engine.moderation is None:
+                text = "Editing the FAQ from the chat isn't available here."
+                return Outcome((Reply(text, private=ctx.private),), "command")
+            return await self.engine.moderation.command(ctx.msg, sub, args.strip().partition(" ")[2])
         if sub == "reload":
             if self.engine.reloader is None:
                 return Outcome((Reply("Reloading isn't available in this mode."),), "command")
@@ -168,7 +175,7 @@ class Commands:
             "Moderator commands:\n"
             "/faq reload – reload the knowledge files now (errors are listed with file:line)\n"
             "/faq unanswered [7d] – most asked questions I couldn't answer\n"
-            "/faq stats [7d] – counts of what I did"
+            "/faq stats [7d] – counts of what I did\n" + MODERATION_USAGE
         )
         return Outcome((Reply(usage),), "command")
 

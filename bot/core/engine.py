@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from bot.config import MatchingSettings, Settings
 from bot.core import replies as R
@@ -30,6 +31,9 @@ from bot.core.scope import focus, mentions_back, other_part
 from bot.core.text import MAX_MATCH_CHARS, normalize
 from bot.storage import consent as store_consent
 from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage
+
+if TYPE_CHECKING:
+    from bot.core.moderation import ModeratorDesk
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +154,8 @@ class Engine:
         self.notices = Notices(self)  # the first-message notice: recorded as shown when composed or when delivered
         self.waker: Waker | None = None
         self.reloader: Reloader | None = None
+        #: the moderators' review queue and in-chat editing (set by bootstrap; None: /faq review etc. unavailable)
+        self.moderation: ModeratorDesk | None = None
         from bot.core.commands import Commands
         from bot.core.consent import ConsentGate
         from bot.core.followups import FollowupFlow
@@ -332,6 +338,10 @@ class Engine:
             return await self.followups.choice(ctx, rest)
         if kind == "consent":
             return await self.consent.choice(ctx, rest)
+        if kind == "mod":
+            if self.moderation is None:
+                return Outcome((Reply(R.EXPIRED),), "expired")
+            return await self.moderation.choice(ctx.msg, rest)
         return await self.commands.forget_choice(ctx, rest)
 
     @staticmethod
@@ -358,6 +368,10 @@ class Engine:
             from bot.core.consent import ConsentGate
 
             return ConsentGate.issuable(rest)
+        if kind == "mod":
+            from bot.core.moderation import ModeratorDesk
+
+            return ModeratorDesk.issuable(rest)
         return kind == "forget" and rest in ("yes", "no")
 
     def _limited(self) -> bool:
