@@ -50,9 +50,8 @@ def make_adapters(runtime: Runtime, platforms: set[str] | None, *, receive: bool
         if platform == "discord":
             from bot.adapters.discord_adapter import DiscordAdapter, DiscordAdapterSettings
 
-            adapters.append(
-                DiscordAdapter(runtime.engine, DiscordAdapterSettings.from_settings(s.discord), tok, receive=receive)
-            )
+            adapters.append(DiscordAdapter(runtime.engine, DiscordAdapterSettings.from_settings(s.discord), tok,
+                                           receive=receive, moderation=runtime.moderation))
         else:
             from bot.adapters.telegram_adapter import TelegramAdapter
             from bot.adapters.telegram_adapter import settings_from_config as tg_settings

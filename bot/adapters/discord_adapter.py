@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import discord
@@ -17,10 +17,14 @@ from discord import app_commands
 from discord.utils import MISSING
 
 from bot.adapters.discord_commands import build_commands
+from bot.adapters.discord_faq_ui import DiscordFaqForms
 from bot.adapters.discord_ui import NOT_YOURS, ChoiceButton, button_owner, choices_view, disabled_view, split_message
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.ports import DeliveryError
 from bot.core.replies import SORRY, clean_name
+
+if TYPE_CHECKING:
+    from bot.core.moderation import ModeratorDesk
 
 __all__ = ["DiscordAdapter", "DiscordAdapterSettings", "StartupError", "split_message"]
 
@@ -127,6 +131,7 @@ class DiscordAdapter:
         on_error: ErrorHook | None = None,
         guild_ready_timeout: float = 2.0,
         receive: bool = True,
+        moderation: ModeratorDesk | None = None,
     ) -> None:
         """``receive=False``: log in over HTTP only (no gateway connection, no command sync) to send follow-ups."""
         self.receive = receive
@@ -135,6 +140,8 @@ class DiscordAdapter:
         self._token = token
         self._on_error = on_error
         self.client = _Client(self, guild_ready_timeout=guild_ready_timeout)
+        #: the moderators' FAQ forms and editing commands (issue 17); None without a moderators' desk
+        self.faq_forms = DiscordFaqForms(moderation, self) if moderation is not None else None
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         #: Gateway messages fully handled (answered, ignored or failed); lets tests and health checks see progress.
@@ -196,7 +203,10 @@ class DiscordAdapter:
         if not self.receive:
             return
         tree = self.client.tree
-        for command in build_commands(self._run_command):
+        commands = build_commands(self._run_command)
+        if self.faq_forms is not None:
+            self.faq_forms.extend(commands, self._run_command)
+        for command in commands:
             tree.add_command(command)
         try:
             if self.settings.guild_ids:
@@ -389,6 +399,8 @@ class DiscordAdapter:
     async def _on_choice(self, interaction: discord.Interaction[Any], payload: str) -> None:
         """A pressed button: acknowledge, ask the engine, disable the old buttons, send the replies. Someone else's
         buttons (a public answer to another member) get a note only the clicker sees; the owner's stay as they are."""
+        if self.faq_forms is not None and await self.faq_forms.intercept(interaction, payload):
+            return  # a moderator's button that opens a form (a modal must be the first answer)
         owner = button_owner(interaction.message, in_server=interaction.guild_id is not None)
         if owner is not None and owner != interaction.user.id:
             try:

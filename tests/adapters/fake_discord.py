@@ -156,6 +156,8 @@ class FakeDiscord:
         self.synced_commands: dict[str, list[JSON]] = {}
         self.identify: JSON | None = None
         self.interactions: dict[str, _InteractionState] = {}
+        #: modals the bot opened (interaction callback type 9): the modal's custom_id, title and components
+        self.modals: list[JSON] = []
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
         self._changed = asyncio.Condition()
@@ -420,6 +422,8 @@ class FakeDiscord:
             state.original_id = int(payload["id"])
             self._store_sent(payload, data, "callback")
             resource["message"] = payload
+        elif cb_type == 9:  # a modal (form) shown to the user instead of a message
+            self.modals.append({**data, "channel_id": state.channel_id, "user_id": state.user_id})
         elif cb_type == 7 and state.message_id is not None:
             self.messages[state.message_id].update({k: v for k, v in data.items() if k in ("content", "components")})
             self.edits.append((state.message_id, data))
@@ -626,6 +630,25 @@ class FakeDiscord:
                                          {"custom_id": custom_id, "component_type": 2}, mid)
         await self.dispatch("INTERACTION_CREATE", payload)
         return str(payload["token"])
+
+    async def submit_modal(self, user: FakeUser, modal: JSON, values: dict[str, str]) -> str:
+        """Dispatch a MODAL_SUBMIT interaction for a modal the bot opened, with ``values`` by input custom_id (the
+        inputs not given keep their prefilled value, as Discord sends every input); returns the token."""
+        inputs = [c for row in modal["components"] for c in row.get("components", [row.get("component", row)])]
+        data = {"custom_id": modal["custom_id"], "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": c["custom_id"],
+                                        "value": values.get(c["custom_id"], c.get("value") or "")}]}
+            for c in inputs if c.get("type") == 4
+        ]}
+        payload = self._interaction_base(user, modal["channel_id"], 5, data, None)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return str(payload["token"])
+
+    async def wait_modal(self, since: int = 0, within: float = 5.0) -> JSON:
+        """The first modal the bot opened after position ``since`` of ``modals``."""
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(self.modals) > since)
+        return self.modals[since]
 
     # ----------------------------------------------------------------- waiting
     def mark(self) -> int:
