@@ -60,7 +60,8 @@ def make_adapters(runtime: Runtime, platforms: set[str] | None, *, receive: bool
             path = runtime.store.path
             # the Store's connection and write lock: one writer per process on the file
             inbox = Inbox(path, "telegram", store=runtime.store) if receive and path != ":memory:" else None
-            adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok, inbox=inbox, receive=receive))
+            adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok, inbox=inbox, receive=receive,
+                                            moderation=runtime.moderation))
     if not adapters:
         raise StartupError("no platform to run: set DISCORD_TOKEN and/or TELEGRAM_TOKEN (or use `runbot chat`)")
     return adapters

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, CallbackQuery, Chat, ChatMember, Message, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
+from bot.adapters import telegram_faq_flow as faq_flow
 from bot.adapters.telegram_intake import Intake
 from bot.adapters.telegram_sending import SENT_PRIVATELY, TelegramSending
 from bot.adapters.telegram_support import (
@@ -39,15 +41,11 @@ from bot.core.ports import DeliveryError
 from bot.core.replies import SORRY
 from bot.storage.inbox import Inbox, InboxUnavailable
 
-__all__ = [
-    "COMMANDS",
-    "SENT_PRIVATELY",
-    "StartupError",
-    "TelegramAdapter",
-    "TelegramAdapterSettings",
-    "api_urls",
-    "settings_from_config",
-]
+if TYPE_CHECKING:
+    from bot.core.moderation import ModeratorDesk
+
+__all__ = ["COMMANDS", "SENT_PRIVATELY", "StartupError", "TelegramAdapter", "TelegramAdapterSettings", "api_urls",
+           "settings_from_config"]
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +77,11 @@ class TelegramAdapter(TelegramSending):
         *,
         inbox: Inbox | None = None,
         receive: bool = True,
+        moderation: ModeratorDesk | None = None,
     ) -> None:
         """``inbox``: where received updates wait until answered (None: memory only). ``receive=False``: send only
-        (``runbot followups run-due``): no getUpdates, no webhook listener, no command menu."""
+        (``runbot followups run-due``): no getUpdates, no webhook listener, no command menu. ``moderation``: the
+        moderators' desk, for the /faq add and /faq edit conversation (``telegram_faq_flow``)."""
         self._engine = engine
         self._settings = settings
         self._token = token
@@ -92,6 +92,7 @@ class TelegramAdapter(TelegramSending):
         self._outbox: Outbox | None = None
         self._intake: Intake | None = None
         self._webhook: WebhookReceiver | None = None
+        self.faq_flow = faq_flow.TelegramFaqFlow(moderation) if moderation is not None else None
 
     def __repr__(self) -> str:
         return f"TelegramAdapter(mode={self._settings.mode!r})"
@@ -329,7 +330,7 @@ class TelegramAdapter(TelegramSending):
             display_name=name,
             is_moderator=moderator,
         )
-        outcome = await self._engine.handle(incoming)
+        outcome = await faq_flow.handle(self, incoming, user.id, chat)  # the engine, or a moderator's form
         delivery = self._deliver(
             outcome, chat=chat, user_id=user.id, name=name, reply_to=message.message_id, thread=_thread(message),
             sent=self._sent_hook(incoming),
@@ -374,8 +375,9 @@ class TelegramAdapter(TelegramSending):
             choice=query.data,
             is_private=chat.type == Chat.PRIVATE,
             display_name=name,
+            is_moderator=query.data.startswith("mod:") and await self._is_moderator(user.id, chat),
         )
-        outcome = await self._engine.handle(incoming)
+        outcome = await faq_flow.handle(self, incoming, user.id, chat)
         if message is not None:
             try:
                 await query.edit_message_reply_markup(reply_markup=None)

@@ -36,7 +36,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("mydata", "What I store about you"),
     ("consent", "Your consent to storing health data: see or withdraw"),
     ("forget", "Delete what I store about you"),
-    ("faq", "Moderators: /faq reload, unanswered or stats"),
+    ("faq", "Moderators: /faq review, show, phrase, add, edit, undo, unanswered, stats, reload"),
 )
 WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
 SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
