@@ -269,12 +269,14 @@ class ModeratorDesk:
         if not result.ok:
             return (Reply(("❌ " if result.message.startswith("Not ") else "") + result.message, private=private),)
         entry = self.knowledge.current.entries.get(result.entry_id or "")
-        where = f" ({entry.title}, {entry.file})" if entry is not None else ""
+        where = "" if entry is None else f" ({entry.title})" if entry.file in result.message else (
+            f" ({entry.title}, {entry.file})")
         then = "The file is back as it was." if result.action == "undo" else "The bot uses it from now on."
         text = f"✅ #{result.change_id}: {_first_upper(result.message)}{where}. {then}"
         if result.notes:
             text += "\nNote:\n" + "\n".join(f"• {n}" for n in result.notes)
-        choices = (Choice("Undo", payload("undo", result.change_id)),) if result.change_id else ()
+        undoable = result.change_id and result.action != "undo"
+        choices = (Choice("Undo", payload("undo", result.change_id)),) if undoable else ()
         return (Reply(text, choices=choices, private=private),)
 
 
