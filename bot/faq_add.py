@@ -9,6 +9,7 @@ from pathlib import Path
 from ruamel.yaml.error import YAMLError
 
 from bot.config import Settings
+from bot.core import payloads
 from bot.core.faq_yaml import NEW_FILE_HEADER, NewEntry, add_to_text, atomic_write, existing_ids
 from bot.core.knowledge import FAQ_GLOB, MAX_TITLE
 from bot.core.schema import KEBAB
@@ -88,8 +89,8 @@ class FaqAdd:
             if not KEBAB.match(eid):
                 self._say(f"'{eid}' isn't a valid id: use lowercase letters and digits, words joined by '-' "
                           "(like shoe-replacement). Try again.")
-            elif len(f"faq:{eid}".encode()) > 64:
-                self._say("That id is too long (at most 60 characters). Try a shorter one.")
+            elif not payloads.faq_id_fits(eid):
+                self._say(f"That id is too long (at most {payloads.MAX_FAQ_ID} characters). Try a shorter one.")
             elif eid in taken:
                 self._say(f"There is already an entry '{eid}' (in {taken[eid]}). Pick another id.")
             else:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings
+from bot.core import payloads
 from bot.core.knowledge import Knowledge, load_knowledge
 from bot.core.messages import IncomingMessage
 from bot.core.ports import ManualClock
@@ -24,6 +25,13 @@ BLIND = DATA.parent / "blind"
 def shipped_knowledge() -> Knowledge:
     """The shipped knowledge folder, loaded once per test session (it is immutable)."""
     return load_knowledge(KNOWLEDGE)
+
+
+def button(raw: str | None, kind: str, *fields: str) -> bool:
+    """Whether the payload ``raw`` is a button of ``kind`` (``faq``, ``tri``, ``fu``...) whose fields begin with
+    ``fields``: ``button(p, "fu", "yes")`` is a check-in offer's yes."""
+    decoded = payloads.decode(raw)
+    return decoded is not None and decoded.kind == kind and decoded.args[: len(fields)] == fields
 
 
 def tier(detector: RedFlagDetector, text: str) -> tuple[str, str | None]:
@@ -76,5 +84,5 @@ async def press_agree(engine: object, out: object, msg: IncomingMessage) -> obje
     assert isinstance(out, Outcome)
     if out.kind != "consent":
         return out
-    payload = next(c.payload for r in out.replies for c in r.choices if c.payload.startswith("consent:yes:"))
+    payload = next(c.payload for r in out.replies for c in r.choices if button(c.payload, "consent", "yes"))
     return await engine.handle(replace(msg, text="", choice=payload))  # type: ignore[attr-defined]

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.core import payloads
 from bot.core.faq_editing import EntryFields
 from bot.core.knowledge import MAX_TITLE
 from bot.core.messages import IncomingMessage, Reply
+from bot.core.payloads import Kind
 
 if TYPE_CHECKING:
     from bot.adapters.discord_adapter import DiscordAdapter
@@ -176,8 +178,11 @@ class DiscordFaqForms:
 
     async def intercept(self, interaction: discord.Interaction[Any], payload: str) -> bool:
         """Open a form for a button that needs one; False for every other button (the adapter handles it)."""
-        parts = payload.split(":")
-        if parts[0] != "mod" or len(parts) < 3 or parts[1] not in ("new", "ed", "oth"):
+        decoded = payloads.decode(payload)
+        if decoded is None or decoded.kind is not Kind.MODERATION:
+            return False
+        parts = [decoded.kind.value, *decoded.args]
+        if len(parts) < 3 or parts[1] not in ("new", "ed", "oth"):
             return False
         if not self._is_moderator(interaction):
             await self._say(interaction, NOT_A_MODERATOR)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.core import payloads
 from bot.core import replies as R
 from bot.core.commands_parse import Command
 from bot.core.messages import Attachment, Choice, Outcome, Reply
@@ -49,7 +50,7 @@ class Commands:
             + R.help_text(ctx.k)
         )
         about = "about-bot" if "about-bot" in ctx.k.entries else None
-        choices = (Choice("Start a back-pain check", "tri:start"),)
+        choices = (Choice("Start a back-pain check", payloads.triage_start()),)
         return Outcome((Reply(greeting, choices=choices),), "command", faq_id=about, confidence=100.0)
 
     async def help(self, ctx: Context, args: str) -> Outcome:
@@ -91,8 +92,8 @@ class Commands:
         for f in active:
             lines.append(f"• a check-in about your back {self.engine.followups.when(f.due_at)}")
         lines.append("Send /followups off to stop them, /followups on to allow them.")
-        choices = (Choice("Turn off", "cmd:followups:off"),) if user.followups_enabled else (
-            Choice("Turn on", "cmd:followups:on"),
+        choices = (Choice("Turn off", payloads.command("followups", "off")),) if user.followups_enabled else (
+            Choice("Turn on", payloads.command("followups", "on")),
         )
         return Outcome((Reply("\n".join(lines), choices=choices, private=ctx.private),), "command")
 
@@ -129,7 +130,9 @@ class Commands:
             "This deletes everything I store about you: your check progress, planned check-ins, the safety log and "
             "the questions I couldn't answer. It can't be undone. Are you sure?"
         )
-        choices = (Choice("Yes, delete everything", "forget:yes"), Choice("No, keep it", "forget:no"))
+        choices = (
+            Choice("Yes, delete everything", payloads.forget(True)), Choice("No, keep it", payloads.forget(False))
+        )
         return Outcome((Reply(text, choices=choices, private=ctx.private),), "command")
 
     async def forget_choice(self, ctx: Context, answer: str) -> Outcome:

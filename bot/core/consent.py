@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from bot.core import payloads
 from bot.core.consent_text import ConsentText
 from bot.core.messages import Choice, IncomingMessage, Outcome, Reply
+from bot.core.payloads import ConsentAction
 from bot.core.resilience import UNAVAILABLE
 from bot.storage import consent as store_consent
 from bot.storage.sqlite import StoredTriage
@@ -22,8 +24,6 @@ if TYPE_CHECKING:
 
 #: in-memory sessions (refusals and check progress held without storage) kept at most; the oldest go first
 MAX_SESSIONS = 10_000
-#: what a "yes"/"no" button goes on to do: start the check, carry on with a step, accept a check-in, nothing
-ACTIONS = ("tri", "step", "fu", "none")
 
 DECLINED = (
     "OK, I won't store anything from the check. We can still go through it: your answers stay in my memory for "
@@ -60,7 +60,7 @@ class ConsentGate:
         text = ctx.k.consent
         return record is not None and record.version == text.version and record.text_hash == text.sha256
 
-    async def gate(self, ctx: Context, action: str) -> Outcome | None:
+    async def gate(self, ctx: Context, action: ConsentAction) -> Outcome | None:
         """None when the next health answer may go ahead (stored with current consent, or in memory after a "no");
         else the consent question, asked privately."""
         if self.declined(ctx.msg) or await self.is_current(ctx):
@@ -68,12 +68,14 @@ class ConsentGate:
         record = None if ctx.user.id == 0 else await store_consent.current(self.engine.store, ctx.user)
         return self.question(ctx, action, changed=record is not None)
 
-    def question(self, ctx: Context, action: str, *, changed: bool = False) -> Outcome:
+    def question(self, ctx: Context, action: ConsentAction, *, changed: bool = False) -> Outcome:
         text = ctx.k.consent
         body = self.render(text)
         if changed:
             body = f"I've updated what I tell you about storing your data (now version {text.version}).\n\n" + body
-        choices = (Choice(text.yes, f"consent:yes:{text.short}:{action}"), Choice(text.no, f"consent:no:{action}"))
+        choices = (
+            Choice(text.yes, payloads.consent_yes(text.short, action)), Choice(text.no, payloads.consent_no(action))
+        )
         return Outcome((Reply(body, choices=choices, private=ctx.private),), "consent")
 
     def render(self, text: ConsentText) -> str:
@@ -84,30 +86,21 @@ class ConsentGate:
             triage_days=p.triage_days,
         )
 
-    @staticmethod
-    def issuable(rest: str) -> bool:
-        answer, _, tail = rest.partition(":")
-        if answer == "no":
-            return tail in ACTIONS
-        short, _, action = tail.partition(":")
-        return answer == "yes" and len(short) == 8 and all(c in "0123456789abcdef" for c in short) and (
-            action in ACTIONS
-        )
-
     # ------------------------------------------------------------------ answers
-    async def choice(self, ctx: Context, rest: str) -> Outcome:
-        """A pressed "Yes, I agree" (stored, then the action) or "No thanks" (remembered for the session)."""
-        answer, _, tail = rest.partition(":")
+    async def choice(self, ctx: Context, args: tuple[str, ...]) -> Outcome:
+        """A pressed "Yes, I agree" (stored, then the action) or "No thanks" (remembered for the session); ``args``
+        as ``payloads.decode`` checked them: ("yes", text hash, action) or ("no", action)."""
+        action: ConsentAction = args[-1]  # type: ignore[assignment]
         store = self.engine.store
-        if answer == "no":
+        if args[0] == "no":
             self._remember(self._declined, _who(ctx.msg), None)
             stored = None if ctx.user.id == 0 else await store.get_triage(ctx.user)
             if stored is not None:  # a check begun under an older consent: carried on in memory, deleted from disk
                 self._remember(self._memory, _who(ctx.msg), stored)
                 await store.clear_triage(ctx.user)
             note = Reply(DECLINED, private=ctx.private)
-            return _first(note, await self._after(ctx, tail))
-        short, _, action = tail.partition(":")
+            return _first(note, await self._after(ctx, action))
+        short = args[1]
         text = ctx.k.consent
         if ctx.degraded or ctx.user.id == 0:  # nowhere to keep the "yes": say so rather than pretend
             return Outcome((Reply(UNAVAILABLE, private=ctx.private),), "unavailable")
@@ -121,7 +114,7 @@ class ConsentGate:
         note = Reply(AGREED.format(version=text.version), private=ctx.private)
         return _first(note, await self._after(ctx, action))
 
-    async def _after(self, ctx: Context, action: str) -> Outcome:
+    async def _after(self, ctx: Context, action: ConsentAction) -> Outcome:
         if action == "tri":
             return await self.engine.start_triage(ctx)
         if action == "fu":
@@ -151,7 +144,7 @@ class ConsentGate:
         if record.version != text.version or record.text_hash != text.sha256:
             lines.append(f"It has changed since (now version {text.version}): I'll ask again before storing more.")
         lines.append("Withdrawing deletes your check answers, check-ins and safety log, and stops check-ins.")
-        choices = (Choice("Withdraw consent", "cmd:consent:withdraw"),)
+        choices = (Choice("Withdraw consent", payloads.command("consent", "withdraw")),)
         return Outcome((Reply("\n".join(lines), choices=choices, private=ctx.private),), "command")
 
     async def withdraw(self, ctx: Context) -> Outcome:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from bot.config import MatchingSettings, Settings
+from bot.core import payloads
 from bot.core import replies as R
 from bot.core import resilience as S
 from bot.core import triage as T
@@ -20,8 +20,9 @@ from bot.core.faq import Candidate
 from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
 from bot.core.listen import overheard
 from bot.core.masking import mask
-from bot.core.messages import MAX_PAYLOAD_BYTES, Choice, Escalation, IncomingMessage, Outcome, Reply
+from bot.core.messages import Choice, Escalation, IncomingMessage, Outcome, Reply
 from bot.core.notices import Notices
+from bot.core.payloads import Kind
 from bot.core.placeholders import fill
 from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
@@ -43,10 +44,6 @@ Waker = Callable[[], None]
 #: moderators' /faq reload: returns a human summary of what happened
 Reloader = Callable[[], Awaitable[str]]
 
-#: the only ``cmd:`` payloads the bot issues (replies.fallback, commands.followups)
-_CHOICE_COMMANDS = frozenset({"triage", "help", "followups:on", "followups:off", "consent:withdraw"})
-_TRIAGE_PAYLOAD = re.compile(r"tri:[^:]{1,60}:[0-9]{1,3}")
-_FOLLOWUP_ANSWER = re.compile(r"[0-9]{1,18}:[a-z]{1,10}")
 
 
 @dataclass
@@ -305,74 +302,48 @@ class Engine:
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
-        payload = msg.choice or ""
         if self._limited():
             verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
             if verdict != "ok":
                 return Outcome((Reply(R.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
-        if not self._issuable(payload, k):  # forged, from an older knowledge version, or not ours at all
+        payload = payloads.decode(msg.choice)
+        if payload is None or not payloads.issued(payload, k):  # forged, stale, or not ours at all
             return Outcome((Reply(R.EXPIRED),), "expired")
-        kind, _, rest = payload.partition(":")
-        if kind == "chk":  # a safety answer: "yes" escalates without waiting for storage
-            return await self._check_answer(self._unloaded(msg, k), rest != "no", rest.partition(":")[2] or None)
+        kind, args = payload.kind, payload.args
+        if kind is Kind.CHECK:  # a safety answer: "yes" escalates without waiting for storage
+            yes = args[0] == "yes"
+            return await self._check_answer(self._unloaded(msg, k), yes, args[1] if yes else None)
         ctx = await self._context(msg, k)
         if ctx.degraded and kind in S.STORED_CHOICES:
             return Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable")
-        if kind == "cmd":
-            text = "/" + rest.replace(":", " ")
-            return await self._route(ctx, text, parse_command(text))
+        if kind is Kind.COMMAND:
+            command = Command(args[0], " ".join(args[1:]))
+            return await self._route(ctx, command.text, command)
         try:
-            return await self._stored_choice(ctx, kind, rest, payload)
+            return await self._stored_choice(ctx, payload)
         except STORAGE_ERRORS as exc:
             log.warning("storage unavailable for a button: %s", exc or type(exc).__name__)
             return Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable")
 
-    async def _stored_choice(self, ctx: Context, kind: str, rest: str, payload: str) -> Outcome:
-        k = ctx.k
-        if kind == "faq":
-            entry = k.entries[rest]
-            return Outcome((R.answer(entry, k, self.settings.safety),), "answer", faq_id=entry.id, confidence=100.0)
-        if kind == "tri":
-            return await self._triage_choice(ctx, payload)
-        if kind == "fu":
-            return await self.followups.choice(ctx, rest)
-        if kind == "consent":
-            return await self.consent.choice(ctx, rest)
-        if kind == "mod":
-            if self.moderation is None:
-                return Outcome((Reply(R.EXPIRED),), "expired")
-            return await self.moderation.choice(ctx.msg, rest)
-        return await self.commands.forget_choice(ctx, rest)
-
-    @staticmethod
-    def _issuable(payload: str, k: Knowledge) -> bool:
-        """Whether the bot could have put ``payload`` on a button (checked before any handler parses it)."""
-        if not payload or len(payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
-            return False
-        kind, _, rest = payload.partition(":")
-        if kind == "faq":
-            return rest in k.entries and rest != CHATTER_ID
-        if kind == "tri":
-            return payload == "tri:start" or _TRIAGE_PAYLOAD.fullmatch(payload) is not None
-        if kind == "fu":
-            if rest == "no" or _FOLLOWUP_ANSWER.fullmatch(rest):
-                return True
-            return rest.startswith("yes:") and any(
-                f"fu:yes:{o}"[:MAX_PAYLOAD_BYTES] == payload for o in k.triage.outcomes
-            )
-        if kind == "chk":
-            return SafetyGate.issuable(payload, k)
-        if kind == "cmd":
-            return rest in _CHOICE_COMMANDS
-        if kind == "consent":
-            from bot.core.consent import ConsentGate
-
-            return ConsentGate.issuable(rest)
-        if kind == "mod":
-            from bot.core.moderation import ModeratorDesk
-
-            return ModeratorDesk.issuable(rest)
-        return kind == "forget" and rest in ("yes", "no")
+    async def _stored_choice(self, ctx: Context, payload: payloads.Payload) -> Outcome:
+        k, args = ctx.k, payload.args
+        match payload.kind:
+            case Kind.FAQ:
+                entry = k.entries[args[0]]
+                reply = R.answer(entry, k, self.settings.safety)
+                return Outcome((reply,), "answer", faq_id=entry.id, confidence=100.0)
+            case Kind.TRIAGE:
+                return await self._triage_choice(ctx, args)
+            case Kind.FOLLOWUP:
+                return await self.followups.choice(ctx, args)
+            case Kind.CONSENT:
+                return await self.consent.choice(ctx, args)
+            case Kind.MODERATION:
+                if self.moderation is None:
+                    return Outcome((Reply(R.EXPIRED),), "expired")
+                return await self.moderation.choice(ctx.msg, args)
+            case _:
+                return await self.commands.forget_choice(ctx, args[0])
 
     def _limited(self) -> bool:
         return self.options.rate_limit and self.settings.rate_limit.enabled
@@ -492,7 +463,7 @@ class Engine:
         return Outcome(replies, "triage")
 
     def _step_reply(self, ctx: Context, step: T.TriageStep, prefix: str = "") -> Reply:
-        choices = tuple(Choice(c.label, T.choice_payload(step.id, i)) for i, c in enumerate(step.choices))
+        choices = tuple(Choice(c.label, payloads.triage_answer(step.id, i)) for i, c in enumerate(step.choices))
         text = f"{prefix}{fill(step.question, self.settings.safety)}"
         return Reply(text, choices=choices, private=ctx.private)
 
@@ -506,14 +477,14 @@ class Engine:
             return Outcome((self._step_reply(ctx, step, T.reask_hint(step, text)),), "triage")
         return await self._advance(ctx, state, index)
 
-    async def _triage_choice(self, ctx: Context, payload: str) -> Outcome:
-        if payload == "tri:start":
+    async def _triage_choice(self, ctx: Context, args: tuple[str, ...]) -> Outcome:
+        if args == ("start",):
             return await self.start_triage(ctx)
-        parsed = T.parse_choice_payload(payload)
+        step_id, index = args
         state = await self.consent.get_triage(ctx)
-        if parsed is None or state is None or state.step_id != parsed[0] or state.flow_id != ctx.k.triage.id:
+        if state is None or state.step_id != step_id or state.flow_id != ctx.k.triage.id:
             return Outcome((Reply(R.EXPIRED),), "expired")
-        return await self._advance(ctx, state, parsed[1])
+        return await self._advance(ctx, state, int(index))
 
     async def _advance(self, ctx: Context, state: StoredTriage, index: int) -> Outcome:
         asked = await self.consent.gate(ctx, "step")  # a new consent version asks before the next stored answer

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot.core import payloads
 from bot.core.messages import ChatRef, Choice, Outcome, Reply
+from bot.core.payloads import CHECKIN_ANSWERS, CheckinAnswer
 from bot.core.placeholders import fill
 from bot.core.ports import Adapter, Clock, DeliveryError
 from bot.core.text import normalize
@@ -25,9 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ANSWERS = ("better", "same", "worse")
 CHECKIN_TEXT = "Hi, it's runbot checking in 👋 How is your back today?"
-_WORDS = {
+_WORDS: dict[CheckinAnswer, set[str]] = {
     "better": {"better", "good", "great", "fine", "improving", "improved", "much better", "loads better", "ok", "okay"},
     "same": {"same", "no change", "the same", "about the same", "meh", "similar", "unchanged"},
     "worse": {"worse", "bad", "awful", "terrible", "getting worse", "much worse"},
@@ -35,7 +36,7 @@ _WORDS = {
 
 
 def checkin_reply(followup_id: int) -> Reply:
-    choices = tuple(Choice(a.capitalize(), f"fu:{followup_id}:{a}") for a in ANSWERS)
+    choices = tuple(Choice(a.capitalize(), payloads.checkin_answer(followup_id, a)) for a in CHECKIN_ANSWERS)
     return Reply(CHECKIN_TEXT, choices=choices, private=True)
 
 
@@ -72,29 +73,28 @@ class FollowupFlow:
             return None
         days = self.settings.first_after_days
         text = f"Would you like me to check in with you in {days:g} days to ask how your back is doing?"
-        choices = (Choice("Yes, check in", f"fu:yes:{outcome.id}"[:64]), Choice("No thanks", "fu:no"))
+        choices = (Choice("Yes, check in", payloads.followup_offer(outcome.id)),
+                   Choice("No thanks", payloads.followup_decline()))
         return Reply(text, choices=choices, private=ctx.private)
 
     @staticmethod
-    def parse_answer(text: str) -> str | None:
+    def parse_answer(text: str) -> CheckinAnswer | None:
         norm = normalize(text)
         for answer, words in _WORDS.items():
             if norm in words:
                 return answer
         return None
 
-    async def choice(self, ctx: Context, rest: str) -> Outcome:
-        parts = rest.split(":")
-        if parts == ["no"]:
+    async def choice(self, ctx: Context, args: tuple[str, ...]) -> Outcome:
+        """A pressed follow-up button, ``args`` as ``payloads.decode`` checked them: ("no",) or ("yes", topic) for
+        the offer, (check-in id, answer) for a check-in."""
+        if args == ("no",):
             text = "No problem. You can always ask me again or run /triage."
             return Outcome((Reply(text, private=ctx.private),), "followup")
-        if len(parts) == 2 and parts[0] == "yes":
-            return await self.schedule(ctx, parts[1])
-        if len(parts) == 2 and parts[0].isdigit() and parts[1] in ANSWERS:
-            return await self.answer(ctx, int(parts[0]), parts[1])
-        from bot.core.replies import EXPIRED
-
-        return Outcome((Reply(EXPIRED),), "expired")
+        first, second = args
+        if first == "yes":
+            return await self.schedule(ctx, second)
+        return await self.answer(ctx, int(first), second)  # type: ignore[arg-type]
 
     async def schedule(self, ctx: Context, topic: str) -> Outcome:
         store = self.engine.store
@@ -117,7 +117,7 @@ class FollowupFlow:
         text = f"Great — I'll check in {self.when(due)}. Send /followups off any time to stop."
         return Outcome((Reply(text, private=ctx.private),), "followup")
 
-    async def answer(self, ctx: Context, followup_id: int, answer: str) -> Outcome:
+    async def answer(self, ctx: Context, followup_id: int, answer: CheckinAnswer) -> Outcome:
         from bot.core.replies import DISCLAIMER, EXPIRED
 
         store = self.engine.store
@@ -139,7 +139,7 @@ class FollowupFlow:
                 "strength work, and swap worn-out shoes."
             )
             tips = [ctx.k.entries.get("prevention"), ctx.k.entries.get("core-exercises")]
-            choices = tuple(Choice(e.title, f"faq:{e.id}") for e in tips if e is not None)
+            choices = tuple(Choice(e.title, payloads.faq(e.id)) for e in tips if e is not None)
         elif answer == "same":
             same = f.same_count + 1
             text = (

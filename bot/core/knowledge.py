@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from bot.core import payloads
 from bot.core.analysis import Analyzer
 from bot.core.consent_text import CONSENT_FILE, DEFAULT_CONSENT, ConsentText, parse_consent
 from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
@@ -134,8 +135,8 @@ def _parse_entries(data: Any, file: str, ck: Checker) -> list[FaqEntry]:
         if eid is not None and not KEBAB.match(eid):
             ck.error(e.line_of("id"), f"id '{eid}' must be kebab-case (lowercase words joined by '-')")
             eid = None
-        if eid is not None and len(f"faq:{eid}".encode()) > 64:
-            ck.error(e.line_of("id"), f"id '{eid}' is too long (at most 60 characters)")
+        if eid is not None and not payloads.faq_id_fits(eid):
+            ck.error(e.line_of("id"), f"id '{eid}' is too long (at most {payloads.MAX_FAQ_ID} characters)")
             eid = None
         questions = ck.text_list(e, "questions", where)
         if "questions" in e and not questions:

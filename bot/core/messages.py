@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-EscalationLevel = Literal["emergency", "urgent"]
+from bot.core.payloads import MAX_PAYLOAD_BYTES, fits
 
-#: Telegram's callback-data limit; Discord allows 100 characters for a custom_id.
-MAX_PAYLOAD_BYTES = 64
+EscalationLevel = Literal["emergency", "urgent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +18,7 @@ class Choice:
     payload: str
 
     def __post_init__(self) -> None:
-        if len(self.payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
+        if not fits(self.payload):  # the codec builds payloads that fit; this catches one built by hand
             raise ValueError(f"choice payload over {MAX_PAYLOAD_BYTES} bytes: {self.payload!r}")
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.core import payloads
 from bot.core.faq_editing import EditResult, EntryFields, FaqEditor, Moderator
 from bot.core.knowledge import FaqEntry, KnowledgeRef
-from bot.core.messages import MAX_PAYLOAD_BYTES, Choice, IncomingMessage, Outcome, Reply
+from bot.core.messages import Choice, IncomingMessage, Outcome, Reply
 from bot.core.review import ReviewItem, ReviewQueue, as_phrasing, entry_ref, question_ref, resolve_entry, search
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ NO_FORM = (
     "terminal."
 )
 _QUOTES = "\"'“”‘’«»"
-_ACTIONS = {"rv", "ph", "oth", "new", "ign", "cht", "ed", "undo"}
 
 
 def moderator(msg: IncomingMessage) -> Moderator:
@@ -49,12 +49,9 @@ def split_args(args: str) -> tuple[str, str]:
     return head.strip(), rest.strip().strip(_QUOTES).strip()
 
 
-def payload(*parts: object) -> str:
-    """A ``mod:`` button payload (at most 64 bytes: Telegram's limit)."""
-    text = ":".join(["mod", *map(str, parts)])
-    if len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES:
-        raise ValueError(f"moderator payload over {MAX_PAYLOAD_BYTES} bytes: {text!r}")
-    return text
+def payload(action: str, *fields: object) -> str:
+    """A ``mod:`` button payload, built by the one codec (``bot.core.payloads``: at most 64 bytes)."""
+    return payloads.moderation(action, *fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,21 +190,12 @@ class ModeratorDesk:
                      private=private)
 
     # ------------------------------------------------------------------ buttons
-    @staticmethod
-    def issuable(rest: str) -> bool:
-        """Whether ``mod:<rest>`` has the shape of a payload the desk issues."""
-        parts = rest.split(":")
-        if parts[0] not in _ACTIONS or len(rest) > MAX_PAYLOAD_BYTES:
-            return False
-        numbers = {"rv": (1,), "ph": (1,), "oth": (1,), "new": (1,), "ign": (1,), "undo": (1,)}.get(parts[0], ())
-        return all(i < len(parts) and parts[i].isdigit() for i in numbers)
-
-    async def choice(self, msg: IncomingMessage, rest: str) -> Outcome:
+    async def choice(self, msg: IncomingMessage, fields: tuple[str, ...]) -> Outcome:
+        """A pressed review-queue button; ``fields`` (action first) as ``payloads.decode`` checked them."""
         private = not msg.is_private
         if not msg.is_moderator:
             return _out(Reply(NOT_A_MODERATOR, private=private))
-        parts = rest.split(":")
-        action, args = parts[0], parts[1:]
+        action, args = fields[0], list(fields[1:])
         k = self.knowledge.current
         if action == "rv":
             return _out(*await self.card(msg, int(args[0])))

@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from bot.config import SafetySettings
+from bot.core import payloads
 from bot.core.commands_parse import Command
 from bot.core.knowledge import FaqEntry, Knowledge
 from bot.core.messages import Choice, Escalation, Reply
@@ -80,7 +81,7 @@ def answer(entry: FaqEntry, knowledge: Knowledge, safety: SafetySettings) -> Rep
         parts += ["", source_line(entry.source, safety.region)]
     parts += ["", DISCLAIMER]
     related = [knowledge.entries[r] for r in entry.related if r in knowledge.entries][:3]
-    choices = tuple(Choice(r.title, f"faq:{r.id}") for r in related)
+    choices = tuple(Choice(r.title, payloads.faq(r.id)) for r in related)
     return Reply("\n".join(parts), choices=choices)
 
 
@@ -99,7 +100,7 @@ def source_line(source: str, region: str) -> str:
 
 
 def did_you_mean(entries: list[FaqEntry]) -> Reply:
-    choices = tuple(Choice(e.title, f"faq:{e.id}") for e in entries)
+    choices = tuple(Choice(e.title, payloads.faq(e.id)) for e in entries)
     return Reply("I'm not quite sure what you mean. Did you mean one of these?", choices=choices)
 
 
@@ -108,7 +109,7 @@ def _topics(knowledge: Knowledge) -> str:
     return "; ".join(titles)
 
 
-_NEXT_STEPS = (Choice("Start a back-pain check", "cmd:triage"), Choice("Help", "cmd:help"))
+_NEXT_STEPS = (Choice("Start a back-pain check", payloads.command("triage")), Choice("Help", payloads.command("help")))
 
 
 def fallback(knowledge: Knowledge, *, noted: bool = True) -> Reply:
@@ -225,5 +226,5 @@ def triage_plan(
     if linked:
         parts.append("Worth reading: " + "; ".join(e.title for e in linked) + ".")
     parts.append(DISCLAIMER)
-    choices = tuple(Choice(e.title, f"faq:{e.id}") for e in linked[:4])
+    choices = tuple(Choice(e.title, payloads.faq(e.id)) for e in linked[:4])
     return Reply("\n\n".join(parts), choices=choices, escalation=escalation, private=private)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from bot.core.messages import Escalation, IncomingMessage
+from bot.core.payloads import Kind
 from bot.storage import consent as store_consent
 from bot.storage.sqlite import STORAGE_ERRORS, Store, User
 
@@ -40,7 +41,7 @@ UNAVAILABLE = (
 #: commands that need stored data: answered with UNAVAILABLE while storage is down
 STORED_COMMANDS = frozenset({"triage", "check", "cancel", "stop", "followups", "mydata", "forget", "consent"})
 #: button kinds that need stored data
-STORED_CHOICES = frozenset({"tri", "fu", "forget"})
+STORED_CHOICES = frozenset({Kind.TRIAGE, Kind.FOLLOWUP, Kind.FORGET})
 
 
 class Bookkeeper:

@@ -9,11 +9,11 @@ question and the message it was about are kept in memory only (safety never wait
 from __future__ import annotations
 
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.core import payloads
 from bot.core.knowledge import Knowledge
 from bot.core.messages import Choice, SafetyCheck
 from bot.core.red_flags import Assessment
@@ -23,10 +23,8 @@ log = logging.getLogger(__name__)
 
 PENDING_SECONDS = 30 * 60
 PENDING_LIMIT = 10_000
-CHECK_PREFIX = "chk"
 _YES = frozenset({"yes", "y", "yeah", "yep", "yup", "ya", "yh", "aye", "yes i am", "i am", "yes it is", "sadly yes"})
 _NO = frozenset({"no", "n", "nope", "nah", "na", "no im not", "im not", "not really", "no it isnt", "no its not"})
-_PAYLOAD = re.compile(r"chk:(yes:[a-z0-9-]{1,50}|no)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +55,7 @@ class SafetyGate:
 
     @staticmethod
     def choices(check: SafetyCheck) -> tuple[Choice, ...]:
-        return (Choice("Yes", f"{CHECK_PREFIX}:yes:{check.category}"), Choice("No", f"{CHECK_PREFIX}:no"))
-
-    @staticmethod
-    def issuable(payload: str, k: Knowledge) -> bool:
-        if _PAYLOAD.fullmatch(payload) is None:
-            return False
-        return payload == "chk:no" or payload[len("chk:yes:") :] in k.red_flags.categories
+        return (Choice("Yes", payloads.check_yes(check.category)), Choice("No", payloads.check_no()))
 
     def ask(self, who: str, check: SafetyCheck, text: str) -> None:
         self._pending.pop(who, None)

@@ -20,7 +20,6 @@ Disposition = Literal["emergency", "urgent", "see-professional", "self-care"]
 DISPOSITIONS: tuple[str, ...] = ("emergency", "urgent", "see-professional", "self-care")
 #: how serious a disposition is: a flag or an ``if_flags`` rule may only move a plan up this scale
 SEVERITY: dict[str, int] = {d: len(DISPOSITIONS) - i for i, d in enumerate(DISPOSITIONS)}
-PAYLOAD_PREFIX = "tri"
 MAX_STEP_ID = 40
 
 
@@ -104,17 +103,6 @@ class StepResult:
     step: TriageStep | None = None
     outcome: TriageOutcome | None = None
     understood: bool = True
-
-
-def choice_payload(step_id: str, index: int) -> str:
-    return f"{PAYLOAD_PREFIX}:{step_id}:{index}"
-
-
-def parse_choice_payload(payload: str) -> tuple[str, int] | None:
-    parts = payload.split(":")
-    if len(parts) != 3 or parts[0] != PAYLOAD_PREFIX or not parts[2].isdigit():
-        return None
-    return parts[1], int(parts[2])
 
 
 def start(flow: TriageFlow) -> StepResult:

@@ -11,6 +11,8 @@ import dataclasses
 import json
 from typing import Any
 
+from support import button
+
 from bot.bootstrap import Runtime
 from bot.core.consent_text import ConsentText
 from bot.storage.sqlite import Store
@@ -49,12 +51,12 @@ async def health_rows(store: Store, platform: str, user_id: str) -> dict[str, in
 
 
 # ---------------------------------------------------------------------------- Discord
-def _button(sent: list[Sent], prefix: str) -> tuple[Sent, str]:
+def _button(sent: list[Sent], kind: str, *fields: str) -> tuple[Sent, str]:
     for s in sent:
         for b in s.buttons:
-            if str(b["custom_id"]).startswith(prefix):
+            if button(str(b["custom_id"]), kind, *fields):
                 return s, str(b["custom_id"])
-    raise AssertionError(f"no {prefix} button in {[s.content[:40] for s in sent]}")
+    raise AssertionError(f"no {kind}:{':'.join(fields)} button in {[s.content[:40] for s in sent]}")
 
 
 async def _click(env: Env, message: Sent, custom_id: str) -> tuple[Any, list[Sent]]:
@@ -71,10 +73,10 @@ async def test_discord_no_stores_nothing_and_completes_the_check(env: Env, runti
     sent = await env.fake.wait_sent(len(outcome.replies))
     assert outcome.kind == "consent" and all(s.private for s in sent), "asked privately (ephemeral)"
     assert not any((await health_rows(runtime.store, "discord", who)).values())
-    outcome, sent = await _click(env, *_button(sent, "consent:no:"))
+    outcome, sent = await _click(env, *_button(sent, "consent", "no"))
     assert outcome.kind == "triage" and "won't store anything" in sent[0].content
     for _ in range(20):
-        step = next((s for s in reversed(sent) if any(b["custom_id"].startswith("tri:") for b in s.buttons)), None)
+        step = next((s for s in reversed(sent) if any(button(b["custom_id"], "tri") for b in s.buttons)), None)
         if step is None:
             break
         outcome, sent = await _click(env, step, _no_or_first(step))
@@ -82,13 +84,13 @@ async def test_discord_no_stores_nothing_and_completes_the_check(env: Env, runti
     else:
         raise AssertionError("the check did not end")
     assert outcome.kind == "triage"
-    assert not any(str(b["custom_id"]).startswith("fu:yes") for s in sent for b in s.buttons), "no check-ins"
+    assert not any(button(str(b["custom_id"]), "fu", "yes") for s in sent for b in s.buttons), "no check-ins"
 
 
 async def test_discord_mydata_is_an_attachment_and_withdrawal_deletes(env: Env, runtime: Runtime) -> None:
     who = str(env.alice.id)
     sent = await env.ask_dm(env.alice, "/consent")
-    outcome, _ = await _click(env, *_button(sent, "consent:yes:"))
+    outcome, _ = await _click(env, *_button(sent, "consent", "yes"))
     assert "version 1" in outcome.replies[0].text
     await env.ask_dm(env.alice, RED_FLAG)
     await env.ask_dm(env.alice, "/triage")  # consented: stored, left half-way
@@ -106,17 +108,17 @@ async def test_discord_mydata_is_an_attachment_and_withdrawal_deletes(env: Env, 
     assert exported["consent"]["version"] == "1" and exported["triage"] is not None
     assert len(exported["escalations"]) == (await health_rows(runtime.store, "discord", who))["escalations"]
     sent = await env.ask_dm(env.alice, "/consent")
-    await _click(env, *_button(sent, "cmd:consent:withdraw"))
+    await _click(env, *_button(sent, "cmd", "consent", "withdraw"))
     assert not any((await health_rows(runtime.store, "discord", who)).values())
 
 
 # ---------------------------------------------------------------------------- Telegram
-def _with(messages: list[JSON], prefix: str) -> tuple[JSON, str]:
+def _with(messages: list[JSON], kind: str, *fields: str) -> tuple[JSON, str]:
     for m in messages:
         for p in _payloads(m):
-            if p.startswith(prefix):
+            if button(p, kind, *fields):
                 return m, p
-    raise AssertionError(f"no {prefix} button")
+    raise AssertionError(f"no {kind}:{':'.join(fields)} button")
 
 
 async def test_telegram_yes_then_new_version_then_withdraw(
@@ -127,7 +129,7 @@ async def test_telegram_yes_then_new_version_then_withdraw(
     sent = await _private_turn(api, engine, USER, "/triage")
     assert engine.last[1].kind == "consent"
     assert not any((await health_rows(rt.store, "telegram", who)).values())
-    sent = await _private_press(api, engine, USER, *_with(sent, "consent:yes:"))
+    sent = await _private_press(api, engine, USER, *_with(sent, "consent", "yes"))
     assert engine.last[1].kind == "triage"
     flow = rt.knowledge.current.triage
     path = _path_to(flow, lambda o: o.followup and o.disposition in ("self-care", "see-professional"))
@@ -137,10 +139,10 @@ async def test_telegram_yes_then_new_version_then_withdraw(
     rt.knowledge.swap(dataclasses.replace(k, consent=ConsentText("2", k.consent.text + " Also X.")))
     sent = await _private_press(api, engine, USER, sent[-1], path[1])
     assert engine.last[1].kind == "consent" and "version 2" in sent[0]["text"]
-    sent = await _private_press(api, engine, USER, *_with(sent, "consent:yes:"))
+    sent = await _private_press(api, engine, USER, *_with(sent, "consent", "yes"))
     for payload in path[1:]:
         sent = await _private_press(api, engine, USER, sent[-1], payload)
-    offer, yes = _with(sent, "fu:yes:")
+    offer, yes = _with(sent, "fu", "yes")
     await _private_press(api, engine, USER, offer, yes)
     assert engine.last[1].kind == "followup"
     rows = await health_rows(rt.store, "telegram", who)
@@ -157,7 +159,7 @@ async def test_telegram_yes_then_new_version_then_withdraw(
     assert exported["followups"][0]["state"] == "pending"
 
     sent = await _private_turn(api, engine, USER, "/consent")
-    await _private_press(api, engine, USER, *_with(sent, "cmd:consent:withdraw"))
+    await _private_press(api, engine, USER, *_with(sent, "cmd", "consent", "withdraw"))
     assert not any((await health_rows(rt.store, "telegram", who)).values())
     assert await rt.store.list_followups() == [], "no pending check-ins"
 
@@ -166,11 +168,11 @@ async def test_telegram_no_completes_the_check_from_memory(
     api: FakeBotAPI, adapter: Any, engine: RecordingEngine, runtime: Runtime
 ) -> None:
     sent = await _private_turn(api, engine, USER, "/triage")
-    sent = await _private_press(api, engine, USER, *_with(sent, "consent:no:"))
+    sent = await _private_press(api, engine, USER, *_with(sent, "consent", "no"))
     assert engine.last[1].kind == "triage"
     flow = runtime.knowledge.current.triage
     for payload in _path_to(flow, lambda o: o.followup and o.disposition == "self-care"):
         sent = await _private_press(api, engine, USER, sent[-1], payload)
         assert not any((await health_rows(runtime.store, "telegram", str(USER))).values())
     assert engine.last[1].kind == "triage"
-    assert not any(p.startswith("fu:") for m in sent for p in _payloads(m)), "no check-ins after a no"
+    assert not any(button(p, "fu") for m in sent for p in _payloads(m)), "no check-ins after a no"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import real_runtime
+from support import button, real_runtime
 
 from bot.adapters.discord_adapter import (
     DMS_CLOSED_NOTE,
@@ -24,6 +24,7 @@ from bot.adapters.discord_adapter import (
 )
 from bot.bootstrap import Runtime
 from bot.core.messages import ChatRef, Choice, IncomingMessage, Outcome, Reply
+from bot.core.payloads import decode
 from bot.core.ports import DeliveryError, ManualClock
 from tests.adapters.fake_discord import (
     INTENT_DM_MESSAGES,
@@ -301,9 +302,9 @@ async def test_one_failing_event_does_not_stop_the_bot() -> None:
 
 def _no_or_first(message: Sent) -> str:
     """The calm path through triage: "No" / "None of these" where offered, else the first button."""
-    for button in message.buttons:
-        if button["label"] in ("No", "None of these"):
-            return str(button["custom_id"])
+    for b in message.buttons:
+        if b["label"] in ("No", "None of these"):
+            return str(b["custom_id"])
     return str(message.buttons[0]["custom_id"])
 
 
@@ -412,7 +413,7 @@ async def test_triage_through_buttons_to_an_outcome_stays_private(env: Env) -> N
     assert outcome.kind == "triage"
     for _ in range(20):
         assert all(s.private for s in sent), "triage must not appear in the public channel"
-        step = next((s for s in reversed(sent) if any(b["custom_id"].startswith("tri:") for b in s.buttons)), None)
+        step = next((s for s in reversed(sent) if any(button(b["custom_id"], "tri") for b in s.buttons)), None)
         if step is None:
             break
         calls, mark = len(env.engine.calls), env.fake.mark()
@@ -423,12 +424,12 @@ async def test_triage_through_buttons_to_an_outcome_stays_private(env: Env) -> N
     else:
         pytest.fail("triage did not reach an outcome in 20 clicks")
     assert outcome.kind in ("triage", "escalation")
-    assert not any(b["custom_id"].startswith("tri:") for s in sent for b in s.buttons)
+    assert not any(button(b["custom_id"], "tri") for s in sent for b in s.buttons)
 
 
 async def _agree(env: Env, sent: list[Sent]) -> tuple[Outcome, list[Sent]]:
     """Press "Yes, I agree" on the consent question (issue 16) and return what follows with its messages."""
-    asked = next(s for s in sent if any(b["custom_id"].startswith("consent:yes:") for b in s.buttons))
+    asked = next(s for s in sent if any(button(b["custom_id"], "consent", "yes") for b in s.buttons))
     assert asked.private, "the consent question is asked privately"
     calls, mark = len(env.engine.calls), env.fake.mark()
     await env.fake.click(env.alice, asked, next(b["custom_id"] for b in asked.buttons if "yes" in b["custom_id"]))
@@ -507,8 +508,8 @@ async def test_a_follow_up_is_delivered_by_dm_by_the_scheduler(env: Env, runtime
     outcome, sent = await _agree(env, await env.fake.wait_sent(len(outcome.replies)))
     offer: Sent | None = None
     for _ in range(20):
-        offer = next((s for s in sent if any(b["custom_id"].startswith("fu:yes") for b in s.buttons)), None)
-        step = next((s for s in reversed(sent) if any(b["custom_id"].startswith("tri:") for b in s.buttons)), None)
+        offer = next((s for s in sent if any(button(b["custom_id"], "fu", "yes") for b in s.buttons)), None)
+        step = next((s for s in reversed(sent) if any(button(b["custom_id"], "tri") for b in s.buttons)), None)
         if offer is not None or step is None:
             break
         calls, mark = len(env.engine.calls), env.fake.mark()
@@ -517,7 +518,7 @@ async def test_a_follow_up_is_delivered_by_dm_by_the_scheduler(env: Env, runtime
         sent = await env.fake.wait_sent(len(outcome.replies), since=mark)
     assert offer is not None, "the calm triage path should offer a check-in"
     calls, mark = len(env.engine.calls), env.fake.mark()
-    accept = next(b["custom_id"] for b in offer.buttons if b["custom_id"].startswith("fu:yes"))
+    accept = next(b["custom_id"] for b in offer.buttons if button(b["custom_id"], "fu", "yes"))
     await env.fake.click(env.alice, offer, accept)
     _, scheduled = await _next_call(env, calls + 1)
     assert scheduled.kind == "followup"
@@ -530,7 +531,7 @@ async def test_a_follow_up_is_delivered_by_dm_by_the_scheduler(env: Env, runtime
     assert await runtime.scheduler.run_due() == 1
     checkin = (await env.fake.wait_sent(1, since=mark))[0]
     assert checkin.dm_user_id == env.alice.id and checkin.via == "channel"  # a plain DM, not an interaction reply
-    assert [b["custom_id"].split(":")[-1] for b in checkin.buttons] == ["better", "same", "worse"]
+    assert [decode(b["custom_id"]).args[-1] for b in checkin.buttons] == ["better", "same", "worse"]  # type: ignore[union-attr]
     calls, mark = len(env.engine.calls), env.fake.mark()
     await env.fake.click(env.alice, checkin, checkin.buttons[0]["custom_id"])
     _, answered = await _next_call(env, calls + 1)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from support import button
 
 from bot import bootstrap
 from bot.adapters.discord_adapter import DMS_CLOSED_NOTE
@@ -27,6 +28,7 @@ from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings
 from bot.core.knowledge import Knowledge, load_knowledge
 from bot.core.messages import Outcome
+from bot.core.payloads import check_no, check_yes
 from bot.core.ports import ManualClock
 from bot.core.replies import SAFETY_CHECK_CARRY_ON
 from tests.adapters import test_discord as dc
@@ -70,7 +72,7 @@ def check_category(k: Knowledge, text: str) -> str:
 
 
 def yes_no(category: str) -> list[str]:
-    return [f"chk:yes:{category}", "chk:no"]
+    return [check_yes(category), check_no()]
 
 
 def test_the_sample_messages_are_in_the_tiers_these_tests_assume(knowledge: Knowledge) -> None:
@@ -120,9 +122,9 @@ async def test_telegram_private_check_question_then_yes_button_escalates(
     assert [r.private for r in outcome.replies] == [False]  # a private chat is already private
 
     before = len(api.calls)
-    sent = await tg._private_press(api, tg_engine, tg.USER, question, f"chk:yes:{category}")
+    sent = await tg._private_press(api, tg_engine, tg.USER, question, check_yes(category))
     msg, outcome = tg_engine.last
-    assert (msg.choice, msg.is_private) == (f"chk:yes:{category}", True)
+    assert (msg.choice, msg.is_private) == (check_yes(category), True)
     assert outcome.kind == "escalation" and outcome.escalation is not None
     assert (outcome.escalation.category, outcome.escalation.level) == (category, "emergency")
     assert tg._texts(sent) == [r.text for r in outcome.replies]
@@ -139,9 +141,9 @@ async def test_telegram_private_no_button_answers_the_original_message(
     [question] = await tg._private_turn(api, tg_engine, tg.USER, WITH_QUESTION)
     _assert_telegram_question(question, tg_engine.last[1], category)
 
-    sent = await tg._private_press(api, tg_engine, tg.USER, question, "chk:no")
+    sent = await tg._private_press(api, tg_engine, tg.USER, question, check_no())
     msg, outcome = tg_engine.last
-    assert msg.choice == "chk:no"
+    assert msg.choice == check_no()
     assert outcome.escalation is None and outcome.kind == "answer" and outcome.faq_id == WITH_QUESTION_FAQ
     assert tg._texts(sent) == [r.text for r in outcome.replies]
     assert sent[0]["text"] == SAFETY_CHECK_CARRY_ON
@@ -150,7 +152,7 @@ async def test_telegram_private_no_button_answers_the_original_message(
     # another possible hit, another question; "No" carries on with that message (no confident answer: not an alarm)
     [question] = await tg._private_turn(api, tg_engine, tg.USER, EREC)
     _assert_telegram_question(question, tg_engine.last[1], check_category(knowledge, EREC))
-    sent = await tg._private_press(api, tg_engine, tg.USER, question, "chk:no")
+    sent = await tg._private_press(api, tg_engine, tg.USER, question, check_no())
     outcome = tg_engine.last[1]
     assert outcome.escalation is None and outcome.kind not in ("safety-check", "escalation", "expired")
     assert tg._texts(sent) == [r.text for r in outcome.replies] and sent[0]["text"] == SAFETY_CHECK_CARRY_ON
@@ -188,7 +190,7 @@ async def test_telegram_group_addressed_check_goes_privately_with_a_content_free
     assert note["reply_to_message"]["message_id"] == asked["message_id"]
 
     # Yes in the private chat: the full escalation there; nothing more in the group
-    sent = await tg._private_press(api, tg_engine, tg.USER, question, f"chk:yes:{category}")
+    sent = await tg._private_press(api, tg_engine, tg.USER, question, check_yes(category))
     msg, outcome = tg_engine.last
     assert msg.is_private and outcome.escalation is not None and outcome.escalation.category == category
     assert tg._texts(sent) == [r.text for r in outcome.replies]
@@ -272,7 +274,7 @@ async def test_discord_listen_channel_possible_hit_posts_nothing_and_asks_nothin
     assert (outcome.kind, outcome.faq_id, outcome.safety_check) == ("answer", WITH_QUESTION_FAQ, None)
     [answer] = await env.fake.wait_sent(1)
     assert answer.channel_id == env.listen_channel and answer.content == outcome.replies[0].text
-    assert not any(b["custom_id"].startswith("chk:") for b in answer.buttons)  # related-FAQ buttons only
+    assert not any(button(b["custom_id"], "chk") for b in answer.buttons)  # related-FAQ buttons only
     assert not any(s.content.startswith("Before I answer") for s in env.fake.sent)
     assert not runtime.engine.safety.waiting(f"discord:{env.alice.id}")
 
@@ -309,9 +311,9 @@ async def test_discord_mention_gets_the_question_by_dm_and_yes_escalates_there(
     assert [s for s in env.fake.sent if s.channel_id == env.channel] == []  # nothing in the server channel
 
     mark = env.fake.mark()
-    token = await env.fake.click(env.alice, question, f"chk:yes:{category}")
+    token = await env.fake.click(env.alice, question, check_yes(category))
     msg, outcome = await dc._next_call(env, 2)
-    assert (msg.choice, msg.is_private) == (f"chk:yes:{category}", True)
+    assert (msg.choice, msg.is_private) == (check_yes(category), True)
     assert outcome.escalation is not None and outcome.escalation.category == category
     sent = await env.fake.wait_sent(len(outcome.replies), since=mark)
     assert [s.content for s in sent] == dc.texts(outcome.replies)
@@ -329,9 +331,9 @@ async def test_discord_dm_question_then_no_answers_the_original_message(env: dc.
     assert question.dm_user_id == env.alice.id
 
     mark = env.fake.mark()
-    await env.fake.click(env.alice, question, "chk:no")
+    await env.fake.click(env.alice, question, check_no())
     msg, outcome = await dc._next_call(env, 2)
-    assert msg.choice == "chk:no"
+    assert msg.choice == check_no()
     assert outcome.escalation is None and (outcome.kind, outcome.faq_id) == ("answer", WITH_QUESTION_FAQ)
     sent = await env.fake.wait_sent(len(outcome.replies), since=mark)
     assert [s.content for s in sent] == dc.texts(outcome.replies)
@@ -372,9 +374,9 @@ async def test_discord_ephemeral_question_yes_escalates_ephemerally(runtime: Run
         assert e.fake.interactions[token].original_id in e.fake.deleted  # the public "thinking…" placeholder is gone
 
         mark = e.fake.mark()
-        click = await e.fake.click(e.alice, question, f"chk:yes:{category}")
+        click = await e.fake.click(e.alice, question, check_yes(category))
         msg, outcome = await dc._next_call(e, 2)
-        assert (msg.choice, msg.is_private) == (f"chk:yes:{category}", False)
+        assert (msg.choice, msg.is_private) == (check_yes(category), False)
         assert outcome.escalation is not None and outcome.escalation.category == category
         assert any(not r.private for r in outcome.replies)  # the engine offers a public line for a server...
         sent = await e.fake.wait_sent(len(outcome.replies), since=mark)

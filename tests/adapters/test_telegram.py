@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import agree
+from support import agree, button
 
 from bot import bootstrap
 from bot.adapters.telegram_adapter import (
@@ -34,6 +34,7 @@ from bot.core import triage as T
 from bot.core.commands_parse import parse_command
 from bot.core.knowledge import Knowledge, load_knowledge
 from bot.core.messages import ChatRef, Choice, IncomingMessage, Outcome, Reply
+from bot.core.payloads import decode, forget, triage_answer
 from bot.core.ports import DeliveryError, ManualClock
 from tests.adapters.fake_telegram import JSON, FakeBotAPI
 
@@ -169,7 +170,7 @@ def _path_to(flow: T.TriageFlow, wanted: Any) -> list[str]:
     while queue:
         step_id, path = queue.popleft()
         for index, choice in enumerate(flow.steps[step_id].choices):
-            payloads = [*path, T.choice_payload(step_id, index)]
+            payloads = [*path, triage_answer(step_id, index)]
             if choice.outcome is not None and wanted(flow.outcomes[choice.outcome]):
                 return payloads
             if choice.next is not None and choice.next not in visited:
@@ -271,7 +272,7 @@ async def test_start_registers_commands_and_greets(
     sent = await _private_turn(api, engine, USER, "/start triage")
     assert engine.last[0].text == "/start triage"
     assert engine.last[1].kind == "triage"
-    assert any(p.startswith("tri:") for p in _payloads(sent[-1]))
+    assert any(button(p, "tri") for p in _payloads(sent[-1]))
 
 
 async def test_private_question_is_answered(api: FakeBotAPI, adapter: TelegramAdapter, engine: RecordingEngine) -> None:
@@ -311,7 +312,7 @@ async def test_did_you_mean_press_is_answered_then_keyboard_removed(
     sent = await _private_press(api, engine, USER, question, picked)
     msg, outcome = engine.last
     assert (msg.choice, msg.text) == (picked, "")
-    assert (outcome.kind, outcome.faq_id) == ("answer", picked.removeprefix("faq:"))
+    assert (outcome.kind, outcome.faq_id) == ("answer", decode(picked).args[0])  # type: ignore[union-attr]
     assert _texts(sent) == [r.text for r in outcome.replies]
 
     methods = [c.method for c in api.calls[before:] if c.method != "getUpdates"]
@@ -343,9 +344,9 @@ async def test_forget(api: FakeBotAPI, adapter: TelegramAdapter, engine: Recordi
     assert await runtime.store.find_user("telegram", str(USER)) is not None
     sent = await _private_turn(api, engine, USER, "/forget")
     assert engine.last[0].text == "/forget"
-    assert "forget:yes" in _payloads(sent[-1])
-    sent = await _private_press(api, engine, USER, sent[-1], "forget:yes")
-    assert engine.last[0].choice == "forget:yes"
+    assert forget(True) in _payloads(sent[-1])
+    sent = await _private_press(api, engine, USER, sent[-1], forget(True))
+    assert engine.last[0].choice == forget(True)
     assert _texts(sent) == [r.text for r in engine.last[1].replies]
     assert await runtime.store.find_user("telegram", str(USER)) is None
 
@@ -429,7 +430,7 @@ async def test_group_private_reply_falls_back_to_a_deep_link(
     api.blocked_chats.clear()  # they pressed the link: Start, then the check begins in private
     sent = await _private_turn(api, engine, USER, "/start triage")
     assert engine.last[1].kind == "triage"
-    assert any(p.startswith("tri:") for p in _payloads(sent[-1]))
+    assert any(button(p, "tri") for p in _payloads(sent[-1]))
 
     await _group_say(api, USER, "/mydata")
     await api.wait_sent(GROUP, 2)
@@ -500,8 +501,8 @@ async def test_followup_sent_by_the_scheduler_and_cancelled_when_blocked(
     sent = await _private_turn(api, engine, USER, "/triage")
     for payload in path:
         sent = await _private_press(api, engine, USER, sent[-1], payload)
-    offer = next(m for m in sent if any(p.startswith("fu:yes:") for p in _payloads(m)))
-    yes = next(p for p in _payloads(offer) if p.startswith("fu:yes:"))
+    offer = next(m for m in sent if any(button(p, "fu", "yes") for p in _payloads(m)))
+    yes = next(p for p in _payloads(offer) if button(p, "fu", "yes"))
     await _private_press(api, engine, USER, offer, yes)
     assert engine.last[1].kind == "followup"
 

@@ -13,13 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, ROOT, agree, dm, group
+from support import KNOWLEDGE, ROOT, agree, button, dm, group
 
 from bot.bootstrap import Runtime, build
 from bot.config import PrivacySettings, RateLimitSettings, Settings
 from bot.core.consent_text import ConsentText
 from bot.core.knowledge import KnowledgeError, load_knowledge
 from bot.core.messages import IncomingMessage, Outcome
+from bot.core.payloads import command, consent_yes, followup_offer
 from bot.core.ports import ManualClock
 from bot.storage.sqlite import Store
 
@@ -62,7 +63,7 @@ def text(out: Outcome) -> str:
 async def walk(rt: Runtime, out: Outcome, msg: IncomingMessage, *, check_rows: bool = False) -> Outcome:
     """Press the calm answer at each step until the check ends; with ``check_rows`` nothing may be stored meanwhile."""
     for _ in range(15):
-        step = [r for r in out.replies if any(c.payload.startswith("tri:") for c in r.choices)]
+        step = [r for r in out.replies if any(button(c.payload, "tri") for c in r.choices)]
         if not step:
             return out
         labels = {c.label: c.payload for c in step[-1].choices}
@@ -121,7 +122,7 @@ async def test_no_stores_nothing_and_still_completes_the_check(rt: Runtime) -> N
         assert (await cur.fetchone())[0] == 0  # type: ignore[index]
     again = await rt.engine.handle(dm("/triage"))  # not asked twice in the session
     assert again.kind == "triage"
-    assert (await rt.engine.handle(dm(choice="fu:yes:self-care-mild"))).kind == "followup"
+    assert (await rt.engine.handle(dm(choice=followup_offer("self-care-mild")))).kind == "followup"
     assert not any((await health_rows(rt.store, "test", "u1")).values())
 
 
@@ -179,8 +180,8 @@ async def test_withdrawal_leaves_no_health_rows_and_no_pending_checkins(rt: Runt
     before = await health_rows(rt.store, "test", "u1")
     assert all(before.values()), before
     shown = await rt.engine.handle(dm("/consent"))
-    assert "version 1" in text(shown) and payloads(shown) == {"Withdraw consent": "cmd:consent:withdraw"}
-    done = await rt.engine.handle(dm(choice="cmd:consent:withdraw"))
+    assert "version 1" in text(shown) and payloads(shown) == {"Withdraw consent": command("consent", "withdraw")}
+    done = await rt.engine.handle(dm(choice=command("consent", "withdraw")))
     assert "withdrawn" in text(done)
     assert await health_rows(rt.store, "test", "u1") == dict.fromkeys(HEALTH, 0)
     assert all((await health_rows(rt.store, "test", "other")).values()), "the bystander keeps theirs"
@@ -214,7 +215,7 @@ async def test_storage_down_keeps_the_consent_question_honest(rt: Runtime) -> No
     from bot.core.context import Context
     from bot.core.resilience import transient_user
 
-    msg = dm(choice="consent:yes:00000000:tri")
+    msg = dm(choice=consent_yes("00000000", "tri"))
     ctx = Context(msg, transient_user(msg, rt.clock.now()), rt.knowledge.current, degraded=True)  # type: ignore[attr-defined]
     out = await rt.engine.consent.choice(ctx, "yes:" + rt.knowledge.current.consent.short + ":tri")
     assert out.kind == "unavailable"
@@ -282,7 +283,7 @@ async def test_console_asks_and_a_typed_no_completes_the_check_from_memory(tmp_p
         for _ in range(15):
             console.render(out.replies)
             labels = [c.label for r in out.replies for c in r.choices]
-            if not any(c.payload.startswith("tri:") for r in out.replies for c in r.choices):
+            if not any(button(c.payload, "tri") for r in out.replies for c in r.choices):
                 break
             label = next((p for p in CALM if p in labels), labels[0])
             out = await rt.engine.handle(console.to_message(str(labels.index(label) + 1)))
@@ -365,8 +366,8 @@ def test_privacy_notice_is_filled_in_from_the_config(tmp_path: Path) -> None:
     for filled in ("privacy@hilltop.example", "90 days", "14 days", "Data Protection Commission", "GDPR Article 9"):
         assert filled in notice
     assert "{" not in notice and "<!--" not in notice
-    for command in ("/consent", "/mydata", "/forget"):
-        assert command in notice
+    for name in ("/consent", "/mydata", "/forget"):
+        assert name in notice
 
 
 def test_privacy_notice_without_an_operator_says_what_to_set() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from support import dm, group, press_agree
+from support import button, dm, group, press_agree
 
 from bot.bootstrap import Runtime
+from bot.core.payloads import decode
 
 
 async def test_faq_question_gets_the_matching_answer(quiet_runtime: Runtime) -> None:
@@ -85,9 +86,9 @@ async def test_did_you_mean_offers_choices_and_a_choice_answers(quiet_runtime: R
     if out.kind == "did-you-mean":
         assert 1 <= len(out.replies[0].choices) <= 3
         payload = out.replies[0].choices[0].payload
-        assert payload.startswith("faq:")
+        assert button(payload, "faq")
         picked = await engine.handle(dm(choice=payload))
-        assert picked.kind == "answer" and picked.faq_id == payload[4:]
+        assert picked.kind == "answer" and picked.faq_id == decode(payload).args[0]  # type: ignore[union-attr]
     else:
         assert out.kind == "answer"
 

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import press_agree
+from support import button, press_agree
 
 import bot.bootstrap
 from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings
 from bot.core.engine import Engine
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
+from bot.core.payloads import CHECKIN_ANSWERS, checkin_answer, decode, faq, followup_offer, forget
 from bot.core.ports import DeliveryError, ManualClock
 from bot.storage.sqlite import Followup, Store
 
@@ -99,7 +100,7 @@ async def run_triage(engine: Engine, user: str) -> Outcome:
     out = await press_agree(engine, await engine.handle(dm(user, "/triage")), dm(user))  # consent: yes
     assert out.kind == "triage"
     for _ in range(15):
-        step = [r for r in out.replies if r.choices and any(c.payload.startswith("tri:") for c in r.choices)]
+        step = [r for r in out.replies if r.choices and any(button(c.payload, "tri") for c in r.choices)]
         if not step:
             return out
         labels = {c.label: c.payload for c in step[-1].choices}
@@ -112,7 +113,7 @@ async def accept_followup(engine: Engine, user: str) -> Outcome:
     """Run the triage to self-care and press "Yes, check in"."""
     end = await run_triage(engine, user)
     offer = all_choices(end)
-    assert offer.get("Yes, check in") == "fu:yes:self-care-mild", offer
+    assert offer.get("Yes, check in") == followup_offer("self-care-mild"), offer
     out = await engine.handle(dm(user, "Yes, check in", choice=offer["Yes, check in"]))
     assert out.kind == "followup"
     return out
@@ -159,7 +160,7 @@ async def deliver(runtime: Runtime, clock: ManualClock, days: float, user: str) 
     target, replies = adapter.sent[-1]
     assert target == ChatRef(PLATFORM, user, f"dm-{user}")
     (reply,) = replies
-    found = {m.group(1) for c in reply.choices if (m := re.fullmatch(r"fu:(\d+):(better|same|worse)", c.payload))}
+    found = {p.args[0] for c in reply.choices if (p := decode(c.payload)) and p.kind == "fu" and p.args[0].isdigit()}
     assert len(found) == 1 and len(reply.choices) == 3
     return int(found.pop())
 
@@ -175,7 +176,7 @@ async def test_acceptance_self_care_checkin_sent_once_across_restarts(tmp_path: 
         assert "common running strain" in text_of(end)  # the self-care-mild outcome
         offer = [r for r in end.replies if "check in" in r.text]
         assert len(offer) == 1 and "3 days" in offer[0].text
-        out = await first.engine.handle(dm("runner-1", "Yes, check in", choice="fu:yes:self-care-mild"))
+        out = await first.engine.handle(dm("runner-1", "Yes, check in", choice=followup_offer("self-care-mild")))
         assert "in 3 days" in text_of(out)
         stored = await only_followup(first.store, "runner-1")
         assert (stored.state, stored.topic, stored.chat_id, stored.checkins) == (
@@ -207,9 +208,9 @@ async def test_acceptance_self_care_checkin_sent_once_across_restarts(tmp_path: 
         target, replies = adapter.sent[0]
         assert target == ChatRef(PLATFORM, "runner-1", "dm-runner-1")
         assert replies[0].text.startswith("Hi, it's runbot checking in")
-        assert [c.payload for c in replies[0].choices] == [f"fu:{stored.id}:{a}" for a in ("better", "same", "worse")]
+        assert [c.payload for c in replies[0].choices] == [checkin_answer(stored.id, a) for a in CHECKIN_ANSWERS]
         # the new process understands the button sent by the old one
-        out = await fourth.engine.handle(dm("runner-1", "Better", choice=f"fu:{stored.id}:better"))
+        out = await fourth.engine.handle(dm("runner-1", "Better", choice=checkin_answer(stored.id, "better")))
         assert out.kind == "followup"
 
 
@@ -224,16 +225,16 @@ async def test_accepting_wakes_the_scheduler(rt: Runtime) -> None:
 async def test_better_ends_the_series_with_prevention_links(rt: Runtime, clock: ManualClock) -> None:
     await accept_followup(rt.engine, "r")
     fid = await deliver(rt, clock, 3, "r")
-    out = await rt.engine.handle(dm("r", "Better", choice=f"fu:{fid}:better"))
+    out = await rt.engine.handle(dm("r", "Better", choice=checkin_answer(fid, "better")))
     assert out.kind == "followup"
-    assert {"faq:prevention", "faq:core-exercises"} <= set(payloads(out))
+    assert {faq("prevention"), faq("core-exercises")} <= set(payloads(out))
     assert "not medical advice" in text_of(out)
     assert (await only_followup(rt.store, "r")).state == "done"
     clock.advance(days=60)
     assert await rt.scheduler.run_due() == 0
     assert await rt.store.next_due() is None
     # the same button again is stale
-    again = await rt.engine.handle(dm("r", "Better", choice=f"fu:{fid}:better"))
+    again = await rt.engine.handle(dm("r", "Better", choice=checkin_answer(fid, "better")))
     assert again.kind == "expired"
 
 
@@ -245,7 +246,7 @@ async def test_same_twice_suggests_a_professional_and_series_stops_after_three(
     await accept_followup(rt.engine, "r")
 
     fid = await deliver(rt, clock, 3, "r")
-    out = await rt.engine.handle(dm("r", "Same", choice=f"fu:{fid}:same"))
+    out = await rt.engine.handle(dm("r", "Same", choice=checkin_answer(fid, "same")))
     assert "physiotherapist" not in text_of(out) and "in 7 days" in text_of(out)
     f = await only_followup(rt.store, "r")
     assert (f.state, f.same_count, f.checkins, f.due_at) == ("pending", 1, 1, clock.now() + timedelta(days=interval))
@@ -253,13 +254,13 @@ async def test_same_twice_suggests_a_professional_and_series_stops_after_three(
     assert await rt.scheduler.run_due() == 0  # not early
 
     assert await deliver(rt, clock, 0.01, "r") == fid
-    out = await rt.engine.handle(dm("r", "Same", choice=f"fu:{fid}:same"))
+    out = await rt.engine.handle(dm("r", "Same", choice=checkin_answer(fid, "same")))
     assert "physiotherapist or your doctor" in text_of(out)  # about two weeks without improvement
     f = await only_followup(rt.store, "r")
     assert (f.state, f.same_count, f.checkins) == ("pending", 2, 2)
 
     assert await deliver(rt, clock, interval, "r") == fid  # the third and last check-in
-    out = await rt.engine.handle(dm("r", "Same", choice=f"fu:{fid}:same"))
+    out = await rt.engine.handle(dm("r", "Same", choice=checkin_answer(fid, "same")))
     assert "physiotherapist or your doctor" in text_of(out)
     assert "check in again" not in text_of(out)
     f = await only_followup(rt.store, "r")
@@ -272,7 +273,7 @@ async def test_same_twice_suggests_a_professional_and_series_stops_after_three(
 async def test_worse_advises_a_professional(rt: Runtime, clock: ManualClock) -> None:
     await accept_followup(rt.engine, "r")
     fid = await deliver(rt, clock, 3, "r")
-    out = await rt.engine.handle(dm("r", "Worse", choice=f"fu:{fid}:worse"))
+    out = await rt.engine.handle(dm("r", "Worse", choice=checkin_answer(fid, "worse")))
     text = text_of(out)
     assert out.kind == "followup"
     assert "physiotherapist or your doctor" in text
@@ -305,7 +306,7 @@ async def test_free_text_red_flag_in_reply_to_a_checkin_escalates(rt: Runtime, c
 async def test_a_checkin_answer_from_another_user_is_refused(rt: Runtime, clock: ManualClock) -> None:
     await accept_followup(rt.engine, "r")
     fid = await deliver(rt, clock, 3, "r")
-    out = await rt.engine.handle(dm("intruder", "Better", choice=f"fu:{fid}:better"))
+    out = await rt.engine.handle(dm("intruder", "Better", choice=checkin_answer(fid, "better")))
     assert out.kind == "expired"
     assert (await only_followup(rt.store, "r")).state == "awaiting"
 
@@ -449,8 +450,8 @@ async def test_followups_off_cancels_and_stops_offers_then_on_again(rt: Runtime,
     assert adapter_of(rt).attempts == 0
 
     end = await run_triage(engine, "r")
-    assert not any(p.startswith("fu:") for p in payloads(end))  # no offer while off
-    stale = await engine.handle(dm("r", "Yes, check in", choice="fu:yes:self-care-mild"))  # an old button
+    assert not any(button(p, "fu") for p in payloads(end))  # no offer while off
+    stale = await engine.handle(dm("r", "Yes, check in", choice=followup_offer("self-care-mild")))  # an old button
     assert "turned off" in text_of(stale)
     assert (await only_followup(rt.store, "r")).state == "cancelled"  # nothing new stored
 
@@ -542,13 +543,13 @@ async def test_forget_asks_then_deletes_every_row_about_the_user(rt: Runtime, cl
         assert (await cur.fetchone())[0] > 0  # type: ignore[index]
 
     ask = await engine.handle(dm(gone, "/forget"))
-    assert {"forget:yes", "forget:no"} <= set(payloads(ask))
+    assert {forget(True), forget(False)} <= set(payloads(ask))
     assert await rows_about(store, user.id, markers) == before  # nothing deleted before confirming
-    kept = await engine.handle(dm(gone, "No, keep it", choice="forget:no"))
+    kept = await engine.handle(dm(gone, "No, keep it", choice=forget(False)))
     assert "nothing was deleted" in text_of(kept)
     assert await rows_about(store, user.id, markers) == before
 
-    done = await engine.handle(dm(gone, "Yes, delete everything", choice="forget:yes"))
+    done = await engine.handle(dm(gone, "Yes, delete everything", choice=forget(True)))
     assert "deleted everything" in text_of(done)
     await store.flush()
     after = await rows_about(store, user.id, markers)
@@ -760,7 +761,7 @@ async def test_intervals_come_from_settings(tmp_path: Path, clock: ManualClock) 
         out = await accept_followup(runtime.engine, "r")
         assert "in 1 day" in text_of(out)
         fid = await deliver(runtime, clock, 1, "r")
-        out = await runtime.engine.handle(dm("r", "Same", choice=f"fu:{fid}:same"))
+        out = await runtime.engine.handle(dm("r", "Same", choice=checkin_answer(fid, "same")))
         assert (await only_followup(runtime.store, "r")).state == "done"  # max_checkins=1
 
 
@@ -839,7 +840,7 @@ async def run_triage_on(engine: Engine, console: object) -> Outcome:
         out = await engine.handle(console.to_message("1"))
     for _ in range(15):
         console.render(out.replies)
-        step = [r for r in out.replies if r.choices and any(c.payload.startswith("tri:") for c in r.choices)]
+        step = [r for r in out.replies if r.choices and any(button(c.payload, "tri") for c in r.choices)]
         if not step:
             return out
         labels = [c.label for r in out.replies for c in r.choices]
@@ -883,7 +884,7 @@ async def test_a_checkin_answer_after_a_consent_change_stores_nothing_and_asks_a
     fid = await deliver(rt, clock, 3, "r")
     k = rt.knowledge.current
     rt.knowledge.swap(dataclasses.replace(k, consent=ConsentText("2", k.consent.text + " We now also keep X.")))
-    out = await rt.engine.handle(dm("r", "Same", choice=f"fu:{fid}:same"))
+    out = await rt.engine.handle(dm("r", "Same", choice=checkin_answer(fid, "same")))
     assert out.kind == "consent"
     assert "Keep moving gently" in out.replies[0].text  # the advice is still given
     assert CHECKINS_STOPPED in text_of(out) and "version 2" in text_of(out)

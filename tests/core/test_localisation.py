@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, dm, group, press_agree
+from support import KNOWLEDGE, button, dm, group, press_agree
 
 from bot.bootstrap import Runtime, build
 from bot.config import ConfigError, RateLimitSettings, SafetySettings, Settings, load_settings
@@ -232,7 +232,7 @@ async def _walk_triage(rt: Runtime, limit: int = 400) -> list[tuple[tuple[str, .
         seen = [await press_agree(rt.engine, await rt.engine.handle(start), start)]
         for payload in path:
             seen.append(await rt.engine.handle(dm("", user=user, choice=payload)))
-        buttons = [c.payload for r in seen[-1].replies for c in r.choices if c.payload.startswith("tri:")]
+        buttons = [c.payload for r in seen[-1].replies for c in r.choices if button(c.payload, "tri")]
         if buttons:
             todo += [(*path, b) for b in buttons]
         else:

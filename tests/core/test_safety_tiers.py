@@ -14,6 +14,7 @@ from support import KNOWLEDGE, dm, group, shipped_knowledge, tier
 from bot.bootstrap import Runtime
 from bot.core.knowledge import load_knowledge
 from bot.core.messages import IncomingMessage
+from bot.core.payloads import check_no, check_yes
 from bot.core.red_flags import RedFlagDetector
 from bot.core.text import unify
 from bot.lint import red_flag_examples
@@ -207,7 +208,7 @@ async def test_a_check_asks_one_question_with_yes_and_no(runtime: Runtime) -> No
     assert outcome.safety_check is not None and outcome.safety_check.category == "rhabdo"
     [reply] = outcome.replies
     assert outcome.safety_check.question in reply.text
-    assert [c.payload for c in reply.choices] == ["chk:yes:rhabdo", "chk:no"]
+    assert [c.payload for c in reply.choices] == [check_yes("rhabdo"), check_no()]
 
 
 async def test_yes_escalates_that_category(runtime: Runtime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import KNOWLEDGE, dm, press_agree
+from support import KNOWLEDGE, button, dm, press_agree
 
 from bot.bootstrap import Runtime, build
 from bot.config import Settings
@@ -126,8 +126,8 @@ async def test_triage_survives_a_restart_between_answers(tmp_path: Path) -> None
         assert out.kind == "triage"
         plan = out.replies[0]
         assert "not medical advice" in plan.text
-        assert any(c.payload.startswith("faq:") for c in plan.choices)
-        assert any(c.payload.startswith("fu:yes:") for r in out.replies for c in r.choices)
+        assert any(button(c.payload, "faq") for c in plan.choices)
+        assert any(button(c.payload, "fu", "yes") for r in out.replies for c in r.choices)
         user = await rt.store.user("test", "u1")
         assert await rt.store.get_triage(user) is None
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, dm, press_agree
+from support import KNOWLEDGE, button, dm, press_agree
 
 from bot.bootstrap import Runtime
 from bot.config import SafetySettings
@@ -15,6 +15,7 @@ from bot.core import replies as R
 from bot.core import triage as T
 from bot.core.knowledge import KnowledgeError, load_knowledge
 from bot.core.messages import Escalation, Outcome
+from bot.core.payloads import decode, followup_offer
 from bot.core.placeholders import fill, region_words
 from bot.core.yamlio import load_text
 
@@ -28,10 +29,10 @@ async def walk(engine, answers: dict[str, str], user: str = "u1") -> tuple[Outco
     out = await press_agree(engine, await engine.handle(dm("/triage", user=user)), dm("/triage", user=user))
     asked: list[str] = []
     for _ in range(20):
-        buttons = [c for r in out.replies for c in r.choices if c.payload.startswith("tri:")]
+        buttons = [c for r in out.replies for c in r.choices if button(c.payload, "tri")]
         if not buttons:
             return out, asked
-        step_id = buttons[0].payload.split(":")[1]
+        step_id = decode(buttons[0].payload).args[0]  # type: ignore[union-attr]
         asked.append(step_id)
         want = answers.get(step_id, CALM.get(step_id, "No"))
         press = next(c for c in buttons if c.label.startswith(want))
@@ -59,7 +60,7 @@ async def test_over_50_and_new_asks_the_remaining_questions_and_raises_the_plan(
     assert "common running strain" in text  # the plan the answers led to ...
     assert "over 50" in text and "next week or two" in text  # ... with the flag's note
     assert net("see-professional") in text and net("self-care") not in text  # raised to see-professional
-    assert any(c.payload == "fu:yes:self-care-mild" for r in out.replies for c in r.choices)
+    assert any(c.payload == followup_offer("self-care-mild") for r in out.replies for c in r.choices)
 
 
 async def test_over_50_with_night_pain_stays_urgent(quiet_runtime: Runtime) -> None:
@@ -113,7 +114,7 @@ async def test_one_leg_tingling_alone_is_self_care_sciatica(quiet_runtime: Runti
     text = plan(out)
     assert "sciatica" in text and "don't run" not in text.lower()
     assert text.index("sciatica") < text.index(net("self-care"))  # the sciatica plan, then the safety net
-    assert any(c.payload == "fu:yes:self-care-sciatica" for r in out.replies for c in r.choices)
+    assert any(c.payload == followup_offer("self-care-sciatica") for r in out.replies for c in r.choices)
 
 
 async def test_one_leg_for_over_six_weeks_is_assessed(quiet_runtime: Runtime) -> None:

@@ -7,6 +7,7 @@ import itertools
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,12 @@ from support import KNOWLEDGE, dm, group, press_agree
 from bot import bootstrap
 from bot.bootstrap import Runtime, build
 from bot.config import Settings
+from bot.core import payloads
 from bot.core import replies as R
 from bot.core.engine import EngineOptions
 from bot.core.knowledge import Knowledge, load_knowledge
-from bot.core.messages import MAX_PAYLOAD_BYTES, IncomingMessage, Outcome
+from bot.core.messages import IncomingMessage, Outcome
+from bot.core.payloads import MAX_PAYLOAD_BYTES
 from bot.core.ports import ManualClock
 from bot.core.text import MAX_MATCH_CHARS
 
@@ -186,13 +189,13 @@ async def test_a_stale_triage_button_expires_after_the_check_moved_on(quiet_runt
 async def test_real_buttons_still_work(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
     fallback = await engine.handle(dm("qwerty zxcvb asdfgh"))
-    payloads = [c.payload for r in fallback.replies for c in r.choices]
-    assert "cmd:triage" in payloads and "cmd:help" in payloads
-    assert (await engine.handle(dm(choice="cmd:help"))).kind == "command"
-    assert (await engine.handle(dm(choice="cmd:triage"))).kind == "consent"  # the first check asks to store
-    assert (await engine.handle(dm(choice="forget:no"))).kind == "command"
+    offered = [c.payload for r in fallback.replies for c in r.choices]
+    assert payloads.command("triage") in offered and payloads.command("help") in offered
+    assert (await engine.handle(dm(choice=payloads.command("help")))).kind == "command"
+    assert (await engine.handle(dm(choice=payloads.command("triage")))).kind == "consent"  # the check asks to store
+    assert (await engine.handle(dm(choice=payloads.forget(False)))).kind == "command"
     faq_id = next(iter(quiet_runtime.knowledge.current.entries))
-    assert (await engine.handle(dm(choice=f"faq:{faq_id}"))).faq_id == faq_id
+    assert (await engine.handle(dm(choice=payloads.faq(faq_id)))).faq_id == faq_id
 
 
 # ------------------------------------------------------------------------------------------ property test
@@ -212,7 +215,8 @@ _hostile_text = st.one_of(
               st.from_regex(r"[a-z]{3,10}", fullmatch=True)),
     st.sampled_from(NASTY[:14]).flatmap(lambda n: st.text(_anything, max_size=50).map(lambda t: n + t)),
 )
-_prefixes = st.sampled_from(["", "faq:", "tri:", "tri:start", "fu:", "fu:yes:", "cmd:", "forget:"])
+_prefixes = st.sampled_from(["", "faq:", "tri:", "tri:start", "fu:", "fu:yes:", "cmd:", "forget:", "1:faq:", "1:tri:",
+                             "1:fu:", "1:cmd:", "1:", "2:faq:", "0:forget:"])
 _hostile_choice = st.builds(lambda p, t: (p + t), _prefixes, st.text(_anything, max_size=70))
 
 
@@ -226,9 +230,11 @@ def test_property_arbitrary_unicode_never_breaks_the_engine(tmp_path: Path) -> N
     loop.run_until_complete(rt.start())
     users = itertools.count()
     examples = [0]
-    issued = {f"faq:{i}" for i in rt.knowledge.current.entries} | {"tri:start", "cmd:triage", "cmd:help",
-                                                                     "cmd:followups:on", "cmd:followups:off",
-                                                                     "forget:yes", "forget:no", "fu:no"}
+    issued = {payloads.decode(p) for p in (*map(payloads.faq, rt.knowledge.current.entries), payloads.triage_start(),
+                                            payloads.command("triage"), payloads.command("help"),
+                                            payloads.command("followups", "on"), payloads.command("followups", "off"),
+                                            payloads.forget(True), payloads.forget(False), payloads.followup_decline())}
+    unchecked = {payloads.Kind.TRIAGE, payloads.Kind.FOLLOWUP}  # their meaning depends on the user's stored state
 
     @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
               database=None)
@@ -245,7 +251,9 @@ def test_property_arbitrary_unicode_never_breaks_the_engine(tmp_path: Path) -> N
         pressed = loop.run_until_complete(rt.engine.handle(IncomingMessage("test", user, f"chat-{user}",
                                                                            choice=choice, is_private=private)))
         _sensible(pressed)
-        if choice not in issued and not choice.startswith(("tri:", "fu:")):
+        decoded = payloads.decode(choice)
+        if decoded is None or (replace(decoded, version=payloads.VERSION) not in issued
+                               and decoded.kind not in unchecked):
             assert pressed.kind == "expired", (choice, pressed.kind)
         if pressed.kind == "expired":
             assert [r.text for r in pressed.replies] == [R.EXPIRED]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bot.core.messages import ChatRef, Reply  # noqa: E402
+from bot.core.payloads import decode  # noqa: E402
 from bot.storage.sqlite import Store  # noqa: E402
 
 PLATFORM = "test"
@@ -51,7 +51,7 @@ class FileAdapter:
 
     async def send(self, target: ChatRef, replies: Sequence[Reply]) -> None:
         await asyncio.sleep(self.delay)  # the network
-        ids = {m.group(1) for r in replies for c in r.choices if (m := re.fullmatch(r"fu:(\d+):\w+", c.payload))}
+        ids = {p.args[0] for r in replies for c in r.choices if (p := decode(c.payload)) and p.args[0].isdigit()}
         (followup_id,) = ids
         await asyncio.to_thread(append_line, self.fd, f"{followup_id} {target.user_id} {target.chat_id}\n")
 

@@ -19,6 +19,7 @@ from bot.bootstrap import Runtime, build
 from bot.config import Settings
 from bot.core.engine import EngineOptions
 from bot.core.messages import ChatRef, IncomingMessage, Reply
+from bot.core.payloads import faq
 from bot.core.reload import KnowledgeWatcher
 
 POLL = 0.05
@@ -240,7 +241,7 @@ async def test_stream_of_messages_during_twenty_rewrites(live, folder: Path) -> 
             reply = out.replies[0]
             answer_mark = MARK.search(reply.text)
             assert answer_mark is not None, reply.text
-            titles = [c.label for c in reply.choices if c.payload == "faq:privacy"]
+            titles = [c.label for c in reply.choices if c.payload == faq("privacy")]
             assert len(titles) == 1
             seen.append((answer_mark.group(1), titles[0][-1]))
             await asyncio.sleep(0)

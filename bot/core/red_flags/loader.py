@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from bot.core.payloads import MAX_CATEGORY_ID
 from bot.core.placeholders import NAMES as PLACEHOLDERS
 from bot.core.red_flags.builder import CONCEPT_RE, Builder, item_line, key_line, type_name
 from bot.core.red_flags.context_loader import read_lexicon, read_real_words, read_settings, read_specials
@@ -176,6 +177,9 @@ def _parse_category(
     cid = cat.get("id")
     if not isinstance(cid, str) or not _ID_RE.match(cid):
         b.problem(key_line(cat, "id", line), "category 'id' must be kebab-case text, like cauda-equina")
+        ok = False
+    elif len(cid) > MAX_CATEGORY_ID:  # the safety question's "Yes" button carries it
+        b.problem(key_line(cat, "id", line), f"category id '{cid}' is too long (at most {MAX_CATEGORY_ID} characters)")
         ok = False
     elif cid in seen_ids:
         first_file, _, first_line = seen_ids[cid].rpartition(":")
