@@ -26,6 +26,11 @@ def every_issued_payload() -> list[str]:
         *(payloads.consent_no(a) for a in payloads.CONSENT_ACTIONS),
         payloads.forget(True),
         payloads.forget(False),
+        payloads.moderation("rv", 0),
+        payloads.moderation("ph", 12, "abcdef12", "x" * 40),  # the longest the review card builds
+        payloads.moderation("ed", "overstriding"),
+        payloads.moderation("cht", "abcdef12"),
+        payloads.moderation("undo", 7),
     ]
 
 
@@ -55,7 +60,7 @@ def test_buttons_sent_before_the_version_prefix_still_work() -> None:
         "chk:yes:Not-A-Category", "chk:maybe",
         "cmd:forget:yes", "cmd:faq:reload", "cmd:mydata",  # never a button: no confirmation would be asked
         "consent:yes:xyz:tri", "consent:no:elsewhere", "forget:maybe", "forget:yes:now",
-        "other-bot:payload", "1:faq:" + "a" * 60,
+        "other-bot:payload", "1:faq:" + "a" * 60, "mod:zz:1", "mod:rv:x", "mod:undo",
     ],
 )
 def test_a_forged_foreign_or_over_long_payload_does_not_decode(raw: str | None) -> None:
