@@ -8,6 +8,7 @@ import logging
 import signal
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.bootstrap import Runtime, build
 from bot.config import Settings, token
@@ -17,6 +18,9 @@ from bot.core.text import warm_up
 from bot.storage import claims
 from bot.storage.consent import purge_health
 from bot.storage.faq_edits import SqliteModerationLog
+
+if TYPE_CHECKING:
+    from bot.ops.server import OpsServer
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,8 @@ class App:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.housekeeping_seconds = HOUSEKEEPING_SECONDS
+        #: the operations endpoint while running (``ops.listen`` set), else None
+        self.ops: OpsServer | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -99,7 +105,14 @@ class App:
         await rt.start()
         await asyncio.to_thread(warm_up)  # the look-alike table, off the loop before the first message
         started: list[Adapter] = []
+        self.ops = None
         try:
+            address = self.settings.ops.address
+            if address is not None:  # first, so an orchestrator sees "starting" (503) rather than nothing
+                from bot.ops.server import OpsServer
+
+                self.ops = OpsServer(rt, *address)
+                await self.ops.start()
             adapters = adapters if adapters is not None else make_adapters(rt, self.platforms)
             for adapter in adapters:
                 try:
@@ -109,7 +122,8 @@ class App:
                 started.append(adapter)
                 rt.add_adapter(adapter)
                 log.info("%s adapter started", adapter.platform)
-            self._tasks.append(asyncio.create_task(rt.scheduler.run(), name="followups"))
+            scheduler = asyncio.create_task(rt.scheduler.run(), name="followups")
+            self._tasks.append(scheduler)
             from bot.core.reload import KnowledgeWatcher
 
             watcher = KnowledgeWatcher(rt)
@@ -119,6 +133,9 @@ class App:
             self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
             if self.settings.moderation.digest:
                 self._tasks.append(asyncio.create_task(self.digest().run(), name="weekly-digest"))
+            if self.ops is not None:
+                self.ops.health.scheduler_task = scheduler
+                self.ops.health.started = True
             await self._stop.wait()
             log.info("shutting down")
         finally:
@@ -132,6 +149,8 @@ class App:
                     await asyncio.wait_for(adapter.stop(), timeout=SHUTDOWN_GRACE)
                 except Exception:
                     log.exception("error while stopping %s", adapter.platform)
+            if self.ops is not None:
+                await self.ops.stop()
             await rt.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):

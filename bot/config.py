@@ -12,6 +12,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from bot.core.placeholders import NAMES, PRESETS, REGIONS
 from bot.core.yamlio import LDict, YamlError, load_text
+from bot.ops.address import parse_listen
 
 DEFAULT_CONFIG = "config.yaml"
 TOKEN_ENV = {"discord": "DISCORD_TOKEN", "telegram": "TELEGRAM_TOKEN"}
@@ -136,6 +137,21 @@ class DiscordSettings:
     listen_channel_ids: tuple[int, ...] = ()
     moderator_role_ids: tuple[int, ...] = ()
     moderator_channel_id: int | None = None
+    #: sharding over several processes: the total number of shards, and the ones this process runs (both unset:
+    #: one process runs every shard Discord recommends)
+    shard_count: int | None = _num(None, 1, 65536)
+    shard_ids: tuple[int, ...] = field(default=(), metadata={"lo": 0, "hi": 65535})
+
+    def __post_init__(self) -> None:
+        ids, count, where = self.shard_ids, self.shard_count, ("discord", "shard_ids")
+        if ids and count is None:
+            raise ConfigError("discord.shard_ids: needs discord.shard_count (the total over every process)", where)
+        if count is not None and any(i >= count for i in ids):
+            wrong = next(i for i in ids if i >= count)
+            raise ConfigError(f"discord.shard_ids: shard {wrong} does not exist with shard_count {count} (ids run "
+                              f"from 0 to {count - 1})", where)
+        if len(set(ids)) != len(ids):
+            raise ConfigError("discord.shard_ids: a shard is listed twice", where)
 
 
 @dataclass(frozen=True)
@@ -169,6 +185,25 @@ class ModerationSettings:
 
 
 @dataclass(frozen=True)
+class OpsSettings:
+    """The operations endpoint (/healthz, /metrics): off unless ``listen`` is set."""
+
+    listen: str | None = None  # "host:port", or a port alone for 127.0.0.1 (bot/ops/address.py)
+
+    def __post_init__(self) -> None:
+        if self.listen is not None:
+            try:
+                host, port = parse_listen(self.listen)
+            except ValueError as exc:
+                raise ConfigError(f"ops.listen: {exc}", ("ops", "listen")) from None
+            object.__setattr__(self, "listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return None if self.listen is None else parse_listen(self.listen)
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: message texts are health data: they reach the log (at any level) only when this is set to true explicitly
@@ -187,6 +222,7 @@ class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     #: where the settings came from (a file path or "built-in defaults"); not a config key
     origin: str = "built-in defaults"

@@ -18,6 +18,7 @@ from discord.utils import MISSING
 
 from bot.adapters.discord_commands import build_commands
 from bot.adapters.discord_faq_ui import DiscordFaqForms
+from bot.adapters.discord_ops import IDENTIFY_PAUSE, DiscordOps, ShardPacing, runs_shard_zero, shard_options
 from bot.adapters.discord_ui import NOT_YOURS, ChoiceButton, button_owner, choices_view, disabled_view, split_message
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.ports import DeliveryError
@@ -50,6 +51,8 @@ class DiscordAdapterSettings:
     listen_channel_ids: tuple[int, ...] = ()
     moderator_role_ids: tuple[int, ...] = ()
     moderator_channel_id: int | None = None
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] = ()
 
     @classmethod
     def from_settings(cls, discord_settings: Any) -> DiscordAdapterSettings:
@@ -59,6 +62,8 @@ class DiscordAdapterSettings:
             listen_channel_ids=tuple(discord_settings.listen_channel_ids),
             moderator_role_ids=tuple(discord_settings.moderator_role_ids),
             moderator_channel_id=discord_settings.moderator_channel_id,
+            shard_count=getattr(discord_settings, "shard_count", None),
+            shard_ids=tuple(getattr(discord_settings, "shard_ids", ())),
         )
 
 
@@ -82,8 +87,8 @@ def shown_name(user: discord.abc.User) -> str:
     return discord.utils.escape_markdown(clean_name(user.display_name, 32))
 
 
-class _Client(discord.Client):
-    """discord.Client wired to one adapter."""
+class _Client(ShardPacing, discord.AutoShardedClient):
+    """discord.py's client wired to one adapter; runs the shards of ``discord.shard_ids`` (all when unset)."""
 
     def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
         intents = discord.Intents.none()
@@ -117,7 +122,7 @@ class _Client(discord.Client):
         self.adapter._report("slash command", error)
 
 
-class DiscordAdapter:
+class DiscordAdapter(DiscordOps):
     """Runs a discord.py client and translates between Discord and the engine (implements ports.Adapter)."""
 
     platform = PLATFORM
@@ -139,7 +144,9 @@ class DiscordAdapter:
         self.settings = settings
         self._token = token
         self._on_error = on_error
-        self.client = _Client(self, guild_ready_timeout=guild_ready_timeout)
+        self.identify_pause = IDENTIFY_PAUSE
+        sharding = shard_options(settings.shard_count, settings.shard_ids)
+        self.client = _Client(self, guild_ready_timeout=guild_ready_timeout, **sharding)
         #: the moderators' FAQ forms and editing commands (issue 17); None without a moderators' desk
         self.faq_forms = DiscordFaqForms(moderation, self) if moderation is not None else None
         self._ready = asyncio.Event()
@@ -200,8 +207,8 @@ class DiscordAdapter:
     async def _setup(self) -> None:
         """Runs once after login: register the buttons and commands, sync the commands."""
         self.client.add_dynamic_items(ChoiceButton)
-        if not self.receive:
-            return
+        if not self.receive or not runs_shard_zero(self.settings.shard_count, self.settings.shard_ids):
+            return  # one process syncs the commands: the one running shard 0
         tree = self.client.tree
         commands = build_commands(self._run_command)
         if self.faq_forms is not None:
@@ -254,7 +261,13 @@ class DiscordAdapter:
             view = choices_view(reply.choices) if last and reply.choices else MISSING
             ref = reference.to_reference(fail_if_not_exists=False) if reference is not None and i == 0 else None
             file = _file(reply) if last else MISSING  # /mydata's JSON file goes with the last part (issue 16)
-            await target.send(content=chunk or None, view=view, allowed_mentions=NO_MENTIONS, reference=ref, file=file)  # type: ignore[arg-type]
+            try:
+                await target.send(  # type: ignore[call-overload]
+                    content=chunk or None, view=view, allowed_mentions=NO_MENTIONS, reference=ref, file=file
+                )
+            except Exception as exc:
+                self._send_failed(exc)
+                raise
 
     # ------------------------------------------------------------------ messages
     async def _on_message(self, message: discord.Message) -> None:
@@ -391,10 +404,14 @@ class DiscordAdapter:
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
             view = choices_view(reply.choices) if last and reply.choices else MISSING
-            await interaction.followup.send(
-                content=chunk, view=view, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS,
-                file=_file(reply) if last else MISSING,
-            )
+            try:
+                await interaction.followup.send(
+                    content=chunk, view=view, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS,
+                    file=_file(reply) if last else MISSING,
+                )
+            except Exception as exc:
+                self._send_failed(exc)
+                raise
 
     async def _on_choice(self, interaction: discord.Interaction[Any], payload: str) -> None:
         """A pressed button: acknowledge, ask the engine, disable the old buttons, send the replies. Someone else's

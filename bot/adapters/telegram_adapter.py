@@ -154,7 +154,10 @@ class TelegramAdapter(TelegramSending):
         notices = getattr(self._engine, "notices", None)
         if self._receive and notices is not None:  # the first-message notice counts once delivered
             notices.after_delivery(self.platform)
-        self._outbox = Outbox(is_group=lambda key: isinstance(key, int) and key < 0)
+        self._outbox = Outbox(
+            is_group=lambda key: isinstance(key, int) and key < 0, on_retry=self._flood_retry,
+            on_failure=self._send_failed,
+        )
         if not self._receive:
             log.info("Telegram: connected as @%s to send only", app.bot.username)
             return
@@ -238,18 +241,6 @@ class TelegramAdapter(TelegramSending):
             raise DeliveryError(f"not a Telegram user id: {target.user_id!r}", permanent=True) from None
         actions = [a for reply in replies for a in self._actions(chat_id, reply)]
         await self._submit(chat_id, actions, urgent=any(r.escalation for r in replies))
-
-    async def notify_moderators(self, text: str) -> bool:
-        """Post a note (e.g. knowledge reload problems) in the moderators' chat; False if none or it failed."""
-        chat_id = self._settings.moderator_chat_id
-        if chat_id is None or self._app is None:
-            return False
-        try:
-            await self._send_reply(chat_id, Reply(text))
-        except DeliveryError as exc:
-            log.warning("Telegram: could not notify the moderators' chat: %s", exc)
-            return False
-        return True
 
     async def _hand_over(
         self, update: Update, incoming: IncomingMessage, outcome: Outcome, delivery: Awaitable[None]

@@ -64,6 +64,8 @@ class Intake:
         self._open: set[int] = set()  # fetched (or replayed) and not yet answered
         self._last = 0
         self.fetched = 0
+        #: the last getUpdates failed (network, or Telegram refused it): /healthz reports Telegram disconnected
+        self.failing = False
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self, *, webhook: bool) -> None:
@@ -94,6 +96,11 @@ class Intake:
             self.lanes.put_nowait(chat_key(update), update)
         self._last = last or 0
         return None if last is None else last + 1
+
+    @property
+    def polling(self) -> bool:
+        """The getUpdates loop runs and its last call worked."""
+        return self._receiver is not None and not self._receiver.done() and not self.failing
 
     async def stop_receiving(self) -> None:
         task, self._receiver = self._receiver, None
@@ -142,18 +149,22 @@ class Intake:
                     allowed_updates=self.allowed_updates,
                 )
             except RetryAfter as exc:
+                self.failing = True
                 pause = float(exc.retry_after if not hasattr(exc.retry_after, "total_seconds")
                               else exc.retry_after.total_seconds())  # type: ignore[union-attr]
                 continue
             except (InvalidToken, Conflict) as exc:
+                self.failing = True
                 log.error("Telegram: getUpdates refused: %s", exc)
                 pause = 5.0
                 continue
             except (NetworkError, TelegramError) as exc:
+                self.failing = True
                 log.warning("Telegram: getUpdates failed (%s); retrying", exc)
                 pause = min(max(pause * 2, 1.0), 30.0)
                 continue
             pause = 0.0
+            self.failing = False
             if not updates:
                 continue
             await self._accept(updates)

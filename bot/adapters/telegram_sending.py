@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from telegram import Chat, InlineKeyboardMarkup, InputFile, Message, ReplyParameters
 
+from bot.adapters.telegram_ops import TelegramOps
 from bot.adapters.telegram_support import call_once, keyboard
 from bot.adapters.telegram_text import deep_link, split_message
 from bot.core.messages import Attachment, Outcome, Reply
@@ -28,17 +29,13 @@ log = logging.getLogger("bot.adapters.telegram_adapter")
 SENT_PRIVATELY = "I've sent you a private message."
 
 
-class TelegramSending:
+class TelegramSending(TelegramOps):
     """Sending through the outbox; the adapter provides ``application``, ``bot_username`` and ``_outbox``."""
 
     _outbox: Outbox | None
 
     @property
     def application(self) -> Application:  # type: ignore[type-arg]
-        raise NotImplementedError
-
-    @property
-    def bot_username(self) -> str:
         raise NotImplementedError
 
     def _actions(
@@ -66,7 +63,8 @@ class TelegramSending:
                 message = await call_once(
                     lambda: bot.send_message(
                         chat_id, chunk, reply_markup=markup, reply_parameters=quote, message_thread_id=thread
-                    )
+                    ),
+                    self._network_retry,
                 )
                 if last and sent is not None:
                     await sent(reply)
@@ -84,7 +82,8 @@ class TelegramSending:
             return await call_once(
                 lambda: bot.send_document(
                     chat_id, InputFile(file.data, filename=file.filename), message_thread_id=thread
-                )
+                ),
+                self._network_retry,
             )
 
         return action
@@ -101,6 +100,18 @@ class TelegramSending:
         return await self._submit(
             chat_id, self._actions(chat_id, reply, reply_to, thread), urgent=reply.escalation is not None
         )
+
+    async def notify_moderators(self, text: str) -> bool:
+        """Post a note (e.g. knowledge reload problems) in the moderators' chat; False if none or it failed."""
+        chat_id = self._settings.moderator_chat_id
+        if chat_id is None or self._app is None:
+            return False
+        try:
+            await self._send_reply(chat_id, Reply(text))
+        except DeliveryError as exc:
+            log.warning("Telegram: could not notify the moderators' chat: %s", exc)
+            return False
+        return True
 
     def _deliver(
         self,

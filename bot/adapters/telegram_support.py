@@ -152,9 +152,9 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-async def call_once(action: Callable[[], Awaitable[T]]) -> T:
+async def call_once(action: Callable[[], Awaitable[T]], on_retry: Callable[[], None] | None = None) -> T:
     """Run one Bot API call for the outbox: flood control becomes Throttled (the outbox pauses only that chat), a
-    network error is retried twice, every other failure becomes DeliveryError."""
+    network error is retried twice (``on_retry`` told each time), every other failure becomes DeliveryError."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return await action()
@@ -170,6 +170,8 @@ async def call_once(action: Callable[[], Awaitable[T]]) -> T:
         except NetworkError as exc:
             if attempt == ATTEMPTS:
                 raise DeliveryError(f"Telegram: network error ({exc.message})") from exc
+            if on_retry is not None:
+                on_retry()
             await asyncio.sleep(0.5 * attempt)
         except TelegramError as exc:
             raise DeliveryError(f"Telegram: {exc.message}") from exc

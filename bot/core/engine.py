@@ -29,6 +29,7 @@ from bot.core.ratelimit import RateLimiter, RepeatGuard
 from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
 from bot.core.scope import focus, mentions_back, other_part
+from bot.core.telemetry import NoTelemetry, Telemetry
 from bot.core.text import MAX_MATCH_CHARS, normalize
 from bot.storage import consent as store_consent
 from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage
@@ -153,6 +154,7 @@ class Engine:
         self.reloader: Reloader | None = None
         #: the moderators' review queue and in-chat editing (set by bootstrap; None: /faq review etc. unavailable)
         self.moderation: ModeratorDesk | None = None
+        self.telemetry: Telemetry = NoTelemetry()  # the operations endpoint's counters (bot/ops), when it is on
         from bot.core.commands import Commands
         from bot.core.consent import ConsentGate
         from bot.core.followups import FollowupFlow
@@ -165,6 +167,7 @@ class Engine:
     async def handle(self, msg: IncomingMessage) -> Outcome:
         """Handle a typed message, or a pressed button when ``msg.choice`` is set. Never raises."""
         k = self.knowledge.current  # one snapshot: a reload mid-message cannot mix versions
+        started = time.perf_counter()
         try:
             if msg.choice is not None:
                 outcome = await self.handle_choice(msg, k)
@@ -183,6 +186,7 @@ class Engine:
                     await self.store.count(f"escalation-{outcome.escalation.level}")
         except Exception:
             log.exception("could not update counters")
+        self.telemetry.handled(msg, outcome, time.perf_counter() - started)
         return outcome
 
     async def handle_text(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
@@ -381,6 +385,7 @@ class Engine:
         if noted:
             asker = ctx.user.id if await self.consent.is_current(ctx) else 0  # linked only with consent (issue 16)
             await self.store.record_unanswered(mask(text, ctx.msg.display_name)[:300], asker)
+            self.telemetry.unanswered(ctx.msg.platform)
         return Outcome((R.fallback(k, noted=noted),), "fallback", confidence=confidence)
 
     async def _listen_only(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from bot.core.messages import ChatRef, Choice, Outcome, Reply
 from bot.core.payloads import CHECKIN_ANSWERS, CheckinAnswer
 from bot.core.placeholders import fill
 from bot.core.ports import Adapter, Clock, DeliveryError
+from bot.core.telemetry import NoTelemetry, Telemetry
 from bot.core.text import normalize
 from bot.storage import claims
 from bot.storage.claims import Claim
@@ -216,6 +218,11 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._stopping = False
         self.sleeps: list[float] = []  # how long each wait was planned for (tests and operators read it)
+        #: the heartbeat (time.monotonic() when the loop last finished a round, None before the first) and the wait
+        #: it then planned: /healthz calls the scheduler stuck when a round is much later than planned
+        self.beat: float | None = None
+        self.planned = 0.0
+        self.telemetry: Telemetry = NoTelemetry()
 
     def wake(self) -> None:
         self._wake.set()
@@ -238,6 +245,7 @@ class Scheduler:
                 log.exception("follow-up scheduler error; retrying in a minute")
                 delay = 60.0
             self.sleeps.append(delay)
+            self.beat, self.planned = time.monotonic(), delay
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
             except TimeoutError:
@@ -255,6 +263,7 @@ class Scheduler:
         by /followups off or /forget is not sent)."""
         sent = 0
         while not self._stopping:
+            self.beat, self.planned = time.monotonic(), 0.0  # a long run of batches is progress, not a hang
             batch = await claims.claim_due(
                 self.store, self.owner, self.clock.now(), self.lease, platforms=set(self.adapters), limit=self.BATCH
             )
@@ -300,6 +309,7 @@ class Scheduler:
         now = self.clock.now()
         if permanent or attempts >= self.settings.max_attempts:
             log.warning("follow-up %s given up after %d attempt(s): %s", f.id, attempts, error)
+            self.telemetry.send_failed(f.platform, permanent=permanent)
             await claims.release(self.store, claim, self.owner, now, state="failed", attempts=attempts,
                                  last_error=error[:200])
             if permanent:
@@ -307,6 +317,7 @@ class Scheduler:
                 if user is not None:
                     await self.store.cancel_followups(user)
             return 0
+        self.telemetry.send_retried(f.platform, "followup")
         backoff = self.settings.retry_backoff_seconds
         delay = backoff[min(attempts - 1, len(backoff) - 1)] if backoff else 60
         await claims.release(

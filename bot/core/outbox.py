@@ -118,9 +118,16 @@ class Outbox:
     """Per-chat FIFO send queues (see the module docstring). ``submit`` returns a future with the actions' results,
     or the first action's exception (a DeliveryError, usually)."""
 
-    def __init__(self, limits: OutboxLimits | None = None, *, is_group: Callable[[Hashable], bool] | None = None):
+    def __init__(
+        self, limits: OutboxLimits | None = None, *, is_group: Callable[[Hashable], bool] | None = None,
+        on_retry: Callable[[], None] | None = None, on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """``on_retry``: called when a chat is paused by the platform's flood control and its send retried;
+        ``on_failure``: with the error of a job that failed (not one cut off by shutdown). For the metrics."""
         self.limits = limits or OutboxLimits()
         self._is_group = is_group or (lambda key: False)
+        self._on_retry = on_retry
+        self._on_failure = on_failure
         self._global = TokenBucket(self.limits.global_rate, self.limits.global_burst)
         self._in_flight = asyncio.Semaphore(self.limits.max_in_flight)
         self._chats: dict[Hashable, _Chat] = {}
@@ -164,6 +171,8 @@ class Outbox:
                 try:
                     results = [await self._send(chat, action, job.urgent) for action in job.actions]
                 except Exception as exc:
+                    if self._on_failure is not None and not isinstance(exc, ShuttingDown):
+                        self._on_failure(exc)
                     if not job.future.done():
                         job.future.set_exception(exc)
                 else:
@@ -203,6 +212,8 @@ class Outbox:
                 if exc.seconds > self.limits.max_retry_after:
                     raise DeliveryError(f"flood control: retry after {exc.seconds:.0f}s") from exc
                 log.warning("flood control in one chat: pausing that chat for %.0fs", exc.seconds)
+                if self._on_retry is not None:
+                    self._on_retry()
                 chat.paused_until = time.monotonic() + exc.seconds
 
     async def close(self, grace: float) -> None:

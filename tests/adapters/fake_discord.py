@@ -155,6 +155,11 @@ class FakeDiscord:
         self.uploads: list[tuple[str, str, bytes]] = []
         self.synced_commands: dict[str, list[JSON]] = {}
         self.identify: JSON | None = None
+        #: every IDENTIFY payload, in order (one per shard connection)
+        self.identifies: list[JSON] = []
+        #: what GET /gateway/bot recommends (discord.AutoShardedClient asks when no shard count is configured)
+        self.recommended_shards = 1
+        self._socket_shard: dict[int, tuple[int, int]] = {}  # id(ws) -> (shard id, shard count)
         self.interactions: dict[str, _InteractionState] = {}
         #: modals the bot opened (interaction callback type 9): the modal's custom_id, title and components
         self.modals: list[JSON] = []
@@ -180,6 +185,7 @@ class FakeDiscord:
         r = app.router
         r.add_get("/gateway", self._gateway)
         api = "/api/v10"
+        r.add_get(api + "/gateway/bot", self._gateway_bot)
         r.add_get(api + "/users/@me", self._me)
         r.add_get(api + "/oauth2/applications/@me", self._application)
         r.add_put(api + "/applications/{app}/commands", self._sync_commands)
@@ -227,9 +233,12 @@ class FakeDiscord:
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str = "Running Club", channels: int = 2, roles: int = 1) -> FakeGuild:
+    def add_guild(
+        self, name: str = "Running Club", channels: int = 2, roles: int = 1, *, guild_id: int | None = None
+    ) -> FakeGuild:
         channel_ids = tuple(self.new_id() for _ in range(channels))
-        guild = FakeGuild(self.new_id(), name, channel_ids, tuple(self.new_id() for _ in range(roles)))
+        gid = self.new_id() if guild_id is None else guild_id
+        guild = FakeGuild(gid, name, channel_ids, tuple(self.new_id() for _ in range(roles)))
         self.guilds[guild.id] = guild
         for cid in guild.channel_ids:
             self.channel_guild[cid] = guild.id
@@ -493,6 +502,17 @@ class FakeDiscord:
         return web.Response(status=204)
 
     # ----------------------------------------------------------------- gateway
+    async def _gateway_bot(self, request: web.Request) -> web.Response:
+        return _json({
+            "url": f"ws://127.0.0.1:{self.port}/gateway", "shards": self.recommended_shards,
+            "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
+        })
+
+    @staticmethod
+    def shard_of(guild_id: int | None, shard_count: int) -> int:
+        """Discord's rule: a guild's events go to shard (guild_id >> 22) % shard_count; DMs to shard 0."""
+        return 0 if guild_id is None else (guild_id >> 22) % shard_count
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
@@ -508,25 +528,32 @@ class FakeDiscord:
                     await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
                 elif op == 2:
                     self.identify = data["d"]
+                    self.identifies.append(data["d"])
+                    shard_id, shard_count = data["d"].get("shard") or (0, 1)
+                    self._socket_shard[id(ws)] = (int(shard_id), int(shard_count))
                     if self.reject_intents:
                         await ws.close(code=4014, message=b"Disallowed intent(s).")
                         break
                     await self._send_ready(ws)
         finally:
             self._sockets.remove(ws)
+            self._socket_shard.pop(id(ws), None)
         return ws
 
     async def _send_ready(self, ws: web.WebSocketResponse) -> None:
+        shard = self._socket_shard.get(id(ws), (0, 1))
         ready = {
             "v": 10, "user": {**self.bot, "verified": True, "mfa_enabled": False, "flags": 0},
             "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
             "session_id": "fake-session", "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
-            "application": {"id": str(APP_ID), "flags": 0}, "shard": [0, 1], "private_channels": [],
+            "application": {"id": str(APP_ID), "flags": 0}, "shard": list(shard), "private_channels": [],
             "relationships": [],
         }
+        ready["guilds"] = [g for g in ready["guilds"] if self.shard_of(int(g["id"]), shard[1]) == shard[0]]
         await self._send(ws, "READY", ready)
         for guild in self.guilds.values():
-            await self._send(ws, "GUILD_CREATE", self._guild_payload(guild))
+            if self.shard_of(guild.id, shard[1]) == shard[0]:
+                await self._send(ws, "GUILD_CREATE", self._guild_payload(guild))
         self._identified.set()
 
     async def _send(self, ws: web.WebSocketResponse, event: str, data: JSON) -> None:
@@ -534,10 +561,13 @@ class FakeDiscord:
         await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
 
     async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a gateway event to every connected client."""
+        """Send a gateway event to every connected shard that Discord would send it to (by its guild_id)."""
         await asyncio.wait_for(self._identified.wait(), 10)
+        guild = data.get("guild_id")
         for ws in list(self._sockets):
-            await self._send(ws, event, data)
+            shard_id, shard_count = self._socket_shard.get(id(ws), (0, 1))
+            if self.shard_of(int(guild) if guild else None, shard_count) == shard_id:
+                await self._send(ws, event, data)
 
     # ----------------------------------------------------------------- event helpers
     async def message(
