@@ -34,9 +34,11 @@ from bot.adapters.telegram_support import (
 )
 from bot.adapters.telegram_text import safe_name, strip_mention
 from bot.adapters.telegram_webhook import WebhookReceiver, start_webhook
+from bot.core import payloads
 from bot.core.commands_parse import parse_command
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.outbox import Outbox
+from bot.core.payloads import Kind
 from bot.core.ports import DeliveryError
 from bot.core.replies import SORRY
 from bot.storage.inbox import Inbox, InboxUnavailable
@@ -366,7 +368,7 @@ class TelegramAdapter(TelegramSending):
             choice=query.data,
             is_private=chat.type == Chat.PRIVATE,
             display_name=name,
-            is_moderator=query.data.startswith("mod:") and await self._is_moderator(user.id, chat),
+            is_moderator=payloads.kind_of(query.data) is Kind.MODERATION and await self._is_moderator(user.id, chat),
         )
         outcome = await faq_flow.handle(self, incoming, user.id, chat)
         if message is not None:

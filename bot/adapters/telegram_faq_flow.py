@@ -16,11 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from bot.core import payloads
 from bot.core.commands_parse import parse_command
 from bot.core.faq_editing import EntryFields
 from bot.core.knowledge import MAX_TITLE
 from bot.core.messages import Choice, IncomingMessage, Outcome, Reply
 from bot.core.moderation import NOT_A_MODERATOR, payload
+from bot.core.payloads import Kind
 
 if TYPE_CHECKING:
     from telegram import Chat
@@ -90,8 +92,11 @@ class TelegramFaqFlow:
         return None
 
     async def button(self, msg: IncomingMessage, check: Check) -> Outcome | None:
-        parts = (msg.choice or "").split(":")
-        if parts[0] != "mod" or len(parts) < 3 or parts[1] not in ("fl", "new", "ed", "oth"):
+        decoded = payloads.decode(msg.choice)
+        if decoded is None or decoded.kind is not Kind.MODERATION:
+            return None
+        parts = [decoded.kind.value, *decoded.args]
+        if len(parts) < 3 or parts[1] not in ("fl", "new", "ed", "oth"):
             return None
         private = not msg.is_private
         if not msg.is_moderator:

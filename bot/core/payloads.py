@@ -53,6 +53,7 @@ BUTTON_COMMANDS = frozenset({("triage", ""), ("help", ""), ("followups", "on"), 
 #: the moderators' button actions, with the positions of their numeric fields (review position, change id)
 MODERATOR_ACTIONS: dict[str, tuple[int, ...]] = {
     "rv": (0,), "ph": (0,), "oth": (0,), "new": (0,), "ign": (0,), "undo": (0,), "ed": (), "cht": (),
+    "fl": (),  # a step of the Telegram entry form (bot/adapters/telegram_faq_flow.py)
 }
 
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
