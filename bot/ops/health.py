@@ -10,6 +10,7 @@ leave the store's connection inside a transaction): a slow one is reported after
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,9 +50,7 @@ async def _sqlite_probe(store: Any) -> None:
         raise DatabaseDown(f"database {store.path} was deleted or replaced while runbot was running")
     identity = getattr(store, "_identity", None)
     if identity is not None:
-        from bot.storage.health import file_identity
-
-        if await asyncio.to_thread(file_identity, store.path) != identity:
+        if await asyncio.to_thread(_identity, store.path) != identity:
             raise DatabaseDown(f"database {store.path} was deleted or replaced while runbot was running")
     async with store._lock:  # between the store's own writes, never inside one of its transactions
         db = store.db
@@ -61,6 +60,15 @@ async def _sqlite_probe(store: Any) -> None:
                 await cur.fetchall()
         finally:
             await db.execute("ROLLBACK")
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file, as the store noted it at open: another pair means another file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 class Health:
