@@ -169,7 +169,8 @@ async def test_healthz_turns_503_within_5_s_of_the_database_going_away_and_200_w
 
 
 async def test_healthz_turns_503_when_the_database_file_is_deleted(running: Running) -> None:
-    Path(running.runtime.store.path).unlink()  # SQLite would go on writing to the deleted file, lost at the next start
+    # SQLite would go on writing to the deleted file, lost at the next start
+    await asyncio.to_thread(Path(running.runtime.store.path).unlink)
     took, body = await running.wait_status(503, 5)
     assert took < 5
     assert "was deleted or replaced" in body["database"]["error"]
