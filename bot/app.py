@@ -124,10 +124,7 @@ class App:
                 log.info("%s adapter started", adapter.platform)
             scheduler = asyncio.create_task(rt.scheduler.run(), name="followups")
             self._tasks.append(scheduler)
-            from bot.core.reload import KnowledgeWatcher
-
-            watcher = KnowledgeWatcher(rt)
-            rt.engine.reloader = watcher.reload_now
+            watcher = rt.knowledge_watcher()
             if self.settings.knowledge.watch:
                 self._tasks.append(asyncio.create_task(watcher.run(), name="knowledge-watch"))
             self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))

@@ -15,6 +15,7 @@ from bot.core.followups import Scheduler
 from bot.core.knowledge import KnowledgeRef, load_knowledge
 from bot.core.moderation import ModeratorDesk
 from bot.core.ports import Adapter, Clock, SystemClock
+from bot.core.reload import SETTLE_SECONDS, KnowledgeWatcher
 from bot.core.review import ReviewQueue
 from bot.lint import check_change
 from bot.storage.faq_edits import SqliteModerationLog
@@ -53,11 +54,8 @@ class Runtime:
     async def report_problem(self, text: str) -> None:
         """Tell the moderators of every started platform that has a moderators' chat (the log has it already)."""
         for adapter in list(self.adapters.values()):
-            notify = getattr(adapter, "notify_moderators", None)
-            if notify is None:
-                continue
             try:
-                await notify(text)
+                await adapter.notify_moderators(text)
             except Exception as exc:  # a platform that is down must not hide the problem from the others
                 log.warning("%s: could not notify the moderators: %s", adapter.platform, exc)
 
@@ -71,6 +69,14 @@ class Runtime:
     def add_adapter(self, adapter: Adapter) -> None:
         self.adapters[adapter.platform] = adapter
         self.scheduler.adapters[adapter.platform] = adapter
+
+    def knowledge_watcher(self, *, settle_seconds: float = SETTLE_SECONDS) -> KnowledgeWatcher:
+        """The watcher of the knowledge folder, wired to this runtime's knowledge and moderators; ``/faq reload``
+        uses it from now on."""
+        watcher = KnowledgeWatcher(self.knowledge_path, self.knowledge, self.report_problem,
+                                   poll_seconds=self.settings.knowledge.poll_seconds, settle_seconds=settle_seconds)
+        self.engine.reloader = watcher.reload_now
+        return watcher
 
 
 def build(

@@ -10,9 +10,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from bot.core.placeholders import NAMES, PRESETS, REGIONS
+from bot.core.placeholders import PRESETS, REGIONS
+from bot.core.settings import (
+    ConfigError,
+    CoreSettings,
+    FollowupSettings,
+    MatchingSettings,
+    PrivacySettings,
+    RateLimitSettings,
+    Region,
+    SafetySettings,
+    _num,
+)
 from bot.core.yamlio import LDict, YamlError, load_text
 from bot.ops.address import parse_listen
+
+__all__ = [  # the core's settings types are defined in bot.core.settings and re-exported here with the rest
+    "ConfigError", "CoreSettings", "DatabaseSettings", "DiscordSettings", "FollowupSettings", "KnowledgeSettings",
+    "LoggingSettings", "MatchingSettings", "ModerationSettings", "OpsSettings", "PrivacySettings",
+    "RateLimitSettings", "Region", "SafetySettings", "Settings", "TelegramSettings", "load_settings", "token",
+]
 
 DEFAULT_CONFIG = "config.yaml"
 TOKEN_ENV = {"discord": "DISCORD_TOKEN", "telegram": "TELEGRAM_TOKEN"}
@@ -20,19 +37,6 @@ _TOKEN_SHAPES = (
     re.compile(r"[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"),  # Discord bot token
     re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}"),  # Telegram bot token
 )
-
-
-class ConfigError(Exception):
-    """A config problem, said in one line that names the key; ``path`` is the key's place in the file (for its line)."""
-
-    def __init__(self, message: str, path: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.path = path
-
-
-def _num(default: float | int, lo: float | None = None, hi: float | None = None, *, above: bool = False) -> Any:
-    """A number setting with its allowed range (``above``: strictly greater than ``lo``)."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "above": above})
 
 
 def _repo_knowledge() -> str:
@@ -53,81 +57,6 @@ class KnowledgeSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     path: str = "runbot.db"
-
-
-@dataclass(frozen=True)
-class MatchingSettings:
-    confident: float = _num(56.0, 0, 100)
-    likely: float = _num(50.0, 0, 100)
-    margin: float = _num(15.0, 0, 100)
-    suggest: float = _num(35.0, 0, 100)
-    max_suggestions: int = _num(3, 1, 10)
-
-    def __post_init__(self) -> None:
-        if not self.suggest <= self.likely <= self.confident:
-            raise ConfigError(
-                f"matching: needs suggest <= likely <= confident, got {self.suggest:g}, {self.likely:g}, "
-                f"{self.confident:g}",
-                ("matching",),
-            )
-
-
-Region = Literal["uk", "ie", "us", "ca", "au", "eu"]
-
-
-@dataclass(frozen=True)
-class SafetySettings:
-    """Where to send people: ``region`` picks a preset (bot/core/placeholders.py) for every placeholder; a key set
-    here (not empty) wins over the preset. After construction every placeholder field holds its effective value."""
-
-    region: Region = "uk"
-    emergency_number: str = ""
-    crisis_line: str = ""
-    emergency_department: str = ""
-    urgent_care: str = ""
-    family_doctor: str = ""
-    physio_register: str = ""
-    repeat_escalation_seconds: int = _num(60, 0, 86400)
-
-    def __post_init__(self) -> None:
-        preset = PRESETS.get(self.region)
-        if preset is None:
-            raise ConfigError(
-                f"safety.region: must be one of {', '.join(REGIONS)}, got {self.region!r}", ("safety", "region")
-            )
-        for name in NAMES:
-            if not str(getattr(self, name)).strip():
-                object.__setattr__(self, name, preset[name])
-
-
-@dataclass(frozen=True)
-class FollowupSettings:
-    enabled: bool = True
-    first_after_days: float = _num(3.0, 0, 365, above=True)
-    interval_days: float = _num(7.0, 0, 365, above=True)
-    max_checkins: int = _num(3, 0, 52)
-    drop_overdue_days: float = _num(7.0, 0, 365, above=True)
-    max_attempts: int = _num(4, 1, 20)
-    retry_backoff_seconds: tuple[int, ...] = field(default=(60, 600, 3600), metadata={"lo": 0, "hi": 86400})
-
-
-@dataclass(frozen=True)
-class RateLimitSettings:
-    enabled: bool = True
-    messages: int = _num(5, 1, 10000)
-    per_seconds: float = _num(10.0, 0, 86400, above=True)
-    burst: int = _num(10, 1, 10000)
-
-
-@dataclass(frozen=True)
-class PrivacySettings:
-    #: unanswered questions and the safety (escalation) log are deleted after this many days
-    retention_days: int = _num(180, 1, 3650)
-    #: answers of a back-pain check left unfinished are deleted after this many days (a finished one at once)
-    triage_days: int = _num(30, 1, 365)
-    #: who runs the bot and answers privacy requests: named in the consent text and docs/privacy-notice.md
-    operator_name: str = ""
-    operator_contact: str = ""
 
 
 @dataclass(frozen=True)
@@ -211,14 +140,11 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(CoreSettings):
+    """The whole config: the core's settings (``CoreSettings``) plus files, storage, platforms and operations."""
+
     knowledge: KnowledgeSettings = field(default_factory=KnowledgeSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    matching: MatchingSettings = field(default_factory=MatchingSettings)
-    safety: SafetySettings = field(default_factory=SafetySettings)
-    followups: FollowupSettings = field(default_factory=FollowupSettings)
-    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
-    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     moderation: ModerationSettings = field(default_factory=ModerationSettings)

@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.core import placeholders as P
 from bot.core import replies as R
 from bot.core.analysis import STOP_STEMS, Analyzer
-from bot.core.engine import decide
+from bot.core.decision import decide
 from bot.core.knowledge import CHATTER_FILE, CHATTER_ID, Knowledge, KnowledgeError, load_knowledge
 from bot.core.red_flags import Assessment, RedFlagCategory
 from bot.core.text import normalize

@@ -48,6 +48,10 @@ class ConsoleAdapter:
             self.out.write("> ")
             self.out.flush()
 
+    async def notify_moderators(self, text: str) -> bool:
+        """The terminal has no moderators' chat (the operator reads the log)."""
+        return False
+
     def render(self, replies: Sequence[Reply]) -> None:
         self._choices = []
         for reply in replies:

@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bot.config import MatchingSettings, Settings
 from bot.core import payloads
 from bot.core import replies as R
 from bot.core import resilience as S
 from bot.core import triage as T
 from bot.core.commands_parse import Command, parse_command
 from bot.core.context import Context
-from bot.core.faq import Candidate
-from bot.core.knowledge import CHATTER_ID, Knowledge, KnowledgeRef
+from bot.core.decision import decide
+from bot.core.knowledge import Knowledge, KnowledgeRef
 from bot.core.listen import overheard
 from bot.core.masking import mask
 from bot.core.messages import Choice, Escalation, IncomingMessage, Outcome, Reply
@@ -28,7 +27,7 @@ from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import RateLimiter, RepeatGuard
 from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
-from bot.core.scope import focus, mentions_back, other_part
+from bot.core.settings import CoreSettings
 from bot.core.telemetry import NoTelemetry, Telemetry
 from bot.core.text import MAX_MATCH_CHARS, normalize
 from bot.storage import consent as store_consent
@@ -56,74 +55,6 @@ class EngineOptions:
     record_unanswered: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class FaqDecision:
-    """What the FAQ path makes of a message: ``kind`` and the FAQ candidates behind it (chatter removed, best first).
-
-    ``kind``: ``greeting`` (no content words), ``chatter``, ``out-of-scope`` (about another body part: ``part``),
-    ``answer`` (the first candidate), ``did-you-mean`` (the candidates are the suggestions) or ``fallback``.
-    """
-
-    kind: str
-    candidates: tuple[Candidate, ...] = ()
-    part: str = ""
-
-
-def is_confident(candidates: Sequence[Candidate], m: MatchingSettings) -> bool:
-    """Answer when the best match is confident, or likely and well ahead of the runner-up."""
-    if not candidates:
-        return False
-    top = candidates[0].confidence
-    second = candidates[1].confidence if len(candidates) > 1 else 0.0
-    return top >= m.confident or (top >= m.likely and top - second >= m.margin)
-
-
-def decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
-    """The one place that turns match scores into an answer, suggestions or nothing (engine and lint both use it).
-
-    A message about another body part (and not the back) is out of scope. In a message of several sentences the
-    question part (``scope.focus``) is matched too when the whole message finds no answer: a race report or
-    congratulations before the question do not make it chatter or a fallback.
-    """
-    terms = k.analyzer.terms(text)
-    if not terms:
-        return FaqDecision("greeting")
-    part = other_part(text)
-    if part is not None:
-        return FaqDecision("out-of-scope", part=part)
-    # chatter.yaml holds no back-pain words, so a message naming the back is never club chatter
-    whole = _decide_terms(k, text, terms, m, chatter=not mentions_back(text))
-    if whole.kind == "answer":
-        return whole  # the whole message already found its answer: a part of it is not more right
-    best = whole
-    for reading in focus(text):
-        reading_terms = k.analyzer.terms(reading)
-        if not reading_terms:
-            continue
-        asked = _decide_terms(k, reading, reading_terms, m)
-        if asked.kind == "answer":
-            if best.kind != "answer" or asked.candidates[0].confidence > best.candidates[0].confidence:
-                best = asked
-        elif best.kind in ("chatter", "fallback") and asked.kind == "did-you-mean":
-            best = asked
-    return best
-
-
-def _decide_terms(
-    k: Knowledge, text: str, terms: list[str], m: MatchingSettings, *, chatter: bool = True
-) -> FaqDecision:
-    candidates = k.matcher.match(text, limit=max(3, m.max_suggestions) + 1, terms=terms)
-    if chatter and candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
-        return FaqDecision("chatter")
-    candidates = [c for c in candidates if c.id != CHATTER_ID]
-    if is_confident(candidates, m):
-        return FaqDecision("answer", tuple(candidates))
-    suggestions = [c for c in candidates if c.confidence >= m.suggest][: m.max_suggestions]
-    if suggestions:
-        return FaqDecision("did-you-mean", tuple(suggestions))
-    return FaqDecision("fallback", tuple(candidates))
-
-
 class Engine:
     """Platform-independent handling of one message at a time; safe to call from many tasks."""
 
@@ -131,7 +62,7 @@ class Engine:
         self,
         knowledge: KnowledgeRef,
         store: Store,
-        settings: Settings | None = None,
+        settings: CoreSettings | None = None,
         *,
         clock: Clock | None = None,
         options: EngineOptions | None = None,
@@ -139,7 +70,7 @@ class Engine:
     ) -> None:
         self.knowledge = knowledge
         self.store = store
-        self.settings = settings or Settings()
+        self.settings = settings or CoreSettings()
         self.clock = clock or SystemClock()
         self.options = options or EngineOptions()
         self._monotonic = monotonic

@@ -22,9 +22,9 @@ from bot.storage.claims import Claim
 from bot.storage.sqlite import Store
 
 if TYPE_CHECKING:
-    from bot.config import FollowupSettings
     from bot.core.context import Context
     from bot.core.engine import Engine
+    from bot.core.settings import FollowupSettings
     from bot.core.triage import TriageOutcome
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.config import SafetySettings
+    from bot.core.settings import SafetySettings
 
 #: every placeholder knowledge text and code-written replies may use, in the order the settings list them
 NAMES: tuple[str, ...] = (

@@ -22,7 +22,9 @@ class StartupError(RuntimeError):
 
 
 class Adapter(Protocol):
-    """A platform connection. ``send`` delivers replies to a user's private chat; raises DeliveryError."""
+    """A platform connection. ``send`` delivers replies to a user's private chat; raises DeliveryError.
+    ``notify_moderators`` posts a note (knowledge reload problems, storage trouble, the weekly digest) in the
+    platform's moderators' chat: False when there is none or it failed."""
 
     platform: str
 
@@ -31,6 +33,8 @@ class Adapter(Protocol):
     async def stop(self) -> None: ...
 
     async def send(self, target: ChatRef, replies: Sequence[Reply]) -> None: ...
+
+    async def notify_moderators(self, text: str) -> bool: ...
 
 
 class Clock(Protocol):

@@ -7,13 +7,10 @@ import dataclasses
 import hashlib
 import logging
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from bot.core.knowledge import Knowledge, KnowledgeError, load_knowledge
-
-if TYPE_CHECKING:
-    from bot.bootstrap import Runtime
+from bot.core.knowledge import Knowledge, KnowledgeError, KnowledgeRef, load_knowledge
 
 log = logging.getLogger(__name__)
 MAX_PROBLEMS_SHOWN = 15
@@ -74,9 +71,21 @@ def load_snapshot(path: Path, snap: Snapshot) -> Knowledge:
 class KnowledgeWatcher:
     """Polls the folder's contents (cheap for a few YAML files, no extra dependency) and reloads when they change."""
 
-    def __init__(self, runtime: Runtime, *, settle_seconds: float = SETTLE_SECONDS) -> None:
-        self.runtime = runtime
-        self.path = runtime.knowledge_path
+    def __init__(
+        self,
+        path: Path,
+        knowledge: KnowledgeRef,
+        notify: Callable[[str], Awaitable[None]],
+        *,
+        poll_seconds: float = 1.0,
+        settle_seconds: float = SETTLE_SECONDS,
+    ) -> None:
+        """Watch ``path``, swap ``knowledge`` when it changes and validates, tell the moderators through ``notify``
+        (every platform's moderators' chat) about errors, their fix and removed entries."""
+        self.path = path
+        self.knowledge = knowledge
+        self.notify = notify
+        self.poll_seconds = poll_seconds
         self.settle_seconds = settle_seconds
         self._stamp = fingerprint(self.path)
         self._lock = asyncio.Lock()
@@ -86,9 +95,8 @@ class KnowledgeWatcher:
 
     async def run(self) -> None:
         """Poll forever (cancel the task to stop); a failing poll or reload is logged, never fatal."""
-        interval = self.runtime.settings.knowledge.poll_seconds
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.poll_seconds)
             try:
                 stamp = await asyncio.to_thread(fingerprint, self.path)
                 if stamp != self._stamp:
@@ -129,13 +137,13 @@ class KnowledgeWatcher:
             if new is None:
                 self.failures += 1
                 log.warning("knowledge reload failed, keeping version %s: %s",
-                            self.runtime.knowledge.current.version, problem_text.replace("\n", "; "))
+                            self.knowledge.current.version, problem_text.replace("\n", "; "))
                 if problem_text != self.last_error:
                     self.last_error = problem_text
                     await self._notify(problem_text)
                 return problem_text
-            old = self.runtime.knowledge.current
-            self.runtime.knowledge.swap(new)  # one assignment: a message in flight keeps the snapshot it took
+            old = self.knowledge.current
+            self.knowledge.swap(new)  # one assignment: a message in flight keeps the snapshot it took
             self.reloads += 1
             removed = sorted(set(old.entries) - set(new.entries))
             text = f"✅ Knowledge reloaded: {len(new.entries)} FAQ entries (version {new.version})."
@@ -161,11 +169,7 @@ class KnowledgeWatcher:
         )
 
     async def _notify(self, text: str) -> None:
-        for adapter in list(self.runtime.adapters.values()):
-            notify = getattr(adapter, "notify_moderators", None)
-            if notify is None:
-                continue
-            try:
-                await notify(text)
-            except Exception:
-                log.exception("could not notify moderators on %s", adapter.platform)
+        try:
+            await self.notify(text)
+        except Exception:
+            log.exception("could not notify the moderators")

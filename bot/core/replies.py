@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from bot.config import SafetySettings
 from bot.core import payloads
 from bot.core.commands_parse import Command
 from bot.core.knowledge import FaqEntry, Knowledge
 from bot.core.messages import Choice, Escalation, Reply
 from bot.core.placeholders import SOURCE_HOME_REGIONS, fill
+from bot.core.settings import SafetySettings
 from bot.core.triage import TriageOutcome, plan_paragraphs
 
 DISCLAIMER = "ℹ️ General information, not medical advice."

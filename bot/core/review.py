@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.core.engine import decide
+from bot.core.decision import decide
 from bot.core.knowledge import CHATTER_ID, FaqEntry, Knowledge
 from bot.core.reports import _key, _similar, group_unanswered, redact
 
 if TYPE_CHECKING:
-    from bot.config import MatchingSettings
     from bot.core.faq_editing import ModerationLog
+    from bot.core.settings import MatchingSettings
 
 #: how many unanswered wordings are read to build the queue (most asked first)
 READ_LIMIT = 1000

@@ -12,7 +12,7 @@ from support import KNOWLEDGE, ROOT, dm
 
 from bot.bootstrap import Runtime
 from bot.config import Settings
-from bot.core.engine import decide
+from bot.core.decision import decide
 from bot.core.knowledge import Knowledge, load_knowledge
 
 NEW_ENTRIES = ("bone-stress", "inflammatory-back-pain", "young-runners", "pregnancy-back-pain")

@@ -69,7 +69,7 @@ DEV_FLOORS = {
 @pytest.mark.parametrize("name", sorted(DEV_FLOORS))
 def test_faq_dev_sets_keep_their_figures(name: str) -> None:
     from bot.config import Settings
-    from bot.core.engine import decide
+    from bot.core.decision import decide
 
     k = load_knowledge(KNOWLEDGE)
     m = Settings().matching

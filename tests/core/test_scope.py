@@ -7,7 +7,7 @@ from support import KNOWLEDGE
 
 from bot.bootstrap import Runtime
 from bot.config import Settings
-from bot.core.engine import decide
+from bot.core.decision import decide
 from bot.core.knowledge import load_knowledge
 from bot.core.messages import IncomingMessage
 from bot.core.scope import focus, mentions_back, other_part

@@ -78,8 +78,7 @@ async def live(tmp_path: Path, folder: Path) -> AsyncIterator[tuple[Runtime, Kno
     async with rt:
         adapter = RecordingAdapter()
         rt.add_adapter(adapter)
-        watcher = KnowledgeWatcher(rt, settle_seconds=POLL)
-        rt.engine.reloader = watcher.reload_now
+        watcher = rt.knowledge_watcher(settle_seconds=POLL)
         task = asyncio.create_task(watcher.run())
         try:
             yield rt, watcher, adapter

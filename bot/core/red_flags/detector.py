@@ -18,7 +18,7 @@ from bot.core.red_flags.tokens import Tokens, tokenize
 from bot.core.red_flags.vocabulary import ConceptInfo, Rule, Window
 
 if TYPE_CHECKING:
-    from bot.config import SafetySettings
+    from bot.core.settings import SafetySettings
 
 LEVELS: tuple[EscalationLevel, ...] = ("emergency", "urgent")
 LEVEL_RANK = {"emergency": 0, "urgent": 1}
