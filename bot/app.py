@@ -128,6 +128,8 @@ class App:
             if self.settings.knowledge.watch:
                 self._tasks.append(asyncio.create_task(watcher.run(), name="knowledge-watch"))
             self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+            if rt.moderation is not None:
+                self._tasks.append(asyncio.create_task(rt.moderation.editor.warm_up(), name="faq-check-warm-up"))
             if self.settings.moderation.digest:
                 self._tasks.append(asyncio.create_task(self.digest().run(), name="weekly-digest"))
             if self.ops is not None:

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 MAX_NEW_ID = 40
 MAX_PHRASING = 300
 MAX_PROBLEMS_SHOWN = 6
+#: seconds after start before the check runs once in the background (see ``FaqEditor.warm_up``)
+WARM_UP_DELAY = 30.0
 #: warnings a change may add without being refused (shown to the moderator): a thin entry, a long answer
 _ADVISORY = (re.compile(r"has \d+ phrasing\(s\)"), re.compile(r"split into several Discord messages"))
 _FILE_LINE = re.compile(r"\(([^()\s]+):\d+\)")
@@ -324,6 +326,16 @@ class FaqEditor:
             await self.git.commit(file, f"FAQ {number}{summary} (from the chat)", who.name,
                                   f"{who.platform}-{who.user_id}@runbot.invalid")
         return EditResult(True, summary + recorded, change_id, entry_id, tuple(notes), action)
+
+    async def warm_up(self, delay: float = WARM_UP_DELAY) -> None:
+        """Run the check once ahead of the first change, so a moderator's first click is not the slow one; after
+        ``delay``, so the start-up's own work (and the first runners' answers) never wait for it."""
+        await asyncio.sleep(delay)
+        try:
+            async with self._lock:
+                await self._problems_now()
+        except Exception as exc:  # the first change will try again
+            log.warning("could not check the knowledge folder ahead of moderators' changes: %s", exc)
 
     async def _problems_now(self) -> list[Problem]:
         """`runbot check`'s problems with the folder as it is (kept until the folder's contents change)."""

@@ -284,3 +284,20 @@ async def test_each_change_is_a_git_commit_authored_by_the_moderator(env: Env) -
     assert log.startswith("Mod1|FAQ #1 added the phrasing"), log
     assert git("show", "--name-only", "--format=", "HEAD").split() == ["faq-causes.yaml"]
     assert git("status", "--porcelain").split() == ["??", "notes.txt"]
+
+
+async def test_the_check_runs_once_per_change_after_the_warm_up(env: Env) -> None:
+    editor = env.desk.editor
+    calls: list[dict[str, bytes]] = []
+    check = editor.check
+
+    def counting(folder: Path, changes: dict[str, bytes]):  # type: ignore[no-untyped-def]
+        calls.append(changes)
+        return check(folder, changes)
+
+    editor.check = counting
+    await editor.warm_up(0)
+    assert calls == [{}]  # the folder as it is: what a change may not make worse
+    out = await env.say('/faq phrase overstriding "should my steps be shorter and quicker"')
+    assert out.replies[0].text.startswith("✅") and len(calls) == 2 and set(calls[1]) == {"faq-causes.yaml"}
+    assert (await env.say("/faq undo")).replies[0].text.startswith("✅") and len(calls) == 3
