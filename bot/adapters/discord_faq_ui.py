@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.adapters.discord_support import PLATFORM, DiscordBase, shown_name
 from bot.core import payloads
 from bot.core.faq_editing import EntryFields
 from bot.core.knowledge import MAX_TITLE
@@ -21,7 +22,6 @@ from bot.core.messages import IncomingMessage, Reply
 from bot.core.payloads import Kind
 
 if TYPE_CHECKING:
-    from bot.adapters.discord_adapter import DiscordAdapter
     from bot.core.moderation import Form, ModeratorDesk
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class SearchModal(discord.ui.Modal):
 class DiscordFaqForms:
     """The moderators' slash commands and modals, on behalf of one adapter."""
 
-    def __init__(self, desk: ModeratorDesk, adapter: DiscordAdapter) -> None:
+    def __init__(self, desk: ModeratorDesk, adapter: DiscordBase) -> None:
         self.desk = desk
         self.adapter = adapter
 
@@ -208,8 +208,6 @@ class DiscordFaqForms:
 
     # ------------------------------------------------------------------ submitted forms
     def _incoming(self, interaction: discord.Interaction[Any]) -> IncomingMessage:
-        from bot.adapters.discord_adapter import PLATFORM, shown_name
-
         return IncomingMessage(
             platform=PLATFORM, user_id=str(interaction.user.id), chat_id=str(interaction.channel_id),
             is_private=interaction.guild_id is None, display_name=shown_name(interaction.user),

@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from bot.adapters.telegram_support import EngineLike
 from bot.core import payloads
 from bot.core.commands_parse import parse_command
 from bot.core.faq_editing import EntryFields
@@ -27,7 +28,6 @@ from bot.core.payloads import Kind
 if TYPE_CHECKING:
     from telegram import Chat
 
-    from bot.adapters.telegram_adapter import TelegramAdapter
     from bot.core.moderation import ModeratorDesk
 
 #: a conversation left this long without an answer is forgotten
@@ -248,7 +248,16 @@ def _out(*replies: Reply) -> Outcome:
     return Outcome(tuple(replies), "command")
 
 
-async def handle(adapter: TelegramAdapter, incoming: IncomingMessage, user_id: int, chat: Chat) -> Outcome:
+class FlowHost(Protocol):
+    """What the conversation needs from the Telegram adapter."""
+
+    faq_flow: TelegramFaqFlow | None
+    _engine: EngineLike
+
+    async def _is_moderator(self, user_id: int, chat: Chat) -> bool: ...
+
+
+async def handle(adapter: FlowHost, incoming: IncomingMessage, user_id: int, chat: Chat) -> Outcome:
     """The conversation's answer when the update belongs to it (or starts it), else the engine's."""
     flow = adapter.faq_flow
     if flow is not None:

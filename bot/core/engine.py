@@ -242,7 +242,7 @@ class Engine:
             if verdict != "ok":
                 return Outcome((Reply(R.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
         payload = payloads.decode(msg.choice)
-        if payload is None or not payloads.issued(payload, k):  # forged, stale, or not ours at all
+        if payload is None or not k.still_has(payload):  # forged, stale, or not ours at all
             return Outcome((Reply(R.EXPIRED),), "expired")
         kind, args = payload.kind, payload.args
         if kind is Kind.CHECK:  # a safety answer: "yes" escalates without waiting for storage

@@ -17,7 +17,8 @@ from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
 from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs
 from bot.core.red_flags.learned import MODEL_FILE, parse_learned
 from bot.core.schema import KEBAB, Checker
-from bot.core.triage import TriageFlow, parse_triage
+from bot.core.triage import TriageFlow
+from bot.core.triage_load import parse as parse_triage
 from bot.core.yamlio import LDict, LList, Problem, YamlError, load_bytes, read_bytes
 
 T = TypeVar("T")
@@ -66,6 +67,18 @@ class Knowledge:
     warnings: tuple[Problem, ...] = field(default=())
     #: the consent question asked before health data is stored (knowledge/consent.yaml; built-in when absent)
     consent: ConsentText = DEFAULT_CONSENT
+
+    def still_has(self, payload: payloads.Payload) -> bool:
+        """Whether this knowledge still has what a button points at (an FAQ entry, a red-flag category, a triage
+        outcome offered a check-in); a button from an older knowledge version may not."""
+        match payload.kind, payload.args:
+            case payloads.Kind.FAQ, (entry,):  # the chatter pseudo-entry ("_chatter") never decodes: not kebab-case
+                return entry in self.entries
+            case payloads.Kind.CHECK, ("yes", category):
+                return category in self.red_flags.categories
+            case payloads.Kind.FOLLOWUP, ("yes", topic):
+                return any(payloads.followup_topic(o, payload.version) == topic for o in self.triage.outcomes)
+        return True
 
 
 class KnowledgeError(Exception):

@@ -4,8 +4,8 @@ A payload is ``VERSION:kind:arg:arg`` (``1:faq:overstriding``, ``1:tri:duration:
 at most ``MAX_PAYLOAD_BYTES`` (Telegram's 64-byte callback-data limit; Discord allows 100). Buttons sent before the
 version prefix existed (``faq:overstriding``) read as version 0, the same layout. ``decode`` returns None for
 anything the bot could not have issued (forged, another bot's, over the limit, a format this version does not read);
-``issued`` checks a decoded payload against the knowledge it must still match. The engine answers both with "That
-button has expired" (``replies.EXPIRED``), never an error.
+``Knowledge.still_has`` checks a decoded payload against the knowledge it must still match. The engine answers both
+with "That button has expired" (``replies.EXPIRED``), never an error.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    from bot.core.knowledge import Knowledge
+from typing import Literal
 
 #: Telegram's callback-data limit; Discord allows 100 characters for a custom_id.
 MAX_PAYLOAD_BYTES = 64
@@ -153,19 +150,6 @@ def _well_formed(kind: Kind, args: tuple[str, ...]) -> bool:
                 i < len(fields) and _DIGITS.fullmatch(fields[i]) is not None for i in numbers
             )
     return False
-
-
-def issued(payload: Payload, k: Knowledge) -> bool:
-    """Whether the knowledge ``k`` still has what the button points at (an FAQ entry, a red-flag category, a triage
-    outcome offered a check-in); a button from an older knowledge version may not."""
-    match payload.kind, payload.args:
-        case Kind.FAQ, (entry,):  # the chatter pseudo-entry ("_chatter") is not kebab-case: never decoded
-            return entry in k.entries
-        case Kind.CHECK, ("yes", category):
-            return category in k.red_flags.categories
-        case Kind.FOLLOWUP, ("yes", topic):
-            return any(followup_topic(o, payload.version) == topic for o in k.triage.outcomes)
-    return True
 
 
 def kind_of(raw: str | None) -> Kind | None:

@@ -17,10 +17,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from bot.core.settings import SafetySettings
+
+class Places(Protocol):
+    """Where to send people, one value per placeholder (``bot.core.settings.SafetySettings``, which builds on this
+    module's presets)."""
+
+    emergency_number: str
+    crisis_line: str
+    emergency_department: str
+    urgent_care: str
+    family_doctor: str
+    physio_register: str
+
 
 #: every placeholder knowledge text and code-written replies may use, in the order the settings list them
 NAMES: tuple[str, ...] = (
@@ -113,12 +123,12 @@ _CASE_SENSITIVE = frozenset({"NHS", "GP", "GPS", "HCPC", "A&E"})
 _URL = re.compile(r"\b(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:uk|com|org|ie|ca|au|eu|gov)\b(?:/\S*)?")
 
 
-def values(safety: SafetySettings) -> dict[str, str]:
+def values(safety: Places) -> dict[str, str]:
     """The value of every placeholder for these settings (the preset already merged in by the settings)."""
     return {name: getattr(safety, name) for name in NAMES}
 
 
-def fill(text: str, safety: SafetySettings) -> str:
+def fill(text: str, safety: Places) -> str:
     """``text`` with every known placeholder replaced; an unknown one stays as written (``runbot check`` flags it).
 
     Not ``str.format``: a stray brace in moderators' text never raises and never reads attributes.

@@ -9,12 +9,12 @@ every plan of their disposition.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.core import triage_answers
 
 if TYPE_CHECKING:
-    from bot.core.yamlio import Problem
+    pass
 
 Disposition = Literal["emergency", "urgent", "see-professional", "self-care"]
 DISPOSITIONS: tuple[str, ...] = ("emergency", "urgent", "see-professional", "self-care")
@@ -173,13 +173,6 @@ def match_answer(step_: TriageStep, text: str) -> int | None:
 def reask_hint(step_: TriageStep, text: str) -> str:
     """The line shown before the step is asked again after ``text`` was not understood."""
     return triage_answers.reask_hint([c.label for c in step_.choices], text)
-
-
-def parse_triage(data: Any, file: str) -> tuple[TriageFlow | None, list[Problem]]:
-    """Validate triage.yaml and build the flow; every problem carries its line (bot/core/triage_load.py)."""
-    from bot.core.triage_load import parse  # the loader builds this module's types, so it imports this module
-
-    return parse(data, file)
 
 
 def reachable(flow: TriageFlow) -> tuple[set[str], set[str]]:

@@ -17,6 +17,7 @@ from bot.core.knowledge import KnowledgeError, load_knowledge
 from bot.core.messages import Escalation, Outcome
 from bot.core.payloads import decode, followup_offer
 from bot.core.placeholders import fill, region_words
+from bot.core.triage_load import parse as parse_triage
 from bot.core.yamlio import load_text
 
 #: the answer given at each step unless a test says otherwise (the calm path)
@@ -282,7 +283,7 @@ outcomes:
 
 
 def _parse(text: str) -> tuple[T.TriageFlow | None, list[str]]:
-    flow, problems = T.parse_triage(load_text(text, "triage.yaml"), "triage.yaml")
+    flow, problems = parse_triage(load_text(text, "triage.yaml"), "triage.yaml")
     return flow, [str(p) for p in problems]
 
 
