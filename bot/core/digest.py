@@ -60,7 +60,8 @@ async def compose(source: DigestSource, log_: DigestLog, now: datetime) -> str:
     counts = await source.stats(since=since)
     lines = [f"📋 Weekly digest, {since:%Y-%m-%d} to {now:%Y-%m-%d} (counts only):"]
     lines += [f"{counts.get(kind, 0):>6}  {label}" for kind, label in LINES]
-    groups = group_unanswered(await log_.new_unanswered(since), limit=TOP_GROUPS)
+    rows = await log_.new_unanswered(since)
+    groups = await asyncio.to_thread(group_unanswered, rows, TOP_GROUPS)  # off the loop: a long week's log
     if groups:
         lines.append("New questions I couldn't answer (times asked, question):")
         for g in groups:

@@ -7,6 +7,7 @@ knowledge now answers)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import dataclass
@@ -114,15 +115,20 @@ class ReviewQueue:
         self.matching = matching
 
     async def groups(self, k: Knowledge, *, open_only: bool = True) -> list[dict[str, Any]]:
-        """The question groups, most asked first; ``open_only`` leaves out ignored and now-answered ones."""
+        """The question groups, most asked first; ``open_only`` leaves out ignored and now-answered ones. The
+        grouping and matching run in a thread: a long unanswered log never holds up the event loop."""
         rows = await self.source.unanswered(limit=READ_LIMIT)
+        ignored = await self.log.ignored() if open_only else None
+        return await asyncio.to_thread(self._groups, k, rows, ignored)
+
+    def _groups(self, k: Knowledge, rows: list[dict[str, Any]], ignored: list[str] | None) -> list[dict[str, Any]]:
         groups = group_unanswered(rows, limit=READ_LIMIT)
-        if not open_only:
+        if ignored is None:
             return groups
-        ignored = [_key(t) for t in await self.log.ignored()]
+        keys = [_key(t) for t in ignored]
         out = []
         for g in groups:
-            if any(_similar(g["key"], i) or g["key"] == i for i in ignored):
+            if any(_similar(g["key"], i) or g["key"] == i for i in keys):
                 continue
             if decide(k, as_phrasing(g["text"]), self.matching).kind == "answer":
                 continue  # a phrasing added since (from the chat or in the file) answers it now
