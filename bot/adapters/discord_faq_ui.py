@@ -48,13 +48,17 @@ class EntryModal(discord.ui.Modal):
         super().__init__(title=name[:MODAL_TITLE], timeout=900)
         self.forms, self.entry_id = forms, form.entry_id
         questions = "\n".join(form.questions) if form.questions else first_phrasing
+        # a box holds 4,000 characters: a longer value is not shown (a cut one would lose what is cut when saved)
         self.answer_too_long = len(form.answer) > INPUT_LIMIT
+        self.questions_too_long = len(questions) > INPUT_LIMIT
         self.title_input: discord.ui.TextInput[Any] = discord.ui.TextInput(
             label="Title (shown on buttons)", custom_id="title", default=form.title or None, max_length=MAX_TITLE,
             required=form.entry_id is None)
         self.questions: discord.ui.TextInput[Any] = discord.ui.TextInput(
             label="Phrasings: how runners ask it, one per line", custom_id="questions",
-            style=discord.TextStyle.paragraph, default=questions[:INPUT_LIMIT] or None, max_length=INPUT_LIMIT)
+            style=discord.TextStyle.paragraph, max_length=INPUT_LIMIT, required=not self.questions_too_long,
+            default=None if self.questions_too_long else (questions or None),
+            placeholder="(longer than a form holds: leave empty to keep them)" if self.questions_too_long else None)
         self.answer: discord.ui.TextInput[Any] = discord.ui.TextInput(
             label="Answer", custom_id="answer", style=discord.TextStyle.paragraph, max_length=INPUT_LIMIT,
             default=None if self.answer_too_long else (form.answer or None), required=not self.answer_too_long,
@@ -69,7 +73,8 @@ class EntryModal(discord.ui.Modal):
         answer = self.answer.value.strip()
         return EntryFields(
             title=self.title_input.value.strip(),
-            questions=_lines(self.questions.value),
+            questions=None if (self.questions_too_long and not self.questions.value.strip()) else _lines(
+                self.questions.value),
             answer=None if (self.answer_too_long and not answer) else answer,
             source=self.source.value.strip(),
         )

@@ -14,7 +14,7 @@ import pytest
 from support import KNOWLEDGE
 
 from bot.adapters.discord_adapter import DiscordAdapter, DiscordAdapterSettings
-from bot.adapters.discord_faq_ui import NOT_A_MODERATOR
+from bot.adapters.discord_faq_ui import NOT_A_MODERATOR, DiscordFaqForms
 from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings
 from bot.core.engine import EngineOptions
@@ -34,6 +34,7 @@ class Env:
     mod: FakeUser
     alice: FakeUser
     errors: list[tuple[str, BaseException]]
+    adapter_forms: DiscordFaqForms | None = None
 
     @property
     def channel(self) -> int:
@@ -81,7 +82,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             await adapter.start()
             rt.add_adapter(adapter)
             try:
-                yield Env(fake, rt, folder, guild, mod, alice, errors)
+                yield Env(fake, rt, folder, guild, mod, alice, errors, adapter.faq_forms)
             finally:
                 await adapter.stop()
         assert fake.unhandled == [] and errors == []
@@ -211,3 +212,17 @@ async def test_members_without_the_moderator_role_get_a_private_refusal(env: Env
     assert env.fake.modals == []
     assert {f.name: f.read_bytes() for f in env.folder.glob("*.yaml")} == before
     assert "pickle" not in card.content  # nothing but the moderator's own card was asked for
+
+
+async def test_a_value_longer_than_a_form_box_is_left_out_and_kept_not_cut(env: Env) -> None:
+    from bot.adapters.discord_faq_ui import INPUT_LIMIT, EntryModal
+    from bot.core.moderation import Form
+
+    long_questions = tuple(f"a rather long way of asking question number {i} about my lower back" for i in range(80))
+    form = Form("overstriding", "Overstriding", long_questions, "x" * (INPUT_LIMIT + 1), "NHS")
+    assert env.runtime.moderation is not None and env.adapter_forms is not None
+    modal = EntryModal(env.adapter_forms, form)
+    assert modal.questions.default is None and modal.answer.default is None  # not cut to fit
+    assert not modal.questions.required and not modal.answer.required
+    fields = modal.fields()  # left empty: kept as they are
+    assert fields.questions is None and fields.answer is None
