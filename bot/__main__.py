@@ -434,7 +434,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 async def _report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.ports import SystemClock
     from bot.core.reports import describe_period, parse_period, stats_report, unanswered_report
-    from bot.storage.sqlite import Store
+    from bot.storage import make_store
 
     try:
         period = parse_period(args.since)
@@ -446,7 +446,7 @@ async def _report(args: argparse.Namespace, settings: Settings) -> int:
         print(f"runbot: database {db} not found", file=sys.stderr)
         return 2
     since = SystemClock().now() - period
-    async with Store(db) as store:
+    async with make_store(db) as store:
         if args.which == "unanswered":
             print(unanswered_report(await store.unanswered(since=since), period=describe_period(args.since)))
         else:
@@ -468,9 +468,9 @@ async def _followups(args: argparse.Namespace, settings: Settings) -> int:
 
     clock = SystemClock()
     if args.action == "list":
-        from bot.storage.sqlite import Store
+        from bot.storage import make_store
 
-        async with Store(args.db or settings.database.path) as store:
+        async with make_store(args.db or settings.database.path) as store:
             rows = await store.list_followups()
             if not rows:
                 print("No pending follow-ups.")

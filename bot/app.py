@@ -15,9 +15,7 @@ from bot.config import Settings, token
 from bot.core.digest import WeeklyDigest
 from bot.core.ports import Adapter, StartupError
 from bot.core.text import warm_up
-from bot.storage import claims
-from bot.storage.consent import purge_health
-from bot.storage.faq_edits import SqliteModerationLog
+from bot.storage import make_moderation_log
 
 if TYPE_CHECKING:
     from bot.ops.server import OpsServer
@@ -59,11 +57,10 @@ def make_adapters(runtime: Runtime, platforms: set[str] | None, *, receive: bool
         else:
             from bot.adapters.telegram_adapter import TelegramAdapter
             from bot.adapters.telegram_adapter import settings_from_config as tg_settings
-            from bot.storage.inbox import Inbox
+            from bot.storage import make_inbox
 
-            path = runtime.store.path
-            # the Store's connection and write lock: one writer per process on the file
-            inbox = Inbox(path, "telegram", store=runtime.store) if receive and path != ":memory:" else None
+            # on the Store's database (SQLite: its connection and write lock, one writer per process on the file)
+            inbox = make_inbox(runtime.store, "telegram") if receive else None
             adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok, inbox=inbox, receive=receive,
                                             moderation=runtime.moderation))
     if not adapters:
@@ -159,7 +156,7 @@ class App:
     def digest(self) -> WeeklyDigest:
         """The weekly digest to every started platform's moderators' channel or chat."""
         rt, m = self.runtime, self.settings.moderation
-        return WeeklyDigest(rt.store, SqliteModerationLog(rt.store), rt.report_problem, rt.clock,
+        return WeeklyDigest(rt.store, make_moderation_log(rt.store), rt.report_problem, rt.clock,
                             day=m.digest_day, hour=m.digest_hour)
 
     async def _housekeeping(self) -> None:
@@ -173,7 +170,7 @@ class App:
                 await store.flush()
                 if ticks % RETENTION_EVERY == 1:
                     removed = await store.purge_older_than(self.settings.privacy.retention_days)
-                    removed += await purge_health(store, triage_days=self.settings.privacy.triage_days)
+                    removed += await store.purge_health(triage_days=self.settings.privacy.triage_days)
                     removed += await self._purge_sent_keys()
                     if removed:
                         log.info("retention: removed %d old row(s)", removed)
@@ -184,8 +181,8 @@ class App:
         """A delivered check-in's key is never reused (the next one has the next number): a month is ample. Best
         effort, like the rest of retention: a locked or full database is logged in one line and tried again later."""
         try:
-            return await claims.purge_sent_keys(self.runtime.store, self.runtime.clock.now() - SENT_KEYS_KEPT)
-        except Exception as exc:  # sqlite3.Error, OSError, a store that is not open: never a traceback here
+            return await self.runtime.store.purge_sent_keys(self.runtime.clock.now() - SENT_KEYS_KEPT)
+        except Exception as exc:  # StoreUnavailable (locked, full, not open): never a traceback here
             log.warning("retention: could not remove old check-in keys: %s", exc or type(exc).__name__)
             return 0
 

@@ -17,9 +17,9 @@ from bot.core.moderation import ModeratorDesk
 from bot.core.ports import Adapter, Clock, SystemClock
 from bot.core.reload import SETTLE_SECONDS, KnowledgeWatcher
 from bot.core.review import ReviewQueue
+from bot.core.store import Store
 from bot.lint import check_change
-from bot.storage.faq_edits import SqliteModerationLog
-from bot.storage.sqlite import Store
+from bot.storage import make_moderation_log, make_store
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +93,13 @@ def build(
     clock = clock or SystemClock()
     path = Path(knowledge_path or settings.knowledge.path)
     ref = KnowledgeRef(load_knowledge(path))
-    store = store or Store(db_path or settings.database.path, clock=clock)
+    store = store or make_store(db_path or settings.database.path, clock=clock)
     engine = Engine(ref, store, settings, clock=clock, options=options)
     scheduler = Scheduler(store, {}, settings.followups, clock)
     engine.waker = scheduler.wake
     desk = None
     if settings.moderation.edit_from_chat:
-        log_ = SqliteModerationLog(store)
+        log_ = make_moderation_log(store)
         git = GitCommitter(path, enabled=settings.moderation.git_commit)
         editor = FaqEditor(path, ref, log_, functools.partial(check_change, settings=settings), clock, git=git)
         desk = ModeratorDesk(editor, ReviewQueue(store, log_, settings.matching), ref, clock)

@@ -66,12 +66,10 @@ async def real_runtime(db: Path) -> AsyncIterator[Runtime]:
 async def agree(runtime: Runtime, *users: str, platform: str = "test") -> None:
     """Record that ``users`` agreed to the current consent text (as if they pressed "Yes, I agree" earlier), for
     tests about what happens after consent; the consent flow itself is tested in tests/core/test_consent.py."""
-    from bot.storage import consent as store_consent
-
     text = runtime.engine.knowledge.current.consent
     for user_id in users or ("u1",):
-        user = await runtime.store.user(platform, user_id)
-        await store_consent.give(runtime.store, user, text.version, text.sha256)
+        user = await runtime.store.get_or_create_user(platform, user_id)
+        await runtime.store.give_consent(user, text.version, text.sha256)
 
 
 async def press_agree(engine: object, out: object, msg: IncomingMessage) -> object:

@@ -41,7 +41,7 @@ from bot.core.outbox import Outbox
 from bot.core.payloads import Kind
 from bot.core.ports import DeliveryError
 from bot.core.replies import SORRY
-from bot.storage.inbox import Inbox, InboxUnavailable
+from bot.core.store import Inbox, InboxUnavailable
 
 if TYPE_CHECKING:
     from bot.core.moderation import ModeratorDesk

@@ -3,7 +3,7 @@
 PTB's ``Updater`` confirms an update to Telegram as soon as it is fetched (the next ``getUpdates`` carries
 ``offset = last id + 1``, and ``stop()`` confirms everything fetched), while the update lives only in memory; a crash
 or SIGTERM loses it. In polling mode the ``Intake`` calls ``getUpdates`` itself: the updates are written to the
-inbox (``bot.storage.inbox``, fsynced) *before* the next call advances the offset. In webhook mode the receiver
+inbox (``bot.core.store.Inbox``, committed) *before* the next call advances the offset. In webhook mode the receiver
 (``telegram_webhook``) calls ``accept`` and answers Telegram's request with 200 only after it returned (the update is
 stored). An update is marked done once its replies were handed to Telegram; pending ones are replayed at start.
 
@@ -24,7 +24,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tel
 from telegram.ext import Application
 
 from bot.core.outbox import Lanes, ShuttingDown
-from bot.storage.inbox import Inbox, InboxUnavailable
+from bot.core.store import Inbox, InboxUnavailable
 
 log = logging.getLogger(__name__)
 

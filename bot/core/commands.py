@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from bot.core import payloads
 from bot.core import replies as R
@@ -10,11 +11,15 @@ from bot.core.commands_parse import Command
 from bot.core.messages import Attachment, Choice, Outcome, Reply
 from bot.core.moderation import SUBCOMMANDS
 from bot.core.moderation import USAGE as MODERATION_USAGE
-from bot.storage import consent as store_consent
 
 if TYPE_CHECKING:
     from bot.core.context import Context
     from bot.core.engine import Engine
+
+
+def export_json(data: dict[str, Any]) -> bytes:
+    """The /mydata file: UTF-8 JSON, one document."""
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 class Commands:
@@ -102,7 +107,7 @@ class Commands:
 
     async def mydata(self, ctx: Context, args: str) -> Outcome:
         store = self.engine.store
-        data = await store_consent.export(store, ctx.user)
+        data = await store.export_user(ctx.user)
         u = data["user"]
         lines = [
             "Here is everything I store about you:",
@@ -119,7 +124,7 @@ class Commands:
             "and numbers masked; moderators see them without your id.",
             "/forget deletes all of this. The attached file runbot-mydata.json holds all of it as JSON.",
         ]
-        attachment = Attachment("runbot-mydata.json", store_consent.export_json(data), "application/json")
+        attachment = Attachment("runbot-mydata.json", export_json(data), "application/json")
         reply = Reply("\n".join(lines), private=ctx.private, attachment=attachment)
         return Outcome((reply,), "command")
 

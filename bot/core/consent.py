@@ -15,8 +15,7 @@ from bot.core.consent_text import ConsentText
 from bot.core.messages import Choice, IncomingMessage, Outcome, Reply
 from bot.core.payloads import ConsentAction
 from bot.core.resilience import UNAVAILABLE
-from bot.storage import consent as store_consent
-from bot.storage.sqlite import StoredTriage
+from bot.core.store import StoredTriage
 
 if TYPE_CHECKING:
     from bot.core.context import Context
@@ -56,7 +55,7 @@ class ConsentGate:
         """Stored consent to the current text (same version and hash)."""
         if ctx.degraded or ctx.user.id == 0:
             return False
-        record = await store_consent.current(self.engine.store, ctx.user)
+        record = await self.engine.store.consent_of(ctx.user)
         text = ctx.k.consent
         return record is not None and record.version == text.version and record.text_hash == text.sha256
 
@@ -65,7 +64,7 @@ class ConsentGate:
         else the consent question, asked privately."""
         if self.declined(ctx.msg) or await self.is_current(ctx):
             return None
-        record = None if ctx.user.id == 0 else await store_consent.current(self.engine.store, ctx.user)
+        record = None if ctx.user.id == 0 else await self.engine.store.consent_of(ctx.user)
         return self.question(ctx, action, changed=record is not None)
 
     def question(self, ctx: Context, action: ConsentAction, *, changed: bool = False) -> Outcome:
@@ -106,7 +105,7 @@ class ConsentGate:
             return Outcome((Reply(UNAVAILABLE, private=ctx.private),), "unavailable")
         if short != text.short:
             return _first(Reply(CHANGED, private=ctx.private), self.question(ctx, action))
-        await store_consent.give(store, ctx.user, text.version, text.sha256)
+        await store.give_consent(ctx.user, text.version, text.sha256)
         self._declined.pop(_who(ctx.msg), None)
         held = self._memory.pop(_who(ctx.msg), None)
         if held is not None:  # agreed mid-check: from now on the progress is stored
@@ -129,7 +128,7 @@ class ConsentGate:
     async def status(self, ctx: Context, args: str) -> Outcome:
         """/consent: the state, with the buttons to agree or withdraw; ``/consent withdraw`` withdraws."""
         word = args.strip().lower()
-        record = None if ctx.user.id == 0 else await store_consent.current(self.engine.store, ctx.user)
+        record = None if ctx.user.id == 0 else await self.engine.store.consent_of(ctx.user)
         if word in ("withdraw", "off", "no", "revoke"):
             return await self.withdraw(ctx)
         text = ctx.k.consent
@@ -148,7 +147,7 @@ class ConsentGate:
         return Outcome((Reply("\n".join(lines), choices=choices, private=ctx.private),), "command")
 
     async def withdraw(self, ctx: Context) -> Outcome:
-        removed = await store_consent.withdraw(self.engine.store, ctx.user) if ctx.user.id else {}
+        removed = await self.engine.store.withdraw_consent(ctx.user) if ctx.user.id else {}
         self.forget_session(ctx.msg)
         total = sum(removed.values()) - removed.get("consents", 0)
         text = (

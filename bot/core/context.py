@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.core.knowledge import Knowledge
 from bot.core.messages import IncomingMessage, Reply
-from bot.storage.sqlite import User
+from bot.core.store import User
 
 
 @dataclass

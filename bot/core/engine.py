@@ -28,10 +28,9 @@ from bot.core.ratelimit import RateLimiter, RepeatGuard
 from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
 from bot.core.settings import CoreSettings
+from bot.core.store import STORE_ERRORS, Store, StoredTriage
 from bot.core.telemetry import NoTelemetry, Telemetry
 from bot.core.text import MAX_MATCH_CHARS, normalize
-from bot.storage import consent as store_consent
-from bot.storage.sqlite import STORAGE_ERRORS, Store, StoredTriage
 
 if TYPE_CHECKING:
     from bot.core.moderation import ModeratorDesk
@@ -111,10 +110,10 @@ class Engine:
                 outcome = overheard(outcome)
         try:
             if not msg.listen_only:
-                await self.store.count("messages")
-                await self.store.count(outcome.kind)
+                await self.store.increment("messages")
+                await self.store.increment(outcome.kind)
                 if outcome.escalation is not None:
-                    await self.store.count(f"escalation-{outcome.escalation.level}")
+                    await self.store.increment(f"escalation-{outcome.escalation.level}")
         except Exception:
             log.exception("could not update counters")
         self.telemetry.handled(msg, outcome, time.perf_counter() - started)
@@ -165,8 +164,8 @@ class Engine:
     async def _context(self, msg: IncomingMessage, k: Knowledge) -> Context:
         """The message with its user's row, or a stand-in (``degraded``) when storage does not answer in time."""
         try:
-            user = await asyncio.wait_for(self.store.user(msg.platform, msg.user_id), S.USER_BUDGET)
-        except STORAGE_ERRORS as exc:
+            user = await asyncio.wait_for(self.store.get_or_create_user(msg.platform, msg.user_id), S.USER_BUDGET)
+        except STORE_ERRORS as exc:
             log.warning("storage unavailable, answering from memory: %s", exc or type(exc).__name__)
             return Context(msg, S.transient_user(msg, self.clock.now()), k, degraded=True)
         return Context(msg, user, k)
@@ -179,7 +178,7 @@ class Engine:
             try:
                 work = self._route_stored(ctx, stripped, command)
                 return await (work if reports else asyncio.wait_for(work, S.STORAGE_BUDGET))
-            except STORAGE_ERRORS as exc:
+            except STORE_ERRORS as exc:
                 log.warning("storage unavailable mid-message, answering from memory: %s", exc or type(exc).__name__)
                 self.notices.dropped(ctx.msg)
                 ctx = replace(ctx, prefix=[], degraded=True)
@@ -195,7 +194,7 @@ class Engine:
             if command.name not in S.STORED_COMMANDS:
                 try:
                     return self._with_prefix(ctx, await self.commands.dispatch(ctx, command))
-                except STORAGE_ERRORS as exc:
+                except STORE_ERRORS as exc:
                     log.warning("storage unavailable for /%s: %s", command.name, exc or type(exc).__name__)
             return self._with_prefix(ctx, Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable"))
         return self._with_prefix(ctx, await self.answer_question(ctx, stripped))
@@ -256,7 +255,7 @@ class Engine:
             return await self._route(ctx, command.text, command)
         try:
             return await self._stored_choice(ctx, payload)
-        except STORAGE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             log.warning("storage unavailable for a button: %s", exc or type(exc).__name__)
             return Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable")
 
@@ -448,7 +447,7 @@ class Engine:
         escalation: Escalation | None = None
         if outcome.disposition in ("emergency", "urgent"):
             escalation = Escalation(outcome.disposition, f"triage:{outcome.id}")  # type: ignore[arg-type]
-            await store_consent.log_escalation(self.store, ctx.user, escalation.level, escalation.category)
+            await S.log_escalation(self.store, ctx.user, escalation.level, escalation.category)
         out = [R.triage_plan(k, outcome, self.settings.safety, escalation, private=ctx.private)]
         offer = await self.followups.offer(ctx, outcome)
         if offer is not None:

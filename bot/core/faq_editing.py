@@ -81,7 +81,7 @@ class Change:
 
 
 class ModerationLog(Protocol):
-    """Where changes, ignored questions and sent digests are kept (``bot.storage.faq_edits`` on SQLite)."""
+    """Where changes, ignored questions and sent digests are kept (``bot.storage.sqlite.moderation`` on SQLite)."""
 
     async def record_change(self, change: NewChange) -> int: ...
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -15,11 +14,9 @@ from bot.core.messages import ChatRef, Choice, Outcome, Reply
 from bot.core.payloads import CHECKIN_ANSWERS, CheckinAnswer
 from bot.core.placeholders import fill
 from bot.core.ports import Adapter, Clock, DeliveryError
+from bot.core.store import Claim, Store, StoreUnavailable, new_owner
 from bot.core.telemetry import NoTelemetry, Telemetry
 from bot.core.text import normalize
-from bot.storage import claims
-from bot.storage.claims import Claim
-from bot.storage.sqlite import Store
 
 if TYPE_CHECKING:
     from bot.core.context import Context
@@ -191,7 +188,7 @@ CHECKINS_STOPPED = (
 class Scheduler:
     """One task that sleeps until the earliest due check-in; ``wake()`` when a sooner one is added.
 
-    Any number of processes may run it on one database: rows are claimed with a lease (``bot.storage.claims``), so
+    Any number of processes may run it on one database: rows are claimed with a lease (``Store.claim_due``), so
     each check-in is sent once; a claimed row is resent only after its lease expired (or its owner process died).
     """
 
@@ -213,7 +210,7 @@ class Scheduler:
         self.settings = settings
         self.clock = clock
         self.max_sleep = max_sleep
-        self.owner = claims.new_owner()
+        self.owner = new_owner()
         self.lease = self.LEASE
         self._wake = asyncio.Event()
         self._stopping = False
@@ -238,7 +235,7 @@ class Scheduler:
             try:
                 await self.run_due()
                 delay = await self.seconds_until_next()
-            except (sqlite3.Error, OSError) as exc:  # a locked, full or missing database: one line, not a traceback
+            except StoreUnavailable as exc:  # a locked, full or missing database: one line, not a traceback
                 log.warning("follow-ups: the database is unavailable (%s); retrying in a minute", exc)
                 delay = 60.0
             except Exception:
@@ -252,7 +249,7 @@ class Scheduler:
                 pass
 
     async def seconds_until_next(self) -> float:
-        due = await claims.next_due(self.store, set(self.adapters))
+        due = await self.store.next_claimable(set(self.adapters))
         if due is None:
             return self.max_sleep
         return max(0.0, min(self.max_sleep, (due - self.clock.now()).total_seconds()))
@@ -264,8 +261,8 @@ class Scheduler:
         sent = 0
         while not self._stopping:
             self.beat, self.planned = time.monotonic(), 0.0  # a long run of batches is progress, not a hang
-            batch = await claims.claim_due(
-                self.store, self.owner, self.clock.now(), self.lease, platforms=set(self.adapters), limit=self.BATCH
+            batch = await self.store.claim_due(
+                self.owner, self.clock.now(), self.lease, platforms=set(self.adapters), limit=self.BATCH
             )
             if not batch:
                 return sent
@@ -280,16 +277,16 @@ class Scheduler:
         now = self.clock.now()
         if now - f.due_at > timedelta(days=self.settings.drop_overdue_days):
             log.warning("dropping follow-up %s: %s overdue", f.id, now - f.due_at)
-            await claims.release(self.store, claim, self.owner, now, state="dropped", last_error="too far overdue")
+            await self.store.release_claim(claim, self.owner, now, state="dropped", last_error="too far overdue")
             return 0
-        if not await claims.held(self.store, claim, self.owner):  # cancelled or answered meanwhile
+        if not await self.store.claim_held(claim, self.owner):  # cancelled or answered meanwhile
             return 0
-        if await claims.already_sent(self.store, claim.send_key):  # delivered before a crash: record it, don't resend
-            await claims.complete(self.store, claim, self.owner, now)
+        if await self.store.already_sent(claim.send_key):  # delivered before a crash: record it, don't resend
+            await self.store.complete_claim(claim, self.owner, now)
             return 0
         adapter = self.adapters.get(f.platform)
         if adapter is None:  # the platform stopped meanwhile: give it back
-            await claims.release(self.store, claim, self.owner, now, state="pending")
+            await self.store.release_claim(claim, self.owner, now, state="pending")
             return 0
         try:
             await adapter.send(ChatRef(f.platform, f.platform_user_id, f.chat_id), [checkin_reply(f.id)])
@@ -298,7 +295,7 @@ class Scheduler:
         except Exception as exc:
             log.exception("follow-up %s: unexpected send error", f.id)
             return await self._failed(claim, type(exc).__name__, permanent=False)
-        if not await claims.complete(self.store, claim, self.owner, self.clock.now()):
+        if not await self.store.complete_claim(claim, self.owner, self.clock.now()):
             log.warning("follow-up %s was sent but its claim had passed to another process", f.id)
         log.info("follow-up %s delivered on %s", f.id, f.platform)
         return 1
@@ -310,7 +307,7 @@ class Scheduler:
         if permanent or attempts >= self.settings.max_attempts:
             log.warning("follow-up %s given up after %d attempt(s): %s", f.id, attempts, error)
             self.telemetry.send_failed(f.platform, permanent=permanent)
-            await claims.release(self.store, claim, self.owner, now, state="failed", attempts=attempts,
+            await self.store.release_claim(claim, self.owner, now, state="failed", attempts=attempts,
                                  last_error=error[:200])
             if permanent:
                 user = await self.store.user_by_id(f.user_id)
@@ -320,8 +317,8 @@ class Scheduler:
         self.telemetry.send_retried(f.platform, "followup")
         backoff = self.settings.retry_backoff_seconds
         delay = backoff[min(attempts - 1, len(backoff) - 1)] if backoff else 60
-        await claims.release(
-            self.store, claim, self.owner, now, state="pending", attempts=attempts, last_error=error[:200],
+        await self.store.release_claim(
+            claim, self.owner, now, state="pending", attempts=attempts, last_error=error[:200],
             due_at=now + timedelta(seconds=delay),
         )
         return 0

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
+from bot.core.lru import LruCache
 from bot.core.messages import IncomingMessage, Reply
 from bot.core.outbox import ShuttingDown
-from bot.storage.lru import LruCache
-from bot.storage.sqlite import STORAGE_ERRORS, User
+from bot.core.store import STORE_ERRORS, User
 
 if TYPE_CHECKING:
     from bot.core.engine import Engine
@@ -93,7 +93,7 @@ class Notices:
         self._recorded[who] = True
         try:
             await self._engine.store.set_notice_shown(user)
-        except STORAGE_ERRORS as exc:  # shown; not recorded: it may be shown once more later
+        except STORE_ERRORS as exc:  # shown; not recorded: it may be shown once more later
             log.warning("could not record the first-message notice as shown: %s", exc or type(exc).__name__)
         finally:
             # still "on its way" until the row says shown: a message handled meanwhile must not repeat it

@@ -11,8 +11,7 @@ from typing import TypeVar
 
 from bot.core.messages import Escalation, IncomingMessage
 from bot.core.payloads import Kind
-from bot.storage import consent as store_consent
-from bot.storage.sqlite import STORAGE_ERRORS, Store, User
+from bot.core.store import STORE_ERRORS, Store, User
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class Bookkeeper:
         for attempt in range(ATTEMPTS):
             try:
                 return await asyncio.wait_for(work(), ATTEMPT_TIMEOUT)
-            except STORAGE_ERRORS as exc:
+            except STORE_ERRORS as exc:
                 last = exc
             except Exception:
                 log.exception("%s failed", what)
@@ -124,10 +123,10 @@ async def record_escalation(
     """
 
     async def work() -> bool:
-        row = user or await store.user(msg.platform, msg.user_id)
+        row = user or await store.get_or_create_user(msg.platform, msg.user_id)
         stopped = await store.clear_triage(row)
         if log_it:  # linked to the user only with their consent (issue 16), else level, category and time only
-            await store_consent.log_escalation(store, row, escalation.level, escalation.category)
+            await log_escalation(store, row, escalation.level, escalation.category)
         return stopped
 
     task = bookkeeper.spawn(f"escalation bookkeeping ({escalation.category})", work)
@@ -135,6 +134,12 @@ async def record_escalation(
         return False
     done, _ = await asyncio.wait({task}, timeout=NOTE_WAIT)
     return task in done and not task.cancelled() and bool(task.result())
+
+
+async def log_escalation(store: Store, user: User | None, level: str, category: str) -> None:
+    """A safety-log row: linked to the user only with their consent (issue 16), else level, category and time."""
+    linked = user is not None and user.stored and await store.consent_of(user) is not None
+    await store.log_escalation(user if linked else None, level, category)
 
 
 def transient_user(msg: IncomingMessage, now: datetime) -> User:

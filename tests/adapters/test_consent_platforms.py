@@ -15,7 +15,7 @@ from support import button
 
 from bot.bootstrap import Runtime
 from bot.core.consent_text import ConsentText
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SQLiteStore
 from tests.adapters.fake_discord import Sent
 from tests.adapters.fake_telegram import JSON, FakeBotAPI
 
@@ -38,7 +38,7 @@ HEALTH = ("triage_state", "followups", "escalations", "unanswered", "consents")
 RED_FLAG = "my back hurts and I've lost control of my bladder"
 
 
-async def health_rows(store: Store, platform: str, user_id: str) -> dict[str, int]:
+async def health_rows(store: SQLiteStore, platform: str, user_id: str) -> dict[str, int]:
     await store.flush()
     user = await store.find_user(platform, user_id)
     out = {}

@@ -516,7 +516,7 @@ async def test_followup_sent_by_the_scheduler_and_cancelled_when_blocked(
     same = next(p for p in _payloads(checkin) if p.endswith(":same"))
     sent = await _private_press(api, engine, USER, checkin, same)  # asks to be checked on again later
     assert engine.last[1].kind == "followup"
-    user = await runtime.store.user("telegram", str(USER))
+    user = await runtime.store.get_or_create_user("telegram", str(USER))
     assert await runtime.store.user_followups(user, active_only=True)
 
     api.blocked_chats.add(USER)  # the runner blocked the bot: 403 on the next check-in

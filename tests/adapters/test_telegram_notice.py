@@ -14,7 +14,7 @@ from support import real_runtime
 
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
 from bot.bootstrap import Runtime
-from bot.storage.inbox import Inbox
+from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 from tests.adapters.fake_telegram import FakeBotAPI
 
 BOT = "runbot_test_bot"

@@ -15,7 +15,7 @@ from support import real_runtime
 from bot.adapters.telegram_adapter import NOT_YOURS, TelegramAdapter, TelegramAdapterSettings
 from bot.adapters.telegram_text import safe_name
 from bot.bootstrap import Runtime
-from bot.storage.inbox import Inbox
+from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 from tests.adapters.fake_telegram import FakeBotAPI, compute_entities
 
 BOT = "runbot_test_bot"

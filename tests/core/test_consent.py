@@ -22,7 +22,7 @@ from bot.core.knowledge import KnowledgeError, load_knowledge
 from bot.core.messages import IncomingMessage, Outcome
 from bot.core.payloads import command, consent_yes, followup_offer
 from bot.core.ports import ManualClock
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SQLiteStore
 
 SETTINGS = Settings(rate_limit=RateLimitSettings(enabled=False), privacy=PrivacySettings(operator_name="Hilltop RC"))
 RED_FLAG = "my back hurts and I've lost control of my bladder"
@@ -39,7 +39,7 @@ async def rt(tmp_path: Path) -> Runtime:  # type: ignore[misc]
         yield runtime
 
 
-async def health_rows(store: Store, platform: str, user_id: str) -> dict[str, int]:
+async def health_rows(store: SQLiteStore, platform: str, user_id: str) -> dict[str, int]:
     """Rows tied to the user in every health table (0 when the user has no row at all)."""
     await store.flush()
     user = await store.find_user(platform, user_id)
@@ -295,19 +295,19 @@ async def test_console_asks_and_a_typed_no_completes_the_check_from_memory(tmp_p
 async def test_retention_removes_old_check_answers_and_finished_checkins(tmp_path: Path) -> None:
     from bot.app import App
     from bot.config import KnowledgeSettings
-    from bot.storage.sqlite import StoredTriage
+    from bot.core.store import StoredTriage
 
     clock = ManualClock()
     db = tmp_path / "retention.db"
     settings = Settings(privacy=PrivacySettings(triage_days=30), knowledge=KnowledgeSettings(str(KNOWLEDGE), False))
-    async with Store(db, clock=clock) as store:  # written 31 days "ago"
-        old = await store.user("test", "old")
+    async with SQLiteStore(db, clock=clock) as store:  # written 31 days "ago"
+        old = await store.get_or_create_user("test", "old")
         await store.save_triage(old, StoredTriage("back-pain", "duration", (("bladder-saddle", 0),), "c"))
         done = await store.add_followup(old, "c", "self-care-mild", clock.now())
         await store.update_followup(done, state="done")
     clock.advance(days=31)
-    async with Store(db, clock=clock) as store:  # and today
-        new = await store.user("test", "new")
+    async with SQLiteStore(db, clock=clock) as store:  # and today
+        new = await store.get_or_create_user("test", "new")
         await store.save_triage(new, StoredTriage("back-pain", "duration", (), "c"))
         await store.add_followup(new, "c", "self-care-mild", clock.now() + timedelta(days=3))
 
@@ -327,7 +327,7 @@ async def test_retention_removes_old_check_answers_and_finished_checkins(tmp_pat
     await asyncio.wait_for(purged(), 10)
     app.request_stop()
     assert await asyncio.wait_for(run, 10) == 0
-    async with Store(db, clock=clock) as store:
+    async with SQLiteStore(db, clock=clock) as store:
         query = "SELECT u.platform_user_id FROM triage_state t JOIN users u ON u.id = t.user_id"
         async with store.db.execute(query) as c:
             assert [r[0] for r in await c.fetchall()] == ["new"]

@@ -51,7 +51,7 @@ async def test_emergency_is_escalated_even_mid_triage(quiet_runtime: Runtime) ->
     out = await engine.handle(dm("I can't feel my groin and can't pee"))
     assert out.escalation is not None and out.escalation.level == "emergency"
     assert "999" in out.replies[0].text
-    user = await quiet_runtime.store.user("test", "u1")
+    user = await quiet_runtime.store.get_or_create_user("test", "u1")
     assert await quiet_runtime.store.get_triage(user) is None  # the check was interrupted
     async with quiet_runtime.store.db.execute("SELECT level, category FROM escalations") as cur:
         rows = [tuple(r) for r in await cur.fetchall()]

@@ -25,7 +25,8 @@ from bot.core.engine import Engine
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
 from bot.core.payloads import CHECKIN_ANSWERS, checkin_answer, decode, faq, followup_offer, forget
 from bot.core.ports import DeliveryError, ManualClock
-from bot.storage.sqlite import Followup, Store
+from bot.core.store import Claim, Followup
+from bot.storage.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWLEDGE = ROOT / "knowledge"
@@ -142,7 +143,7 @@ def adapter_of(runtime: Runtime) -> RecordingAdapter:
     return adapter
 
 
-async def only_followup(store: Store, platform_user: str) -> Followup:
+async def only_followup(store: SQLiteStore, platform_user: str) -> Followup:
     user = await store.find_user(PLATFORM, platform_user)
     assert user is not None
     rows = await store.user_followups(user)
@@ -487,7 +488,7 @@ async def test_mydata_shows_a_summary_and_the_json(rt: Runtime, clock: ManualClo
     assert EMERGENCY_TEXT not in text  # never the runner's words
 
 
-async def table_columns(store: Store) -> dict[str, list[str]]:
+async def table_columns(store: SQLiteStore) -> dict[str, list[str]]:
     async with store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") as cur:
         tables = [r[0] for r in await cur.fetchall()]
     out = {}
@@ -497,7 +498,7 @@ async def table_columns(store: Store) -> dict[str, list[str]]:
     return out
 
 
-async def rows_about(store: Store, user_id: int, markers: tuple[str, ...]) -> dict[str, int]:
+async def rows_about(store: SQLiteStore, user_id: int, markers: tuple[str, ...]) -> dict[str, int]:
     """Per table: rows whose user id column is the user's, or whose any value mentions one of the markers."""
     found = {}
     for table, columns in (await table_columns(store)).items():
@@ -571,7 +572,7 @@ async def test_help_lists_the_followup_and_data_commands(rt: Runtime) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- 5. sleeping
-async def insert_pending(store: Store, n: int, clock: ManualClock, *, first_due_days: float = 1.0) -> None:
+async def insert_pending(store: SQLiteStore, n: int, clock: ManualClock, *, first_due_days: float = 1.0) -> None:
     """n users with one pending follow-up each, due from first_due_days on, one minute apart (one transaction)."""
     now = clock.now()
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -595,7 +596,7 @@ async def insert_pending(store: Store, n: int, clock: ManualClock, *, first_due_
     await db.execute("COMMIT")
 
 
-async def traced(store: Store, call: Callable[[], object]) -> list[str]:
+async def traced(store: SQLiteStore, call: Callable[[], object]) -> list[str]:
     """The SQL statements (with bound values) that one store call runs."""
     statements: list[str] = []
     await store.db.set_trace_callback(statements.append)
@@ -654,7 +655,7 @@ async def test_scheduler_task_sleeps_until_due_and_wakes_early_for_a_sooner_one(
             await asyncio.sleep(0.002)
         raise AssertionError(f"scheduler did not sleep {n} times: {scheduler.sleeps}")
 
-    late = await rt.store.user(PLATFORM, "late")
+    late = await rt.store.get_or_create_user(PLATFORM, "late")
     await rt.store.add_followup(late, "dm-late", "self-care-mild", clock.now() + timedelta(days=10))
     task = asyncio.create_task(scheduler.run())
     try:
@@ -684,14 +685,12 @@ async def test_scheduler_task_sleeps_until_due_and_wakes_early_for_a_sooner_one(
 async def test_wake_during_next_due_lookup_is_not_lost(
     rt: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.storage import claims
-
     scheduler = rt.scheduler
     scheduler.max_sleep = 30 * 86400.0
     store = rt.store
-    late = await store.user(PLATFORM, "late")
+    late = await store.get_or_create_user(PLATFORM, "late")
     await store.add_followup(late, "dm-late", "self-care-mild", clock.now() + timedelta(days=10))
-    real_next_due = claims.next_due
+    real_next_due = store.next_claimable
     raced = False
 
     async def next_due_with_a_message_in_between(*args: Any, **kw: Any) -> object:
@@ -702,7 +701,7 @@ async def test_wake_during_next_due_lookup_is_not_lost(
             await accept_followup(rt.engine, "soon")
         return result
 
-    monkeypatch.setattr(claims, "next_due", next_due_with_a_message_in_between)  # what the scheduler asks
+    monkeypatch.setattr(store, "next_claimable", next_due_with_a_message_in_between)  # what the scheduler asks
     task = asyncio.create_task(scheduler.run())
     try:
         for _ in range(200):
@@ -719,21 +718,19 @@ async def test_wake_during_next_due_lookup_is_not_lost(
 async def test_scheduler_keeps_running_after_an_error(
     rt: Runtime, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.storage import claims
-
     scheduler = rt.scheduler
     boom = RuntimeError("database hiccup")
-    real = claims.claim_due
+    real = rt.store.claim_due
     calls = 0
 
-    async def flaky(*args: Any, **kw: Any) -> list[claims.Claim]:
+    async def flaky(*args: Any, **kw: Any) -> list[Claim]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise boom
         return await real(*args, **kw)
 
-    monkeypatch.setattr(claims, "claim_due", flaky)
+    monkeypatch.setattr(rt.store, "claim_due", flaky)
     task = asyncio.create_task(scheduler.run())
     try:
         for _ in range(500):
@@ -776,8 +773,8 @@ def test_cli_followups_list_shows_pending_in_runners_terms(
     db = tmp_path / "cli.db"
 
     async def seed() -> int:
-        async with Store(db) as store:
-            user = await store.user("telegram", "4242")
+        async with SQLiteStore(db) as store:
+            user = await store.get_or_create_user("telegram", "4242")
             return await store.add_followup(user, "4242", "self-care-mild", SystemClock().now() + timedelta(days=3))
 
     assert main(["followups", "list", "--db", str(db)]) == 0

@@ -265,7 +265,7 @@ async def _everything(rt: Runtime) -> dict[str, str]:
             seen[f"check yes {cat.id}"] = text_of(await rt.engine.handle(dm("yes", user=f"ck{i}-{j}")))
     for path, last, outs in await _walk_triage(rt):
         seen[f"triage {' > '.join(path)}"] = "\n".join(text_of(o) for o in outs) + "\n" + text_of(last)
-    user = await rt.store.user("test", "fu")
+    user = await rt.store.get_or_create_user("test", "fu")
     for answer in ("better", "same", "worse"):
         fid = await rt.store.add_followup(user, "chat-fu", "self-care-mild", rt.clock.now())
         await rt.store.update_followup(fid, state="awaiting")

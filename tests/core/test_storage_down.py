@@ -20,7 +20,7 @@ from bot.bootstrap import Runtime
 from bot.core import replies as R
 from bot.core import resilience
 from bot.core.resilience import UNAVAILABLE
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SQLiteStore
 
 RED_FLAG = "I can't feel my groin and can't pee"
 QUESTION = "why does my lower back hurt after running?"
@@ -33,13 +33,13 @@ async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
         yield runtime
 
 
-async def _fill_up(store: Store) -> None:
+async def _fill_up(store: SQLiteStore) -> None:
     """Cap the file at its current size and fill the free room in the tables a message writes to: from then on
     every write of the bot needs a new page and fails with SQLITE_FULL, as on a full disk."""
     async with store.db.execute("PRAGMA page_count") as cur:
         pages = (await cur.fetchone())[0]  # type: ignore[index]
     await store.db.execute(f"PRAGMA max_page_count = {pages}")
-    owner = await store.user("filler", "first")
+    owner = await store.get_or_create_user("filler", "first")
     fillers = (
         "INSERT INTO users (platform, platform_user_id, created_at) VALUES ('filler', ? || ?, 'x')",
         f"INSERT INTO escalations (user_id, level, category, created_at) VALUES ({owner.id}, ?, ?, 'x')",
@@ -50,11 +50,11 @@ async def _fill_up(store: Store) -> None:
                 await store.db.execute(sql, ("x" * (10 + i % 7), i))
 
 
-async def _free(store: Store) -> None:
+async def _free(store: SQLiteStore) -> None:
     await store.db.execute("PRAGMA max_page_count = 1073741823")
 
 
-async def _escalations(store: Store, who: str, *, anonymous: bool = True) -> int:
+async def _escalations(store: SQLiteStore, who: str, *, anonymous: bool = True) -> int:
     """Safety-log rows of ``who``'s red flags: linked to them (they consented), and with ``anonymous`` the unlinked
     rows (no consent: level, category and time only, issue 16) once the same bookkeeping created their user row."""
     async with store.db.execute(
@@ -177,23 +177,23 @@ async def test_unanswered_questions_are_masked_listed_by_mydata_and_forgotten(rt
     [row] = await store.unanswered()  # the bystander's question stays, the asker's count is gone
     assert row["count"] == 1
     assert not any("xylophone" in r["text"] for r in await store.unanswered())
-    user = await store.user("test", "bystander")
+    user = await store.get_or_create_user("test", "bystander")
     assert [q["count"] for q in (await store.export_user(user))["unanswered"]] == [1]
 
 
 async def test_migration_keeps_old_unanswered_rows_unlinked(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
-    from bot.storage.sqlite import _migrations
+    from bot.storage.common import migrations
 
-    for version, sql in _migrations():
+    for version, sql in migrations("sqlite"):
         if version < 3:
             conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
     conn.execute("INSERT INTO unanswered VALUES ('an old question', 3, '2026-01-01T00:00:00.000000Z',"
                  " '2026-01-02T00:00:00.000000Z')")
     conn.commit()
     conn.close()
-    async with Store(db) as store:
+    async with SQLiteStore(db) as store:
         assert await store.schema_version() >= 3
         rows = await store.unanswered()
         assert [(r["text"], r["count"]) for r in rows] == [("an old question", 3)]

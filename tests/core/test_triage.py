@@ -95,7 +95,7 @@ async def test_typed_yes_to_a_multi_option_step_asks_which_one(quiet_runtime: Ru
     assert out.replies[0].text.startswith("Which one?")
     assert [c.label for c in out.replies[0].choices][:2] == ["Yes, both legs, or it's getting worse",
                                                             "Yes, one leg, and not getting worse"]
-    user = await quiet_runtime.store.user("test", "u1")
+    user = await quiet_runtime.store.get_or_create_user("test", "u1")
     state = await quiet_runtime.store.get_triage(user)
     assert state is not None and state.step_id == "leg-weakness"  # still waiting for the answer
     out = await engine.handle(dm("one leg"))
@@ -128,7 +128,7 @@ async def test_triage_survives_a_restart_between_answers(tmp_path: Path) -> None
         assert "not medical advice" in plan.text
         assert any(button(c.payload, "faq") for c in plan.choices)
         assert any(button(c.payload, "fu", "yes") for r in out.replies for c in r.choices)
-        user = await rt.store.user("test", "u1")
+        user = await rt.store.get_or_create_user("test", "u1")
         assert await rt.store.get_triage(user) is None
 
 

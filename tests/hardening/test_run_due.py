@@ -13,7 +13,7 @@ import pytest
 from support import KNOWLEDGE, ROOT
 
 from bot.core.followups import CHECKIN_TEXT
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SQLiteStore
 from tests.adapters.fake_telegram import FakeBotAPI
 from tests.hardening.platforms import TELEGRAM_BOT, TELEGRAM_TOKEN
 
@@ -38,15 +38,15 @@ def _config(tmp_path: Path, db: Path, port: int) -> Path:
 
 async def _seed(db: Path, n: int) -> None:
     now = datetime.now(UTC)
-    async with Store(db) as store:
+    async with SQLiteStore(db) as store:
         for i in range(n):
             uid = str(FIRST_USER + i)
-            user = await store.user("telegram", uid)
+            user = await store.get_or_create_user("telegram", uid)
             await store.add_followup(user, uid, "self-care-mild", now - timedelta(minutes=30) + timedelta(seconds=i))
 
 
 async def _states(db: Path) -> Counter[str]:
-    async with Store(db) as store:
+    async with SQLiteStore(db) as store:
         rows = await store.list_followups(("pending", "sending", "awaiting", "failed", "dropped"))
     return Counter(f.state for f in rows)
 

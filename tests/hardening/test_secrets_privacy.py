@@ -19,7 +19,7 @@ from bot.app import App
 from bot.bootstrap import build
 from bot.config import KnowledgeSettings, PrivacySettings, Settings
 from bot.core.ports import ManualClock, StartupError
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SQLiteStore
 from tests.adapters.fake_discord import FakeDiscord
 from tests.adapters.fake_telegram import FakeBotAPI
 from tests.hardening.platforms import (
@@ -188,14 +188,14 @@ async def test_app_housekeeping_applies_the_retention_period(tmp_path: Path) -> 
     db = tmp_path / "retention.db"
     settings = Settings(privacy=PrivacySettings(retention_days=30), knowledge=KnowledgeSettings(path=str(KNOWLEDGE),
                                                                                                 watch=False))
-    async with Store(db, clock=clock) as store:  # rows written 31 days "ago"
-        old_user = await store.user("test", "old")
+    async with SQLiteStore(db, clock=clock) as store:  # rows written 31 days "ago"
+        old_user = await store.get_or_create_user("test", "old")
         await store.log_escalation(old_user, "emergency", "cauda-equina")
         await store.record_unanswered("an old unanswered question")
         await store.flush()
     clock.advance(days=31)
-    async with Store(db, clock=clock) as store:  # and rows from today
-        await store.log_escalation(await store.user("test", "new"), "urgent", "new-leg-weakness")
+    async with SQLiteStore(db, clock=clock) as store:  # and rows from today
+        await store.log_escalation(await store.get_or_create_user("test", "new"), "urgent", "new-leg-weakness")
         await store.record_unanswered("a fresh unanswered question")
         await store.flush()
 
@@ -215,7 +215,7 @@ async def test_app_housekeeping_applies_the_retention_period(tmp_path: Path) -> 
     await asyncio.wait_for(purged(), 10)
     app.request_stop()
     assert await asyncio.wait_for(run, 10) == 0
-    async with Store(db, clock=clock) as store:
+    async with SQLiteStore(db, clock=clock) as store:
         assert [r["text"] for r in await store.unanswered()] == ["a fresh unanswered question"]
         async with store.db.execute("SELECT category FROM escalations") as cur:
             assert [r[0] for r in await cur.fetchall()] == ["new-leg-weakness"]

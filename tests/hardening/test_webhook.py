@@ -27,7 +27,7 @@ from support import real_runtime
 
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
 from bot.bootstrap import Runtime
-from bot.storage.inbox import Inbox
+from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 from tests.adapters.fake_telegram import FakeBotAPI
 from tests.hardening.platforms import TELEGRAM_BOT, TELEGRAM_TOKEN
 from tests.hardening.test_restart import QUESTIONS, Bot, _env, _expected_first_lines, _wait

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
 
 from bot.core.messages import ChatRef, Reply  # noqa: E402
 from bot.core.payloads import decode  # noqa: E402
-from bot.storage.sqlite import Store  # noqa: E402
+from bot.storage.sqlite import SQLiteStore  # noqa: E402
 
 PLATFORM = "test"
 
@@ -72,12 +72,12 @@ async def deliver(db: str, log: str, delay: float) -> None:
 
 async def burst(db: str, log: str, n: int) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    async with Store(db) as store:
+    async with SQLiteStore(db) as store:
         print("ready", flush=True)
         due = datetime.now(UTC) + timedelta(days=3)
         pid = os.getpid()
         for i in range(n):
-            user = await store.user(PLATFORM, f"burst-{pid}-{i}")
+            user = await store.get_or_create_user(PLATFORM, f"burst-{pid}-{i}")
             followup_id = await store.add_followup(user, f"dm-{pid}-{i}", "self-care-mild", due)
             os.write(fd, f"{followup_id}\n".encode())  # only after the commit returned
     os.close(fd)

@@ -15,7 +15,7 @@ from bot.core.digest import WeeklyDigest, last_slot, week_key
 from bot.core.engine import EngineOptions
 from bot.core.messages import IncomingMessage
 from bot.core.ports import ManualClock
-from bot.storage.faq_edits import SqliteModerationLog
+from bot.storage.sqlite.moderation import SqliteModerationLog
 from tests.adapters.fake_telegram import FakeBotAPI
 
 MONDAY_9 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday

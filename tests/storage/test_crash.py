@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage.sqlite import Store
+from bot.storage.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = ROOT / "tests" / "helpers" / "followup_child.py"
@@ -72,20 +72,20 @@ async def seed(db: Path) -> tuple[dict[int, str], set[int]]:
     now = datetime.now(UTC)
     due: dict[int, str] = {}
     later: set[int] = set()
-    async with Store(db) as store:
+    async with SQLiteStore(db) as store:
         for i in range(DUE):
-            user = await store.user(PLATFORM, f"runner-{i}")
+            user = await store.get_or_create_user(PLATFORM, f"runner-{i}")
             when = now - timedelta(hours=2) + timedelta(minutes=i)
             fid = await store.add_followup(user, f"dm-runner-{i}", "self-care-mild", when)
             due[fid] = f"runner-{i}"
         for i in range(NOT_DUE):
-            user = await store.user(PLATFORM, f"later-{i}")
+            user = await store.get_or_create_user(PLATFORM, f"later-{i}")
             later.add(await store.add_followup(user, f"dm-later-{i}", "self-care-mild", now + timedelta(days=2)))
     return due, later
 
 
 async def states(db: Path) -> dict[int, tuple[str, int]]:
-    async with Store(db) as store:
+    async with SQLiteStore(db) as store:
         rows = await store.list_followups(("pending", "sending", "awaiting", "done", "failed", "dropped", "cancelled"))
     return {f.id: (f.state, f.checkins) for f in rows}
 
@@ -157,5 +157,5 @@ def test_burst_of_followups_killed_20_times_stays_intact_and_keeps_every_commit(
 
 
 async def _create(db: Path) -> None:
-    async with Store(db):
+    async with SQLiteStore(db):
         pass

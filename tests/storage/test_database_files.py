@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bot.core.ports import ManualClock
-from bot.storage.health import recovered_path
-from bot.storage.sqlite import DatabaseUnusable, Store
+from bot.storage.sqlite import DatabaseUnusable, SQLiteStore
+from bot.storage.sqlite.health import recovered_path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: what "within a few seconds" means here (the issue: under 10 s); Python start-up and imports take about 1 s
@@ -29,9 +29,9 @@ def _real_database(path: Path, users: int = 2000) -> None:
     """A runbot database with some data (so a truncated copy still has a valid header)."""
 
     async def fill() -> None:
-        async with Store(path) as store:
+        async with SQLiteStore(path) as store:
             for i in range(users):
-                user = await store.user("test", f"runner-{i}")
+                user = await store.get_or_create_user("test", f"runner-{i}")
                 await store.log_escalation(user, "emergency", "cauda-equina")
 
     asyncio.run(fill())
@@ -134,7 +134,7 @@ async def test_open_failure_closes_the_connection_thread(tmp_path: Path) -> None
     db.write_bytes(os.urandom(4096))
     threads = set(threading.enumerate())
     with pytest.raises(DatabaseUnusable, match="not a readable SQLite database"):
-        await Store(db).open()
+        await SQLiteStore(db).open()
 
     def connection_threads() -> list[threading.Thread]:  # not the loop's own executor workers (asyncio_N)
         return [t for t in threading.enumerate()
@@ -159,7 +159,7 @@ def _exists(path: Path) -> bool:
 async def test_a_database_deleted_while_running_is_reported_and_kept(tmp_path: Path) -> None:
     db = tmp_path / "runbot.db"
     problems: list[str] = []
-    store = Store(db, clock=ManualClock())
+    store = SQLiteStore(db, clock=ManualClock())
 
     async def report(text: str) -> None:
         problems.append(text)
@@ -167,7 +167,7 @@ async def test_a_database_deleted_while_running_is_reported_and_kept(tmp_path: P
     store.on_problem = report
     async with store:
         for i in range(50):
-            await store.user("test", f"runner-{i}")
+            await store.get_or_create_user("test", f"runner-{i}")
         await store.flush()
         assert problems == []
         _remove(db)
@@ -175,11 +175,11 @@ async def test_a_database_deleted_while_running_is_reported_and_kept(tmp_path: P
         assert len(problems) == 1 and str(db) in problems[0] and "was deleted" in problems[0], problems
         copy = Path(recovered_path(str(db)))
         assert _exists(copy)
-        await store.user("test", "after-the-delete")  # still works, and is kept too
+        await store.get_or_create_user("test", "after-the-delete")  # still works, and is kept too
         await store.flush()
         assert len(problems) == 1  # reported once
     assert not db.exists()
-    async with Store(db, clock=ManualClock()) as again:  # the next start puts the copy back
+    async with SQLiteStore(db, clock=ManualClock()) as again:  # the next start puts the copy back
         for who in ("runner-0", "runner-49", "after-the-delete"):
             assert await again.find_user("test", who) is not None, who
     assert not _exists(copy)
@@ -188,14 +188,14 @@ async def test_a_database_deleted_while_running_is_reported_and_kept(tmp_path: P
 async def test_a_database_replaced_while_running_is_reported(tmp_path: Path) -> None:
     db = tmp_path / "runbot.db"
     problems: list[str] = []
-    store = Store(db)
+    store = SQLiteStore(db)
 
     async def report(text: str) -> None:
         problems.append(text)
 
     store.on_problem = report
     async with store:
-        await store.user("test", "runner")
+        await store.get_or_create_user("test", "runner")
         other = tmp_path / "other.db"
         with sqlite3.connect(other) as plain:
             plain.execute("CREATE TABLE something (x)")
@@ -233,7 +233,7 @@ async def test_the_moderators_are_told_when_the_database_disappears(tmp_path: Pa
     moderators = _ModeratorsChat()
     async with build(knowledge_path=KNOWLEDGE, db_path=db) as rt:
         rt.add_adapter(moderators)  # type: ignore[arg-type]
-        await rt.store.user("test", "runner")
+        await rt.store.get_or_create_user("test", "runner")
         _remove(db)
         await rt.store.flush()  # what the app's housekeeping does every few seconds
     assert len(moderators.notes) == 1 and f"database {db} was deleted" in moderators.notes[0]

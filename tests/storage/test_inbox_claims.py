@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage import claims
-from bot.storage.inbox import Inbox
-from bot.storage.sqlite import Store
+from bot.core.store import new_owner
+from bot.storage.sqlite import SQLiteStore
+from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -22,7 +23,7 @@ LEASE = timedelta(minutes=5)
 # ---------------------------------------------------------------------------------------------- inbox
 async def test_inbox_keeps_pending_updates_across_a_reopen_and_forgets_text_once_done(tmp_path: Path) -> None:
     db = tmp_path / "runbot.db"
-    async with Store(db):  # migrations
+    async with SQLiteStore(db):  # migrations
         pass
     inbox = Inbox(db, "telegram")
     await inbox.open()
@@ -69,27 +70,29 @@ async def test_inbox_done_marks_are_written_within_moments(tmp_path: Path) -> No
 
 # ---------------------------------------------------------------------------------------------- claims
 @pytest.fixture
-async def two_stores(tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+async def two_stores(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
     db = tmp_path / "runbot.db"
-    async with Store(db) as first, Store(db) as second:
+    async with SQLiteStore(db) as first, SQLiteStore(db) as second:
         yield first, second
 
 
-async def _seed(store: Store, n: int, platform: str = "telegram") -> list[int]:
+async def _seed(store: SQLiteStore, n: int, platform: str = "telegram") -> list[int]:
     ids = []
     for i in range(n):
-        user = await store.user(platform, str(1000 + i))
+        user = await store.get_or_create_user(platform, str(1000 + i))
         ids.append(await store.add_followup(user, str(1000 + i), "self-care-mild", NOW - timedelta(minutes=n - i)))
     return ids
 
 
-async def test_two_connections_claiming_at_once_never_get_the_same_row(two_stores: tuple[Store, Store]) -> None:
+async def test_two_connections_claiming_at_once_never_get_the_same_row(
+    two_stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
     first, second = two_stores
     ids = await _seed(first, 60)
 
-    async def drain(store: Store, owner: str) -> list[int]:
+    async def drain(store: SQLiteStore, owner: str) -> list[int]:
         got: list[int] = []
-        while batch := await claims.claim_due(store, owner, NOW, LEASE, platforms={"telegram"}, limit=7):
+        while batch := await store.claim_due(owner, NOW, LEASE, platforms={"telegram"}, limit=7):
             got += [c.followup.id for c in batch]
             await asyncio.sleep(0)
         return got
@@ -99,48 +102,48 @@ async def test_two_connections_claiming_at_once_never_get_the_same_row(two_store
     assert sorted(a + b) == sorted(ids)
 
 
-async def test_a_claimed_row_is_taken_over_only_after_its_lease(two_stores: tuple[Store, Store]) -> None:
+async def test_a_claimed_row_is_taken_over_only_after_its_lease(two_stores: tuple[SQLiteStore, SQLiteStore]) -> None:
     first, second = two_stores
     (fid,) = await _seed(first, 1)
-    (claim,) = await claims.claim_due(first, "elsewhere:1:a", NOW, LEASE, platforms={"telegram"})
+    (claim,) = await first.claim_due("elsewhere:1:a", NOW, LEASE, platforms={"telegram"})
     assert claim.send_key == f"fu:{fid}:1"
-    assert await claims.claim_due(second, "elsewhere:2:b", NOW + LEASE / 2, LEASE, platforms={"telegram"}) == []
-    assert await claims.next_due(second, {"telegram"}) == NOW + LEASE  # sleep until the lease ends, no busy loop
-    (taken,) = await claims.claim_due(
-        second, "elsewhere:2:b", NOW + LEASE + timedelta(seconds=1), LEASE, platforms={"telegram"}
+    assert await second.claim_due("elsewhere:2:b", NOW + LEASE / 2, LEASE, platforms={"telegram"}) == []
+    assert await second.next_claimable({"telegram"}) == NOW + LEASE  # sleep until the lease ends, no busy loop
+    (taken,) = await second.claim_due(
+        "elsewhere:2:b", NOW + LEASE + timedelta(seconds=1), LEASE, platforms={"telegram"}
     )
     assert taken.send_key == claim.send_key  # the same send: one idempotency key
     # the first owner lost the row: it can neither complete nor release it
-    assert not await claims.complete(first, claim, "elsewhere:1:a", NOW)
-    assert not await claims.release(first, claim, "elsewhere:1:a", NOW, state="pending")
-    assert await claims.complete(second, taken, "elsewhere:2:b", NOW)
-    assert await claims.already_sent(first, claim.send_key)
+    assert not await first.complete_claim(claim, "elsewhere:1:a", NOW)
+    assert not await first.release_claim(claim, "elsewhere:1:a", NOW, state="pending")
+    assert await second.complete_claim(taken, "elsewhere:2:b", NOW)
+    assert await first.already_sent(claim.send_key)
     row = await first.get_followup(fid)
     assert row is not None and (row.state, row.checkins) == ("awaiting", 1)
 
 
-async def test_a_dead_owner_on_this_machine_does_not_hold_its_rows(two_stores: tuple[Store, Store]) -> None:
+async def test_a_dead_owner_on_this_machine_does_not_hold_its_rows(two_stores: tuple[SQLiteStore, SQLiteStore]) -> None:
     first, second = two_stores
     await _seed(first, 3)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await proc.wait()  # its pid is now free: a process that died holding a lease
-    dead = f"{claims.socket.gethostname()}:{proc.pid}:gone"
-    alive = f"{claims.socket.gethostname()}:{os.getppid()}:alive"  # our parent is running
-    (kept,) = await claims.claim_due(first, alive, NOW, LEASE, platforms={"telegram"}, limit=1)
-    lost = await claims.claim_due(first, dead, NOW, LEASE, platforms={"telegram"}, limit=5)
+    dead = f"{socket.gethostname()}:{proc.pid}:gone"
+    alive = f"{socket.gethostname()}:{os.getppid()}:alive"  # our parent is running
+    (kept,) = await first.claim_due(alive, NOW, LEASE, platforms={"telegram"}, limit=1)
+    lost = await first.claim_due(dead, NOW, LEASE, platforms={"telegram"}, limit=5)
     assert len(lost) == 2
-    retaken = await claims.claim_due(second, claims.new_owner(), NOW, LEASE, platforms={"telegram"})
+    retaken = await second.claim_due(new_owner(), NOW, LEASE, platforms={"telegram"})
     # at once, not after the lease: the dead process's two rows; the live one's row stays with it
     assert {c.followup.id for c in retaken} == {c.followup.id for c in lost}
     assert kept.followup.id not in {c.followup.id for c in retaken}
 
 
-async def test_only_platforms_running_here_are_claimed(two_stores: tuple[Store, Store]) -> None:
+async def test_only_platforms_running_here_are_claimed(two_stores: tuple[SQLiteStore, SQLiteStore]) -> None:
     first, _ = two_stores
     await _seed(first, 2, platform="discord")
-    assert await claims.claim_due(first, "h:1:x", NOW, LEASE, platforms={"telegram"}) == []
-    assert await claims.next_due(first, {"telegram"}) is None
-    assert await claims.claim_due(first, "h:1:x", NOW, LEASE, platforms=set()) == []
+    assert await first.claim_due("h:1:x", NOW, LEASE, platforms={"telegram"}) == []
+    assert await first.next_claimable({"telegram"}) is None
+    assert await first.claim_due("h:1:x", NOW, LEASE, platforms=set()) == []
 
 
 async def test_housekeeping_forgets_delivered_keys_after_a_month(tmp_path: Path) -> None:
@@ -153,11 +156,11 @@ async def test_housekeeping_forgets_delivered_keys_after_a_month(tmp_path: Path)
 
     clock = ManualClock(NOW)
     db = tmp_path / "runbot.db"
-    async with Store(db, clock=clock) as store:
+    async with SQLiteStore(db, clock=clock) as store:
         await _seed(store, 2)
-        old, fresh = await claims.claim_due(store, "h:1:x", NOW, LEASE, platforms={"telegram"})
-        assert await claims.complete(store, old, "h:1:x", NOW - timedelta(days=31))
-        assert await claims.complete(store, fresh, "h:1:x", NOW - timedelta(days=29))
+        old, fresh = await store.claim_due("h:1:x", NOW, LEASE, platforms={"telegram"})
+        assert await store.complete_claim(old, "h:1:x", NOW - timedelta(days=31))
+        assert await store.complete_claim(fresh, "h:1:x", NOW - timedelta(days=29))
     settings = Settings(knowledge=KnowledgeSettings(path=str(KNOWLEDGE), watch=False))
     rt = build(settings, clock=clock, knowledge_path=KNOWLEDGE, db_path=db)
     app = App(settings, runtime=rt)
@@ -165,11 +168,11 @@ async def test_housekeeping_forgets_delivered_keys_after_a_month(tmp_path: Path)
     run = asyncio.create_task(app.run(adapters=[]))
     try:
         for _ in range(200):
-            if rt.store._db is not None and not await claims.already_sent(rt.store, old.send_key):
+            if rt.store._db is not None and not await rt.store.already_sent(old.send_key):
                 break
             await asyncio.sleep(0.02)
-        assert not await claims.already_sent(rt.store, old.send_key)
-        assert await claims.already_sent(rt.store, fresh.send_key)
+        assert not await rt.store.already_sent(old.send_key)
+        assert await rt.store.already_sent(fresh.send_key)
     finally:
         app.request_stop()
         assert await asyncio.wait_for(run, 10) == 0

@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from bot.core.store import InboxUnavailable
+
 if TYPE_CHECKING:
-    from bot.storage.sqlite import Store
+    from bot.storage.sqlite.store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,10 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class InboxUnavailable(Exception):
-    """The inbox could not be read or written (disk full, locked, file gone)."""
-
-
-class Inbox:
+class SQLiteInbox:
     """Pending and recently done updates of one platform in one database file."""
 
-    def __init__(self, path: str | Path, platform: str, *, store: Store | None = None) -> None:
+    def __init__(self, path: str | Path, platform: str, *, store: SQLiteStore | None = None) -> None:
         """``store``: share its connection and write lock (``path`` must be its file); None: a connection of its own."""
         self.path = str(path)
         self.platform = platform

@@ -8,10 +8,12 @@ import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from bot.core.ports import StartupError
+from bot.storage.common import SchemaTooNew
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +24,6 @@ BUSY_TIMEOUT_MS = 1000
 
 class DatabaseUnusable(StartupError):
     """The database file cannot be opened or used; the message names the file and what to do (one line)."""
-
-
-class SchemaTooNew(Exception):
-    """The file was written by a newer runbot: its schema version is above every migration this code ships."""
-
-    def __init__(self, found: int, newest: int) -> None:
-        super().__init__(f"schema version {found}, newer than {newest}")
-        self.found = found
-        self.newest = newest
 
 
 def file_identity(path: str) -> tuple[int, int] | None:
@@ -119,8 +112,9 @@ class FileChecks:
     on_problem: Callable[[str], Awaitable[None]] | None
     db: aiosqlite.Connection
 
-    async def schema_version(self) -> int:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+
+        async def schema_version(self) -> int: ...
 
     async def _quick_check(self) -> None:
         """A truncated or damaged file can still have a valid header: read every page once (fast for a club's data)."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from bot.core.store import StoreUnavailable
+from bot.storage.common import from_db, to_db
+from bot.storage.sqlite.base import SQLITE_ERRORS
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -15,9 +18,8 @@ log = logging.getLogger(__name__)
 
 #: buffered counters and unanswered questions are written once this many are waiting
 FLUSH_EVERY = 256
-#: errors that mean "storage is unavailable right now" (full, locked, gone, closed) rather than a bug
-STORAGE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, ValueError, TimeoutError)
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+#: what a failed write of the buffers can raise (kept for the next try)
+_WRITE_ERRORS = (*SQLITE_ERRORS, StoreUnavailable)
 
 
 class BufferedWrites:
@@ -41,13 +43,13 @@ class BufferedWrites:
         """Count an unmatched question (already masked) per asker, so /forget and /mydata find it; batched."""
         if not normalized:
             return
-        now = _to_db(self._now())
+        now = to_db(self._now())
         key = (normalized, user_id or 0)
         count, first, _ = self._pending_unanswered.get(key, (0, now, now))
         self._pending_unanswered[key] = (count + 1, first, now)
         await self._maybe_flush()
 
-    async def count(self, kind: str, n: int = 1) -> None:
+    async def increment(self, kind: str, n: int = 1) -> None:
         """Bump a daily counter (messages, answered, did-you-mean, fallback, escalation-...)."""
         key = (self._now().strftime("%Y-%m-%d"), kind)
         self._pending_stats[key] = self._pending_stats.get(key, 0) + n
@@ -63,7 +65,7 @@ class BufferedWrites:
     async def _flush_logged(self) -> None:
         try:
             await self.flush()
-        except STORAGE_ERRORS as exc:
+        except _WRITE_ERRORS as exc:
             log.warning("could not write buffered counters (kept for the next try): %s", exc)
 
     async def settled(self) -> None:
@@ -80,7 +82,7 @@ class BufferedWrites:
         unanswered, self._pending_unanswered = self._pending_unanswered, {}
         try:
             await self._write_buffers(stats, unanswered)
-        except STORAGE_ERRORS as exc:  # best effort: kept for the next flush, logged, never raised to a reply
+        except _WRITE_ERRORS as exc:  # best effort: kept for the next flush, logged, never raised to a reply
             self._restore_buffers(stats, unanswered)
             log.warning("could not write counters and unanswered questions to %s (kept for later): %s", self.path, exc)
         except BaseException:
@@ -130,12 +132,12 @@ class BufferedWrites:
         params: tuple[Any, ...] = ()
         if since is not None:
             query += " WHERE last_seen >= ?"
-            params = (_to_db(since),)
+            params = (to_db(since),)
         query += " GROUP BY normalized ORDER BY count DESC, last_seen DESC LIMIT ?"
         async with self.db.execute(query, (*params, limit)) as cur:
             rows = await cur.fetchall()
         return [
-            {"text": r["normalized"], "count": r["count"], "last_seen": _from_db(r["last_seen"])} for r in rows
+            {"text": r["normalized"], "count": r["count"], "last_seen": from_db(r["last_seen"])} for r in rows
         ]
 
     async def stats(self, since: datetime | None = None) -> dict[str, int]:
@@ -148,12 +150,3 @@ class BufferedWrites:
         async with self.db.execute(query + " GROUP BY kind", params) as cur:
             rows = await cur.fetchall()
         return {r["kind"]: int(r["n"]) for r in rows}
-
-
-
-def _to_db(when: datetime) -> str:
-    return when.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def _from_db(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)

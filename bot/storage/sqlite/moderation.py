@@ -9,13 +9,16 @@ from datetime import datetime
 from typing import Any
 
 from bot.core.faq_editing import Change, Moderator, NewChange
-from bot.storage.sqlite import Store, from_db, to_db
+from bot.storage.common import from_db, to_db, translate_errors
+from bot.storage.sqlite.base import SQLITE_ERRORS
+from bot.storage.sqlite.store import SQLiteStore
 
 
+@translate_errors(SQLITE_ERRORS)
 class SqliteModerationLog:
     """``ModerationLog`` on the runbot database."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SQLiteStore) -> None:
         self.store = store
 
     async def record_change(self, change: NewChange) -> int:

@@ -1,0 +1,78 @@
+"""What both stores share: the time format, the migrations of each dialect, and turning driver errors into the
+core's ``StoreUnavailable``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, TypeVar
+
+from bot.core.store import StoreUnavailable
+
+#: UTC text that sorts in time order (SQLite's columns; both stores' /mydata export)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+C = TypeVar("C", bound=type)
+
+
+def to_db(when: datetime) -> str:
+    """UTC text that sorts in time order."""
+    if when.tzinfo is None:
+        raise TypeError("naive datetime: the store only takes timezone-aware times")
+    return when.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def from_db(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer runbot: its schema version is above every migration this code ships."""
+
+    def __init__(self, found: int, newest: int) -> None:
+        super().__init__(f"schema version {found}, newer than {newest}")
+        self.found = found
+        self.newest = newest
+
+
+def migrations(dialect: str) -> list[tuple[int, str]]:
+    """``(version, sql)`` of ``bot/storage/migrations/<dialect>/NNNN_name.sql``, in order. Both dialects ship the same
+    numbers, and version N means the same tables and columns in both (tests/storage/test_schema.py checks it)."""
+    folder = resources.files("bot.storage") / "migrations" / dialect
+    found = []
+    for item in folder.iterdir():
+        name = item.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            found.append((int(name[:4]), item.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def translate_errors(errors: tuple[type[BaseException], ...]) -> Callable[[C], C]:
+    """Class decorator: every public coroutine method raises ``StoreUnavailable`` in place of ``errors`` (the
+    driver's), so the core catches one error whichever store it runs on."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(*args, **kwargs)
+            except StoreUnavailable:
+                raise
+            except errors as exc:
+                raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
+
+        return guarded
+
+    def decorate(cls: C) -> C:
+        for klass in cls.__mro__:
+            for name, member in vars(klass).items():
+                if name.startswith("_") or name in ("open",) or not inspect.iscoroutinefunction(member):
+                    continue
+                if name not in vars(cls) or vars(cls)[name] is member:
+                    setattr(cls, name, wrap(member))
+        return cls
+
+    return decorate
