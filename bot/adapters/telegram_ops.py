@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from bot.adapters.telegram_intake import Intake
     from bot.adapters.telegram_webhook import WebhookReceiver
     from bot.core.outbox import Outbox
-    from bot.storage.inbox import Inbox
+    from bot.core.store import Inbox
 
 log = logging.getLogger("bot.adapters.telegram_adapter")
 

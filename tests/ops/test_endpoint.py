@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from bot.storage.inbox import Inbox
 from prometheus_client.parser import text_string_to_metric_families
 from support import KNOWLEDGE
 
@@ -22,6 +21,7 @@ from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettin
 from bot.app import App
 from bot.bootstrap import Runtime, build
 from bot.config import ConfigError, KnowledgeSettings, OpsSettings, RateLimitSettings, Settings, load_settings
+from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 from tests.adapters.fake_telegram import FakeBotAPI
 
 QUESTION = "why does my lower back hurt after running"
