@@ -57,12 +57,13 @@ def make_adapters(runtime: Runtime, platforms: set[str] | None, *, receive: bool
         else:
             from bot.adapters.telegram_adapter import TelegramAdapter
             from bot.adapters.telegram_adapter import settings_from_config as tg_settings
-            from bot.storage import make_inbox
+            from bot.storage import make_chat_queue, make_inbox
 
             # on the Store's database (SQLite: its connection and write lock, one writer per process on the file)
             inbox = make_inbox(runtime.store, "telegram") if receive else None
-            adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok, inbox=inbox, receive=receive,
-                                            moderation=runtime.moderation))
+            queue = make_chat_queue(inbox) if inbox is not None else None  # shared inbox, the poller's lease
+            adapters.append(TelegramAdapter(runtime.engine, tg_settings(s.telegram), tok, inbox=inbox, queue=queue,
+                                            receive=receive, moderation=runtime.moderation))
     if not adapters:
         raise StartupError("no platform to run: set DISCORD_TOKEN and/or TELEGRAM_TOKEN (or use `runbot chat`)")
     return adapters

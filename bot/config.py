@@ -66,8 +66,7 @@ class DiscordSettings:
     listen_channel_ids: tuple[int, ...] = ()
     moderator_role_ids: tuple[int, ...] = ()
     moderator_channel_id: int | None = None
-    #: sharding over several processes: the total number of shards, and the ones this process runs (both unset:
-    #: one process runs every shard Discord recommends)
+    #: this process's slice of the shards (both unset: every shard Discord recommends)
     shard_count: int | None = _num(None, 1, 65536)
     shard_ids: tuple[int, ...] = field(default=(), metadata={"lo": 0, "hi": 65535})
 
@@ -87,12 +86,14 @@ class DiscordSettings:
 class TelegramSettings:
     enabled: bool = True
     api_base_url: str | None = None
-    mode: Literal["polling", "webhook"] = "polling"
+    mode: Literal["polling", "webhook", "worker"] = "polling"
+    inbox: Literal["local", "shared"] = "local"
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = _num(8443, 1, 65535)
     moderator_user_ids: tuple[int, ...] = ()
     moderator_chat_id: int | None = None
+    send_rate: float = _num(30.0, 0, 10000, above=True)  # messages a second, all chats (per process)
 
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

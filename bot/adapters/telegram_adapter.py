@@ -20,16 +20,16 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bot.adapters import telegram_faq_flow as faq_flow
-from bot.adapters.telegram_intake import Intake
+from bot.adapters.telegram_intake import Intake, open_inbox
 from bot.adapters.telegram_sending import SENT_PRIVATELY, TelegramSending
 from bot.adapters.telegram_support import (
     COMMANDS,
-    SECRET_RE,
     EngineLike,
     StartupError,
     TelegramAdapterSettings,
     TokenRedactor,
     api_urls,
+    check_settings,
     settings_from_config,
 )
 from bot.adapters.telegram_text import safe_name, strip_mention
@@ -37,11 +37,11 @@ from bot.adapters.telegram_webhook import WebhookReceiver, start_webhook
 from bot.core import payloads
 from bot.core.commands_parse import parse_command
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
-from bot.core.outbox import Outbox
+from bot.core.outbox import Outbox, OutboxLimits
 from bot.core.payloads import Kind
 from bot.core.ports import DeliveryError
 from bot.core.replies import SORRY
-from bot.core.store import Inbox, InboxUnavailable
+from bot.core.store import ChatQueue, Inbox
 
 if TYPE_CHECKING:
     from bot.core.moderation import ModeratorDesk
@@ -78,16 +78,19 @@ class TelegramAdapter(TelegramSending):
         token: str,
         *,
         inbox: Inbox | None = None,
+        queue: ChatQueue | None = None,
         receive: bool = True,
         moderation: ModeratorDesk | None = None,
     ) -> None:
         """``inbox``: where received updates wait until answered (None: memory only). ``receive=False``: send only
-        (``runbot followups run-due``): no getUpdates, no webhook listener, no command menu. ``moderation``: the
+        (``runbot followups run-due``): no getUpdates, no webhook listener, no command menu. ``queue``: the inbox's
+        shared side (``telegram.inbox: shared``, the poller's lease; ``telegram_drain``). ``moderation``: the
         moderators' desk, for the /faq add and /faq edit conversation (``telegram_faq_flow``)."""
         self._engine = engine
         self._settings = settings
         self._token = token
         self._inbox = inbox
+        self._queue = queue
         self._receive = receive
         self._app: Application | None = None  # type: ignore[type-arg]
         self._redact = TokenRedactor(token)
@@ -111,25 +114,11 @@ class TelegramAdapter(TelegramSending):
 
     # ----------------------------------------------------------------- lifecycle
 
-    def _check_settings(self) -> None:
-        s = self._settings
-        if not self._token or not self._token.strip():
-            raise StartupError("Telegram: no bot token; set TELEGRAM_TOKEN")
-        if s.mode not in ("polling", "webhook"):
-            raise StartupError(f"Telegram: telegram.mode must be polling or webhook, not {s.mode!r}")
-        if s.mode == "webhook":
-            if not s.webhook_url:
-                raise StartupError("Telegram: webhook mode needs telegram.webhook_url")
-            if not s.webhook_secret or not SECRET_RE.match(s.webhook_secret):
-                raise StartupError(
-                    "Telegram: webhook mode needs TELEGRAM_WEBHOOK_SECRET (1-256 characters A-Z a-z 0-9 _ -)"
-                )
-
     async def start(self) -> None:
         """Connect, register commands and start receiving updates. Raises StartupError."""
         if self._app is not None:
             raise RuntimeError("the Telegram adapter is already running")
-        self._check_settings()
+        check_settings(self._settings, self._token, has_inbox=self._inbox is not None or not self._receive)
         self._redact.install()
         base_url, base_file_url = api_urls(self._settings.api_base_url)
         builder = (
@@ -156,30 +145,31 @@ class TelegramAdapter(TelegramSending):
         notices = getattr(self._engine, "notices", None)
         if self._receive and notices is not None:  # the first-message notice counts once delivered
             notices.after_delivery(self.platform)
+        rate = self._settings.send_rate
         self._outbox = Outbox(
-            is_group=lambda key: isinstance(key, int) and key < 0, on_retry=self._flood_retry,
-            on_failure=self._send_failed,
+            OutboxLimits(global_rate=rate, global_burst=rate), is_group=lambda key: isinstance(key, int) and key < 0,
+            on_retry=self._flood_retry, on_failure=self._send_failed,
         )
         if not self._receive:
             log.info("Telegram: connected as @%s to send only", app.bot.username)
             return
         try:
             await self._set_commands()
+            queue = self._queue
             if self._inbox is not None:
                 # update ids are per bot: another token on the same database must not inherit this bot's offset
                 self._inbox.platform = f"telegram:{app.bot.id}"
-                try:
-                    await self._inbox.open()
-                except InboxUnavailable as exc:
-                    log.warning("Telegram: the inbox is unavailable (%s); updates are answered but not durable", exc)
-                    self._inbox = None
+                if not await open_inbox(self._inbox, queue, self._settings.inbox == "shared"):
+                    self._inbox = queue = None
             self._intake = Intake(
-                app, self._inbox, poll_timeout=self._settings.poll_timeout, allowed_updates=_ALLOWED_UPDATES
+                app, self._inbox, poll_timeout=self._settings.poll_timeout, allowed_updates=_ALLOWED_UPDATES,
+                queue=queue, shared=self._settings.inbox == "shared",
             )
-            webhook = self._settings.mode == "webhook"
-            if not webhook:
+            mode = self._settings.mode
+            webhook = mode == "webhook"
+            if mode == "polling":
                 await app.bot.delete_webhook()  # getUpdates is refused while a webhook is set
-            await self._intake.start(webhook=webhook)  # the last run's unanswered updates first
+            await self._intake.start(webhook=mode != "polling")  # the last run's unanswered updates first
             if webhook:
                 self._webhook = await start_webhook(self._settings, app.bot, self._intake.accept, _ALLOWED_UPDATES)
         except TelegramError as exc:  # deleteWebhook / setWebhook refused, e.g. "bad webhook: HTTPS url needed"

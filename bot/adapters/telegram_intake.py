@@ -23,8 +23,10 @@ from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
+from bot.adapters.telegram_drain import Drain, PollerLease
 from bot.core.outbox import Lanes, ShuttingDown
-from bot.core.store import Inbox, InboxUnavailable
+from bot.core.ports import StartupError
+from bot.core.store import ChatQueue, Inbox, InboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,21 @@ def chat_key(update: Update) -> str:
     return f"user:{user.id}" if user is not None else "misc"
 
 
+async def open_inbox(inbox: Inbox, queue: ChatQueue | None, shared: bool) -> bool:
+    """Open the inbox and its shared side (the poller's lease, the chats' leases); False when it cannot be used: then
+    updates are answered but not durable (a shared inbox that cannot be opened is a start-up error)."""
+    try:
+        await inbox.open()
+        if queue is not None:
+            await queue.open()
+    except InboxUnavailable as exc:
+        if shared:
+            raise StartupError(f"Telegram: the shared inbox cannot be used ({exc})") from None
+        log.warning("Telegram: the inbox is unavailable (%s); updates are answered but not durable", exc)
+        return False
+    return True
+
+
 class Intake:
     """Fetch (or take from the webhook receiver), store, dispatch per chat, mark done."""
 
@@ -51,9 +68,16 @@ class Intake:
         *,
         poll_timeout: float,
         allowed_updates: Sequence[str],
+        queue: ChatQueue | None = None,
+        shared: bool = False,
     ) -> None:
+        """``queue``: the inbox's shared side (the poller's lease; with ``shared``, the updates are handled by
+        whichever process holds their chat, see ``telegram_drain``)."""
         self.app = app
         self.inbox = inbox
+        self.queue = queue
+        self.drainer = Drain(app.bot, queue, self.handle_now) if shared and queue is not None else None
+        self.poller = PollerLease(queue, f"{inbox.platform}:getUpdates") if queue and inbox else None
         self.poll_timeout = poll_timeout
         self.allowed_updates = list(allowed_updates)
         self.lanes: Lanes[Update] = Lanes(self._handle, max_waiting=MAX_WAITING)
@@ -71,7 +95,11 @@ class Intake:
     async def start(self, *, webhook: bool) -> None:
         """Queue what the last run left unanswered; in polling mode start fetching (a webhook receiver calls
         ``accept`` instead)."""
-        offset = await self._replay()
+        if self.drainer is not None:  # the shared inbox: what is pending is drained like everything else
+            offset = await self._offset()
+            self.drainer.start()
+        else:
+            offset = await self._replay()
         if not webhook:
             self._receiver = asyncio.create_task(self._poll(offset), name="telegram-intake")
 
@@ -108,12 +136,17 @@ class Intake:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.poller is not None:
+            with contextlib.suppress(InboxUnavailable):
+                await self.poller.release()
 
     async def drain(self, grace: float) -> None:
         """Finish the updates being handled and their deliveries, for at most ``grace`` seconds; what is left stays
         pending in the inbox (answered after the restart)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
+        if self.drainer is not None:
+            await self.drainer.stop(max(0.1, grace * 0.5))
         await self.lanes.close(max(0.1, grace * 0.5))
         tasks = list(self._deliveries.values())
         if tasks:
@@ -139,7 +172,14 @@ class Intake:
     async def _poll(self, offset: int | None) -> None:
         bot = self.app.bot
         pause = 0.0
+        if self.poller is not None:
+            await self.poller.wait()
+            offset = await self._offset() or offset  # the other poller may have stored more meanwhile
         while True:
+            if self.poller is not None and not await self.poller.keep():
+                log.warning("Telegram: another process took over polling; this one stands by")
+                await self.poller.wait()
+                offset = await self._offset() or offset
             if pause:
                 await asyncio.sleep(pause)
             await self.lanes.room()
@@ -180,21 +220,51 @@ class Intake:
         self.fetched += len(updates)
         self._last = max(self._last, updates[-1].update_id) if updates else self._last
         fresh: set[int] = {u.update_id for u in updates}
+        stored = False
         if self.inbox is not None:
             rows = [(u.update_id, chat_key(u), u.to_dict()) for u in updates]
             try:
                 fresh = await self.inbox.add(rows)
-                self._warned = False
+                stored, self._warned = True, False
             except InboxUnavailable as exc:
                 if not self._warned:
                     log.warning("Telegram: cannot store updates (%s); answering from memory, not durable", exc)
                     self._warned = True
+        if self.drainer is not None and stored:
+            self.drainer.wake()  # stored: handled by whichever process holds the chat
+            return
         for update in updates:
             if update.update_id in fresh:
                 self._open.add(update.update_id)
                 self.lanes.put_nowait(chat_key(update), update)
 
     # ----------------------------------------------------------------- handling
+    async def handle_now(self, update: Update) -> bool:
+        """Handle one update of the shared inbox and wait for its replies to go out; False: not answered (shutdown),
+        it stays pending."""
+        await self.app.process_update(update)
+        task = self._deliveries.pop(update.update_id, None)
+        if task is None:
+            return True
+        try:
+            await task
+        except (ShuttingDown, asyncio.CancelledError):
+            return False
+        except Exception as exc:
+            log.error("Telegram: delivering update %s failed", update.update_id, exc_info=exc)
+        return True
+
+    async def _offset(self) -> int | None:
+        """Where getUpdates starts: after the highest update ever stored."""
+        if self.inbox is None:
+            return None
+        try:
+            last = await self.inbox.last_id()
+        except InboxUnavailable:
+            return None
+        self._last = max(self._last, last or 0)
+        return None if last is None else last + 1
+
     def track(self, update_id: int, delivery: Coroutine[Any, Any, Any]) -> None:
         """Register the delivery of an update's replies: the update is done when it finishes."""
         task = asyncio.create_task(delivery, name=f"deliver-{update_id}")

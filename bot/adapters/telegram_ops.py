@@ -50,16 +50,18 @@ class TelegramOps:
         if self._app is None:
             return {"connected": False, "mode": mode}
         intake = self._intake
-        receiving = not self._receive or (
-            self._webhook is not None if mode == "webhook" else intake is not None and intake.polling
-        )
+        if not self._receive or mode == "worker":
+            receiving = mode != "worker" or intake is not None
+        else:
+            receiving = self._webhook is not None if mode == "webhook" else intake is not None and intake.polling
         return {"connected": receiving, "mode": mode}
 
     async def queue_depths(self) -> dict[str, int]:
         """Replies waiting to be sent, updates waiting to be handled here, updates stored and not yet answered."""
         depths = {"outbox": self._outbox.queued() if self._outbox is not None else 0}
         if self._intake is not None:
-            depths["handling"] = len(self._intake.lanes)
+            drainer = self._intake.drainer
+            depths["handling"] = len(self._intake.lanes) + (len(drainer) if drainer is not None else 0)
         if self._inbox is not None:
             try:
                 depths["inbox"] = await self._inbox.count("pending")

@@ -43,7 +43,7 @@ SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 ATTEMPTS = 3
 
 
-from bot.core.ports import StartupError  # noqa: E402, F401  (one class for every platform, re-exported)
+from bot.core.ports import StartupError  # noqa: E402  (one class for every platform, re-exported)
 
 
 class EngineLike(Protocol):
@@ -57,7 +57,9 @@ class TelegramAdapterSettings:
     """Telegram settings the adapter needs (the lead maps ``bot.config`` into this)."""
 
     api_base_url: str | None = None
-    mode: Literal["polling", "webhook"] = "polling"
+    mode: Literal["polling", "webhook", "worker"] = "polling"
+    #: local: the process that received an update handles it; shared: whichever process holds its chat
+    inbox: Literal["local", "shared"] = "local"
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
@@ -65,6 +67,8 @@ class TelegramAdapterSettings:
     moderator_user_ids: tuple[int, ...] = ()
     moderator_chat_id: int | None = None
     poll_timeout: float = 10.0
+    #: messages a second this process sends at most, all chats together (Telegram allows about 30 per bot)
+    send_rate: float = 30.0
 
 
 def settings_from_config(
@@ -82,7 +86,28 @@ def settings_from_config(
         webhook_secret=secret,
         moderator_user_ids=tuple(telegram.moderator_user_ids),
         moderator_chat_id=telegram.moderator_chat_id,
+        send_rate=telegram.send_rate,
+        inbox=telegram.inbox,
     )
+
+
+def check_settings(s: TelegramAdapterSettings, token: str, *, has_inbox: bool) -> None:
+    """What the adapter refuses to start with (one line each)."""
+    if not token or not token.strip():
+        raise StartupError("Telegram: no bot token; set TELEGRAM_TOKEN")
+    if s.mode not in ("polling", "webhook", "worker"):
+        raise StartupError(f"Telegram: telegram.mode must be polling, webhook or worker, not {s.mode!r}")
+    if s.mode == "webhook":
+        if not s.webhook_url:
+            raise StartupError("Telegram: webhook mode needs telegram.webhook_url")
+        if not s.webhook_secret or not SECRET_RE.match(s.webhook_secret):
+            raise StartupError(
+                "Telegram: webhook mode needs TELEGRAM_WEBHOOK_SECRET (1-256 characters A-Z a-z 0-9 _ -)"
+            )
+    if (s.mode == "worker" or s.inbox == "shared") and not has_inbox:
+        raise StartupError("Telegram: telegram.inbox: shared (and mode: worker) needs the database, not :memory:")
+    if s.mode == "worker" and s.inbox != "shared":
+        raise StartupError("Telegram: telegram.mode: worker handles the shared inbox: set telegram.inbox: shared")
 
 
 class TokenRedactor(logging.Filter):

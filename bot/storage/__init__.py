@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.faq_editing import ModerationLog
-from bot.core.store import Inbox, Store
+from bot.core.store import ChatQueue, Inbox, Store, new_owner
 
 
 def make_store(location: str | Path, *, clock: Any = None) -> Store:
@@ -24,6 +24,15 @@ def make_inbox(store: Store, platform: str) -> Inbox | None:
     if isinstance(store, SQLiteStore) and store.path != ":memory:":
         return SQLiteInbox(store.path, platform, store=store)
     return None
+
+
+def make_chat_queue(inbox: Inbox) -> ChatQueue:
+    """The shared side of ``inbox`` for this process (telegram.inbox: shared, and the poller's lease)."""
+    from bot.storage.sqlite.chat_queue import SQLiteChatQueue
+    from bot.storage.sqlite.inbox import SQLiteInbox
+
+    assert isinstance(inbox, SQLiteInbox)
+    return SQLiteChatQueue(inbox, new_owner())
 
 
 def make_moderation_log(store: Store) -> ModerationLog:
