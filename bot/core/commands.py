@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.core import payloads
@@ -13,8 +14,14 @@ from bot.core.moderation import SUBCOMMANDS
 from bot.core.moderation import USAGE as MODERATION_USAGE
 
 if TYPE_CHECKING:
+    from bot.core.answers import FaqAnswers
+    from bot.core.consent import ConsentGate
     from bot.core.context import Context
-    from bot.core.engine import Engine
+    from bot.core.followups import FollowupFlow
+    from bot.core.moderation import ModeratorDesk
+    from bot.core.ports import Clock
+    from bot.core.store import Store
+    from bot.core.triage_flow import TriageConversation
 
 
 def export_json(data: dict[str, Any]) -> bytes:
@@ -25,8 +32,25 @@ def export_json(data: dict[str, Any]) -> bytes:
 class Commands:
     """Command handlers; each returns an Outcome."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        answers: FaqAnswers,
+        triage: TriageConversation,
+        consent: ConsentGate,
+        followups: FollowupFlow,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.answers = answers
+        self.triage_flow = triage
+        self.consent_gate = consent
+        self.followup_flow = followups
+        #: the moderators' /faq reload (set when a knowledge watcher runs; None: not available in this mode)
+        self.reloader: Callable[[], Awaitable[str]] | None = None
+        #: the moderators' review queue and in-chat editing (set by bootstrap; None: /faq review etc. unavailable)
+        self.moderation: ModeratorDesk | None = None
 
     async def dispatch(self, ctx: Context, command: Command) -> Outcome:
         handler = {
@@ -49,7 +73,7 @@ class Commands:
 
     async def start(self, ctx: Context, args: str) -> Outcome:
         if args.strip().lower() == "triage":
-            return await self.engine.start_triage(ctx)
+            return await self.triage_flow.start(ctx)
         greeting = (
             "Hi! I'm runbot, your running club's helper for lower back pain after running.\n\n"
             + R.help_text(ctx.k)
@@ -67,18 +91,18 @@ class Commands:
         if not args.strip():
             example = "Ask me a question after /ask, e.g. /ask why does my back hurt after runs?"
             return Outcome((Reply(example),), "empty")
-        return await self.engine.answer_question(ctx, args)
+        return await self.answers.answer(ctx, args)
 
     async def triage(self, ctx: Context, args: str) -> Outcome:
-        return await self.engine.start_triage(ctx)
+        return await self.triage_flow.start(ctx)
 
     async def cancel(self, ctx: Context, args: str) -> Outcome:
-        stopped = await self.engine.consent.clear_triage(ctx)
+        stopped = await self.consent_gate.clear_triage(ctx)
         text = "OK, I've stopped the back-pain check." if stopped else "There's nothing to cancel."
         return Outcome((Reply(text + " Ask me anything, or /triage to start again."),), "command")
 
     async def followups(self, ctx: Context, args: str) -> Outcome:
-        store = self.engine.store
+        store = self.store
         word = args.strip().lower()
         if word in ("off", "stop", "no", "disable"):
             await store.set_followups_enabled(ctx.user, False)
@@ -95,7 +119,7 @@ class Commands:
         status = "on" if user.followups_enabled else "off"
         lines = [f"Check-ins are {status}."]
         for f in active:
-            lines.append(f"• a check-in about your back {self.engine.followups.when(f.due_at)}")
+            lines.append(f"• a check-in about your back {self.followup_flow.when(f.due_at)}")
         lines.append("Send /followups off to stop them, /followups on to allow them.")
         choices = (Choice("Turn off", payloads.command("followups", "off")),) if user.followups_enabled else (
             Choice("Turn on", payloads.command("followups", "on")),
@@ -103,10 +127,10 @@ class Commands:
         return Outcome((Reply("\n".join(lines), choices=choices, private=ctx.private),), "command")
 
     async def consent(self, ctx: Context, args: str) -> Outcome:
-        return await self.engine.consent.status(ctx, args)
+        return await self.consent_gate.status(ctx, args)
 
     async def mydata(self, ctx: Context, args: str) -> Outcome:
-        store = self.engine.store
+        store = self.store
         data = await store.export_user(ctx.user)
         u = data["user"]
         lines = [
@@ -143,8 +167,8 @@ class Commands:
     async def forget_choice(self, ctx: Context, answer: str) -> Outcome:
         if answer != "yes":
             return Outcome((Reply("OK, nothing was deleted.", private=ctx.private),), "command")
-        await self.engine.store.forget_user(ctx.user)
-        self.engine.consent.forget_session(ctx.msg)
+        await self.store.forget_user(ctx.user)
+        self.consent_gate.forget_session(ctx.msg)
         text = "Done: I've deleted everything I stored about you and cancelled any check-ins."
         return Outcome((Reply(text, private=ctx.private),), "command")
 
@@ -158,20 +182,20 @@ class Commands:
 
         words = args.split()
         sub = words[0].lower() if words else ""
-        store = self.engine.store
+        store = self.store
         if sub in SUBCOMMANDS:  # editing and the review queue (issue 17)
-            if self.engine.moderation is None:
+            if self.moderation is None:
                 text = "Editing the FAQ from the chat isn't available here."
                 return Outcome((Reply(text, private=ctx.private),), "command")
-            return await self.engine.moderation.command(ctx.msg, sub, args.strip().partition(" ")[2])
+            return await self.moderation.command(ctx.msg, sub, args.strip().partition(" ")[2])
         if sub == "reload":
-            if self.engine.reloader is None:
+            if self.reloader is None:
                 return Outcome((Reply("Reloading isn't available in this mode."),), "command")
-            return Outcome((Reply(await self.engine.reloader()),), "command")
+            return Outcome((Reply(await self.reloader()),), "command")
         if sub in ("unanswered", "stats"):
             period = words[1] if len(words) > 1 else DEFAULT_PERIOD
             try:
-                since = self.engine.clock.now() - parse_period(period)
+                since = self.clock.now() - parse_period(period)
             except ValueError as exc:
                 return Outcome((Reply(f"{exc}."),), "command")
             if sub == "unanswered":

@@ -8,6 +8,7 @@ the consent text changed since, accepting a check-in). "No thanks" runs the chec
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.core import payloads
@@ -15,11 +16,11 @@ from bot.core.consent_text import ConsentText
 from bot.core.messages import Choice, IncomingMessage, Outcome, Reply
 from bot.core.payloads import ConsentAction
 from bot.core.resilience import UNAVAILABLE
-from bot.core.store import StoredTriage
+from bot.core.store import Store, StoredTriage
 
 if TYPE_CHECKING:
     from bot.core.context import Context
-    from bot.core.engine import Engine
+    from bot.core.settings import PrivacySettings
 
 #: in-memory sessions (refusals and check progress held without storage) kept at most; the oldest go first
 MAX_SESSIONS = 10_000
@@ -37,12 +38,22 @@ NO_CHECKINS = (
 CHANGED = "The consent text has changed since I asked: please read the current version."
 
 
+@dataclass(frozen=True, slots=True)
+class CarryOn:
+    """A consent answer that goes on: ``note`` first, then what the button was for (``action``: start the check,
+    ask the step again, plan the check-in, nothing)."""
+
+    note: Reply
+    action: ConsentAction
+
+
 class ConsentGate:
     """The engine's side of consent: the question, the answers, and where a check's progress lives (the store with
     consent, memory without)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: Store, privacy: PrivacySettings) -> None:
+        self.store = store
+        self.privacy = privacy
         self._declined: OrderedDict[str, None] = OrderedDict()
         self._memory: OrderedDict[str, StoredTriage] = OrderedDict()
 
@@ -55,7 +66,7 @@ class ConsentGate:
         """Stored consent to the current text (same version and hash)."""
         if ctx.degraded or ctx.user.id == 0:
             return False
-        record = await self.engine.store.consent_of(ctx.user)
+        record = await self.store.consent_of(ctx.user)
         text = ctx.k.consent
         return record is not None and record.version == text.version and record.text_hash == text.sha256
 
@@ -64,7 +75,7 @@ class ConsentGate:
         else the consent question, asked privately."""
         if self.declined(ctx.msg) or await self.is_current(ctx):
             return None
-        record = None if ctx.user.id == 0 else await self.engine.store.consent_of(ctx.user)
+        record = None if ctx.user.id == 0 else await self.store.consent_of(ctx.user)
         return self.question(ctx, action, changed=record is not None)
 
     def question(self, ctx: Context, action: ConsentAction, *, changed: bool = False) -> Outcome:
@@ -78,7 +89,7 @@ class ConsentGate:
         return Outcome((Reply(body, choices=choices, private=ctx.private),), "consent")
 
     def render(self, text: ConsentText) -> str:
-        p = self.engine.settings.privacy
+        p = self.privacy
         return text.render(
             operator=p.operator_name or "the club's bot operator",
             retention_days=p.retention_days,
@@ -86,49 +97,36 @@ class ConsentGate:
         )
 
     # ------------------------------------------------------------------ answers
-    async def choice(self, ctx: Context, args: tuple[str, ...]) -> Outcome:
-        """A pressed "Yes, I agree" (stored, then the action) or "No thanks" (remembered for the session); ``args``
+    async def choice(self, ctx: Context, args: tuple[str, ...]) -> Outcome | CarryOn:
+        """A pressed "Yes, I agree" (stored) or "No thanks" (remembered for the session), then the button's action
+        (``CarryOn``: the caller starts the check, asks the step again...); an Outcome when it ends here. ``args``
         as ``payloads.decode`` checked them: ("yes", text hash, action) or ("no", action)."""
         action: ConsentAction = args[-1]  # type: ignore[assignment]
-        store = self.engine.store
+        store = self.store
         if args[0] == "no":
             self._remember(self._declined, _who(ctx.msg), None)
             stored = None if ctx.user.id == 0 else await store.get_triage(ctx.user)
             if stored is not None:  # a check begun under an older consent: carried on in memory, deleted from disk
                 self._remember(self._memory, _who(ctx.msg), stored)
                 await store.clear_triage(ctx.user)
-            note = Reply(DECLINED, private=ctx.private)
-            return _first(note, await self._after(ctx, action))
+            return CarryOn(Reply(DECLINED, private=ctx.private), action)
         short = args[1]
         text = ctx.k.consent
         if ctx.degraded or ctx.user.id == 0:  # nowhere to keep the "yes": say so rather than pretend
             return Outcome((Reply(UNAVAILABLE, private=ctx.private),), "unavailable")
         if short != text.short:
-            return _first(Reply(CHANGED, private=ctx.private), self.question(ctx, action))
+            return first(Reply(CHANGED, private=ctx.private), self.question(ctx, action))
         await store.give_consent(ctx.user, text.version, text.sha256)
         self._declined.pop(_who(ctx.msg), None)
         held = self._memory.pop(_who(ctx.msg), None)
         if held is not None:  # agreed mid-check: from now on the progress is stored
             await store.save_triage(ctx.user, held)
-        note = Reply(AGREED.format(version=text.version), private=ctx.private)
-        return _first(note, await self._after(ctx, action))
-
-    async def _after(self, ctx: Context, action: ConsentAction) -> Outcome:
-        if action == "tri":
-            return await self.engine.start_triage(ctx)
-        if action == "fu":
-            return Outcome((Reply(FU_AGAIN, private=ctx.private),), "consent")
-        if action == "step":
-            state = await self.get_triage(ctx)
-            step = ctx.k.triage.steps.get(state.step_id) if state is not None else None
-            if step is not None:
-                return Outcome((self.engine._step_reply(ctx, step),), "triage")
-        return Outcome((), "consent")
+        return CarryOn(Reply(AGREED.format(version=text.version), private=ctx.private), action)
 
     async def status(self, ctx: Context, args: str) -> Outcome:
         """/consent: the state, with the buttons to agree or withdraw; ``/consent withdraw`` withdraws."""
         word = args.strip().lower()
-        record = None if ctx.user.id == 0 else await self.engine.store.consent_of(ctx.user)
+        record = None if ctx.user.id == 0 else await self.store.consent_of(ctx.user)
         if word in ("withdraw", "off", "no", "revoke"):
             return await self.withdraw(ctx)
         text = ctx.k.consent
@@ -137,7 +135,7 @@ class ConsentGate:
             if self.declined(ctx.msg):
                 state += " (You said no in this conversation: checks run from memory.)"
             out = self.question(ctx, "none")
-            return _first(Reply(state, private=ctx.private), out)
+            return first(Reply(state, private=ctx.private), out)
         when = record.given_at.strftime("%Y-%m-%d %H:%M UTC")
         lines = [f"You agreed to version {record.version} of my consent text on {when}."]
         if record.version != text.version or record.text_hash != text.sha256:
@@ -147,7 +145,7 @@ class ConsentGate:
         return Outcome((Reply("\n".join(lines), choices=choices, private=ctx.private),), "command")
 
     async def withdraw(self, ctx: Context) -> Outcome:
-        removed = await self.engine.store.withdraw_consent(ctx.user) if ctx.user.id else {}
+        removed = await self.store.withdraw_consent(ctx.user) if ctx.user.id else {}
         self.forget_session(ctx.msg)
         total = sum(removed.values()) - removed.get("consents", 0)
         text = (
@@ -164,25 +162,25 @@ class ConsentGate:
             return held, None
         if ctx.user.new:
             return None, None
-        return await self.engine.store.conversation(ctx.user)
+        return await self.store.conversation(ctx.user)
 
     async def get_triage(self, ctx: Context) -> StoredTriage | None:
         held = self._memory.get(_who(ctx.msg))
         if held is not None or self.declined(ctx.msg):
             return held
-        return await self.engine.store.get_triage(ctx.user)
+        return await self.store.get_triage(ctx.user)
 
     async def save_triage(self, ctx: Context, state: StoredTriage) -> None:
         if self.declined(ctx.msg):
             self._remember(self._memory, _who(ctx.msg), state)
         else:
-            await self.engine.store.save_triage(ctx.user, state)
+            await self.store.save_triage(ctx.user, state)
 
     async def clear_triage(self, ctx: Context) -> bool:
         held = self._memory.pop(_who(ctx.msg), None)
         if self.declined(ctx.msg):
             return held is not None
-        return await self.engine.store.clear_triage(ctx.user) or held is not None
+        return await self.store.clear_triage(ctx.user) or held is not None
 
     def forget_session(self, msg: IncomingMessage) -> bool:
         """Drop what memory holds for the user (a red flag ends the check, /forget, withdrawal)."""
@@ -205,5 +203,6 @@ def _who(msg: IncomingMessage) -> str:
     return f"{msg.platform}:{msg.user_id}"
 
 
-def _first(reply: Reply, outcome: Outcome) -> Outcome:
+def first(reply: Reply, outcome: Outcome) -> Outcome:
+    """``outcome`` with ``reply`` shown before its replies."""
     return Outcome((reply, *outcome.replies), outcome.kind, escalation=outcome.escalation)

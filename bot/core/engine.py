@@ -9,28 +9,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from bot.core import payloads
-from bot.core import replies as R
-from bot.core import resilience as S
-from bot.core import triage as T
+from bot.core import payloads, replies, resilience
+from bot.core.answers import FaqAnswers
+from bot.core.commands import Commands
 from bot.core.commands_parse import Command, parse_command
+from bot.core.consent import CarryOn, ConsentGate, first
 from bot.core.context import Context
-from bot.core.decision import decide
+from bot.core.followups import FollowupFlow
 from bot.core.knowledge import Knowledge, KnowledgeRef
 from bot.core.listen import overheard
-from bot.core.masking import mask
-from bot.core.messages import Choice, Escalation, IncomingMessage, Outcome, Reply
+from bot.core.messages import Escalation, IncomingMessage, Outcome, Reply
 from bot.core.notices import Notices
 from bot.core.payloads import Kind
-from bot.core.placeholders import fill
 from bot.core.ports import Clock, SystemClock
-from bot.core.ratelimit import RateLimiter, RepeatGuard
+from bot.core.ratelimit import RateLimiter, RepeatGuard, Verdict
 from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
 from bot.core.settings import CoreSettings
-from bot.core.store import STORE_ERRORS, Store, StoredTriage
+from bot.core.store import STORE_ERRORS, Store
 from bot.core.telemetry import NoTelemetry, Telemetry
-from bot.core.text import MAX_MATCH_CHARS, normalize
+from bot.core.text import MAX_MATCH_CHARS
+from bot.core.triage_flow import TriageConversation
 
 if TYPE_CHECKING:
     from bot.core.moderation import ModeratorDesk
@@ -77,21 +76,53 @@ class Engine:
         self._limiter = RateLimiter(rl.messages, rl.per_seconds, rl.burst)
         self._repeat = RepeatGuard(self.settings.safety.repeat_escalation_seconds)
         self.safety = SafetyGate(monotonic)
-        self.bookkeeper = S.Bookkeeper()
-        self._offline_notices = S.OfflineNotices()
-        self.notices = Notices(self)  # the first-message notice: recorded as shown when composed or when delivered
-        self.waker: Waker | None = None
-        self.reloader: Reloader | None = None
-        #: the moderators' review queue and in-chat editing (set by bootstrap; None: /faq review etc. unavailable)
-        self.moderation: ModeratorDesk | None = None
-        self.telemetry: Telemetry = NoTelemetry()  # the operations endpoint's counters (bot/ops), when it is on
-        from bot.core.commands import Commands
-        from bot.core.consent import ConsentGate
-        from bot.core.followups import FollowupFlow
+        self.bookkeeper = resilience.Bookkeeper()
+        self._offline_notices = resilience.OfflineNotices()
+        self.notices = Notices(store)  # the first-message notice: recorded as shown when composed or when delivered
+        # the handlers get what they use (store, clock, settings, each other), never the engine
+        self.consent = ConsentGate(store, self.settings.privacy)
+        self.followups = FollowupFlow(store, self.clock, self.settings.followups, self.settings.safety, self.consent)
+        self.answers = FaqAnswers(store, self.settings, self.consent, record_unanswered=self.options.record_unanswered)
+        self.triage = TriageConversation(store, self.settings.safety, self.consent, self.followups, self.answers)
+        self.commands = Commands(store, self.clock, self.answers, self.triage, self.consent, self.followups)
+        self.telemetry = NoTelemetry()
 
-        self.commands = Commands(self)
-        self.followups = FollowupFlow(self)
-        self.consent = ConsentGate(self)
+    # the parts bootstrap and the app wire in after construction
+    @property
+    def waker(self) -> Waker | None:
+        """Called when a check-in is planned, so the scheduler wakes early."""
+        return self.followups.waker
+
+    @waker.setter
+    def waker(self, waker: Waker | None) -> None:
+        self.followups.waker = waker
+
+    @property
+    def reloader(self) -> Reloader | None:
+        """The moderators' /faq reload."""
+        return self.commands.reloader
+
+    @reloader.setter
+    def reloader(self, reloader: Reloader | None) -> None:
+        self.commands.reloader = reloader
+
+    @property
+    def moderation(self) -> ModeratorDesk | None:
+        """The moderators' review queue and in-chat editing (None: /faq review etc. unavailable)."""
+        return self.commands.moderation
+
+    @moderation.setter
+    def moderation(self, desk: ModeratorDesk | None) -> None:
+        self.commands.moderation = desk
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """The operations endpoint's counters (bot/ops), when it is on."""
+        return self._telemetry
+
+    @telemetry.setter
+    def telemetry(self, telemetry: Telemetry) -> None:
+        self._telemetry = self.answers.telemetry = telemetry
 
     # ------------------------------------------------------------------ entry points
     async def handle(self, msg: IncomingMessage) -> Outcome:
@@ -105,7 +136,7 @@ class Engine:
                 outcome = await self.handle_text(msg, k)
         except Exception:
             log.exception("error while handling a message on %s", msg.platform)
-            outcome = Outcome((Reply(R.SORRY),), "error")
+            outcome = Outcome((Reply(replies.SORRY),), "error")
             if msg.listen_only:
                 outcome = overheard(outcome)
         try:
@@ -127,7 +158,7 @@ class Engine:
         if msg.listen_only:
             outcome = overheard(outcome)
         if failed:  # fail closed: whatever else the message gets, it also gets the safety line
-            outcome = _plus(outcome, Reply(R.safety_line(self.settings.safety)))
+            outcome = _plus(outcome, Reply(replies.safety_line(self.settings.safety)))
         return outcome
 
     async def _handle_assessed(self, msg: IncomingMessage, k: Knowledge, assessment: Assessment) -> Outcome:
@@ -138,12 +169,9 @@ class Engine:
         if escalation is not None:  # before any storage: the reply never waits for the database
             self.safety.take(_who(msg))
             return await self._escalate(self._unloaded(msg, k), escalation)
-        if self._limited():
-            verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
-            if verdict == "warn":
-                return Outcome((Reply(R.SLOW_DOWN),), "throttled")
-            if verdict == "drop":
-                return Outcome((), "throttled")
+        verdict = self._flood(_who(msg))
+        if verdict != "ok":
+            return Outcome((Reply(replies.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
         stripped = text.strip()
         if self.safety.waiting(_who(msg)):
             answer = self.safety.typed_answer(stripped)
@@ -154,20 +182,22 @@ class Engine:
         if possible is not None and (command is None or _asks_a_question(command)):
             check = k.red_flags.safety_check(possible, self.settings.safety)
             self.safety.ask(_who(msg), check, msg.text)
-            reply = Reply(R.safety_check_text(check.question), SafetyGate.choices(check), private=not msg.is_private)
+            question = replies.safety_check_text(check.question)
+            reply = Reply(question, SafetyGate.choices(check), private=not msg.is_private)
             return Outcome((reply,), "safety-check", safety_check=check)
         return await self._route(await self._context(msg, k), stripped, command)
 
     def _unloaded(self, msg: IncomingMessage, k: Knowledge) -> Context:
-        return Context(msg, S.transient_user(msg, self.clock.now()), k, degraded=True, loaded=False)
+        return Context(msg, resilience.transient_user(msg, self.clock.now()), k, degraded=True, loaded=False)
 
     async def _context(self, msg: IncomingMessage, k: Knowledge) -> Context:
         """The message with its user's row, or a stand-in (``degraded``) when storage does not answer in time."""
         try:
-            user = await asyncio.wait_for(self.store.get_or_create_user(msg.platform, msg.user_id), S.USER_BUDGET)
+            work = self.store.get_or_create_user(msg.platform, msg.user_id)
+            user = await asyncio.wait_for(work, resilience.USER_BUDGET)
         except STORE_ERRORS as exc:
             log.warning("storage unavailable, answering from memory: %s", exc or type(exc).__name__)
-            return Context(msg, S.transient_user(msg, self.clock.now()), k, degraded=True)
+            return Context(msg, resilience.transient_user(msg, self.clock.now()), k, degraded=True)
         return Context(msg, user, k)
 
     async def _route(self, ctx: Context, stripped: str, command: Command | None) -> Outcome:
@@ -177,7 +207,7 @@ class Engine:
             reports = command is not None and command.name == "faq"  # a reload may take longer than the budget
             try:
                 work = self._route_stored(ctx, stripped, command)
-                return await (work if reports else asyncio.wait_for(work, S.STORAGE_BUDGET))
+                return await (work if reports else asyncio.wait_for(work, resilience.STORAGE_BUDGET))
             except STORE_ERRORS as exc:
                 log.warning("storage unavailable mid-message, answering from memory: %s", exc or type(exc).__name__)
                 self.notices.dropped(ctx.msg)
@@ -187,17 +217,17 @@ class Engine:
     async def _route_degraded(self, ctx: Context, stripped: str, command: Command | None) -> Outcome:
         """Storage is down: FAQ answers and commands that need no stored data; the rest says it is unavailable."""
         if self.options.first_notice and self._offline_notices.first_time(_who(ctx.msg)):
-            ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=ctx.private))
+            ctx.prefix.append(Reply(replies.first_notice(self.settings.safety), private=ctx.private))
         if command is not None:
             if not command.echoable:
-                return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(ctx.k, command)),), "command"))
-            if command.name not in S.STORED_COMMANDS:
+                return self._with_prefix(ctx, Outcome((Reply(replies.unknown_command(ctx.k, command)),), "command"))
+            if command.name not in resilience.STORED_COMMANDS:
                 try:
                     return self._with_prefix(ctx, await self.commands.dispatch(ctx, command))
                 except STORE_ERRORS as exc:
                     log.warning("storage unavailable for /%s: %s", command.name, exc or type(exc).__name__)
-            return self._with_prefix(ctx, Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable"))
-        return self._with_prefix(ctx, await self.answer_question(ctx, stripped))
+            return self._with_prefix(ctx, Outcome((Reply(resilience.UNAVAILABLE, private=ctx.private),), "unavailable"))
+        return self._with_prefix(ctx, await self.answers.answer(ctx, stripped))
 
     async def _route_stored(self, ctx: Context, stripped: str, command: Command | None) -> Outcome:
         """Everything after the safety gate: notice, commands, the triage step or check-in answer, the FAQ."""
@@ -205,17 +235,17 @@ class Engine:
         await self._notice(ctx)
         if command is not None:
             if not command.echoable:
-                return self._with_prefix(ctx, Outcome((Reply(R.unknown_command(k, command)),), "command"))
+                return self._with_prefix(ctx, Outcome((Reply(replies.unknown_command(k, command)),), "command"))
             return self._with_prefix(ctx, await self.commands.dispatch(ctx, command))
         if msg.is_private:
             state, awaiting = await self.consent.conversation(ctx)  # memory after a "no" to storing
             if state is not None and state.flow_id == k.triage.id:
-                return self._with_prefix(ctx, await self._triage_text(ctx, state, stripped))
+                return self._with_prefix(ctx, await self.triage.typed(ctx, state, stripped))
             if awaiting is not None:
                 answer = self.followups.parse_answer(stripped)
                 if answer is not None:
                     return self._with_prefix(ctx, await self.followups.answer(ctx, awaiting, answer))
-        return self._with_prefix(ctx, await self.answer_question(ctx, stripped))
+        return self._with_prefix(ctx, await self.answers.answer(ctx, stripped))
 
     async def _check_answer(self, ctx: Context, yes: bool, category: str | None) -> Outcome:
         """The answer to a safety question: yes escalates that category, no carries on with the original message."""
@@ -224,32 +254,31 @@ class Engine:
             cid = category or (pending.check.category if pending else None)
             cat = ctx.k.red_flags.categories.get(cid or "")
             if cat is None:
-                return Outcome((Reply(R.EXPIRED),), "expired")
+                return Outcome((Reply(replies.EXPIRED),), "expired")
             return await self._escalate(ctx, Escalation(cat.level, cat.id))  # writes nothing before the reply
         if pending is None:
-            return Outcome((Reply(R.SAFETY_CHECK_ASK_AGAIN),), "fallback")
+            return Outcome((Reply(replies.SAFETY_CHECK_ASK_AGAIN),), "fallback")
         if not ctx.loaded:
             ctx = await self._context(ctx.msg, ctx.k)
         carried_text = pending.text[:MAX_MATCH_CHARS].strip()
         carried = await self._route(ctx, carried_text, parse_command(carried_text))
-        return _plus(carried, Reply(R.SAFETY_CHECK_CARRY_ON, private=ctx.private), first=True)
+        return _plus(carried, Reply(replies.SAFETY_CHECK_CARRY_ON, private=ctx.private), first=True)
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
-        if self._limited():
-            verdict = self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic())
-            if verdict != "ok":
-                return Outcome((Reply(R.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
+        verdict = self._flood(_who(msg))
+        if verdict != "ok":
+            return Outcome((Reply(replies.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
         payload = payloads.decode(msg.choice)
         if payload is None or not k.still_has(payload):  # forged, stale, or not ours at all
-            return Outcome((Reply(R.EXPIRED),), "expired")
+            return Outcome((Reply(replies.EXPIRED),), "expired")
         kind, args = payload.kind, payload.args
         if kind is Kind.CHECK:  # a safety answer: "yes" escalates without waiting for storage
             yes = args[0] == "yes"
             return await self._check_answer(self._unloaded(msg, k), yes, args[1] if yes else None)
         ctx = await self._context(msg, k)
-        if ctx.degraded and kind in S.STORED_CHOICES:
-            return Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable")
+        if ctx.degraded and kind in resilience.STORED_CHOICES:
+            return Outcome((Reply(resilience.UNAVAILABLE, private=ctx.private),), "unavailable")
         if kind is Kind.COMMAND:
             command = Command(args[0], " ".join(args[1:]))
             return await self._route(ctx, command.text, command)
@@ -257,24 +286,25 @@ class Engine:
             return await self._stored_choice(ctx, payload)
         except STORE_ERRORS as exc:
             log.warning("storage unavailable for a button: %s", exc or type(exc).__name__)
-            return Outcome((Reply(S.UNAVAILABLE, private=ctx.private),), "unavailable")
+            return Outcome((Reply(resilience.UNAVAILABLE, private=ctx.private),), "unavailable")
 
     async def _stored_choice(self, ctx: Context, payload: payloads.Payload) -> Outcome:
         k, args = ctx.k, payload.args
         match payload.kind:
             case Kind.FAQ:
-                entry = k.entries[args[0]]
-                reply = R.answer(entry, k, self.settings.safety)
-                return Outcome((reply,), "answer", faq_id=entry.id, confidence=100.0)
+                return self.answers.entry(k, args[0])
             case Kind.TRIAGE:
-                return await self._triage_choice(ctx, args)
+                return await self.triage.pressed(ctx, args)
             case Kind.FOLLOWUP:
                 return await self.followups.choice(ctx, args)
             case Kind.CONSENT:
-                return await self.consent.choice(ctx, args)
+                answered = await self.consent.choice(ctx, args)
+                if isinstance(answered, CarryOn):
+                    return first(answered.note, await self.triage.after_consent(ctx, answered.action))
+                return answered
             case Kind.MODERATION:
                 if self.moderation is None:
-                    return Outcome((Reply(R.EXPIRED),), "expired")
+                    return Outcome((Reply(replies.EXPIRED),), "expired")
                 return await self.moderation.choice(ctx.msg, args)
             case _:
                 return await self.commands.forget_choice(ctx, args[0])
@@ -282,56 +312,23 @@ class Engine:
     def _limited(self) -> bool:
         return self.options.rate_limit and self.settings.rate_limit.enabled
 
-    # ------------------------------------------------------------------ pieces
-    async def answer_question(self, ctx: Context, text: str) -> Outcome:
-        """The FAQ path: confident answer, did-you-mean, or the fallback."""
-        k = ctx.k
-        norm = normalize(text)
-        if not norm:
-            return Outcome((Reply(R.EMPTY),), "empty")
-        d = decide(k, text, self.settings.matching)
-        confidence = d.candidates[0].confidence if d.candidates else 0.0
-        if d.kind == "greeting":
-            return Outcome((R.greeting(k),), "fallback")  # "hi", "thanks", "ok": nothing to answer or record
-        if d.kind == "chatter":
-            return Outcome((R.fallback(k, noted=False),), "fallback", confidence=0.0)
-        if d.kind == "out-of-scope":
-            return Outcome((R.out_of_scope(k, d.part),), "fallback", confidence=0.0)
-        if d.kind == "answer":
-            entry = k.entries[d.candidates[0].id]
-            reply = R.answer(entry, k, self.settings.safety)
-            return Outcome((reply,), "answer", faq_id=entry.id, confidence=confidence)
-        if d.kind == "did-you-mean":
-            entries = [k.entries[c.id] for c in d.candidates]
-            return Outcome(
-                (R.did_you_mean(entries),),
-                "did-you-mean",
-                confidence=confidence,
-                alternatives=tuple(e.id for e in entries),
-            )
-        # kept for moderators masked (names, handles, emails, links, numbers) and linked to the asker for /forget;
-        # not while storage is down (there is no row to link it to, so /forget could not find it)
-        noted = self.options.record_unanswered and len(norm.split()) >= 2 and not ctx.degraded
-        if noted:
-            asker = ctx.user.id if await self.consent.is_current(ctx) else 0  # linked only with consent (issue 16)
-            await self.store.record_unanswered(mask(text, ctx.msg.display_name)[:300], asker)
-            self.telemetry.unanswered(ctx.msg.platform)
-        return Outcome((R.fallback(k, noted=noted),), "fallback", confidence=confidence)
+    def _flood(self, who: str, now: float | None = None) -> Verdict:
+        """Flood control's verdict on one more message from ``who`` (always "ok" when it is off)."""
+        if not self._limited():
+            return "ok"
+        return self._limiter.check(who, self._monotonic() if now is None else now)
 
+    # ------------------------------------------------------------------ pieces
     async def _listen_only(
         self, msg: IncomingMessage, k: Knowledge, text: str, escalation: Escalation | None
     ) -> Outcome:
         if escalation is not None:
             return await self._escalate(self._unloaded(msg, k), escalation)
-        d = decide(k, text, self.settings.matching)
-        if d.kind == "answer":
-            # overheard chatter is never told to slow down: over the limit the bot just stays quiet
-            if self._limited() and self._limiter.check(f"{msg.platform}:{msg.user_id}", self._monotonic()) != "ok":
-                return Outcome((), "throttled")
-            top = d.candidates[0]
-            reply = R.answer(k.entries[top.id], k, self.settings.safety)
-            return Outcome((reply,), "answer", faq_id=top.id, confidence=top.confidence)
-        return Outcome((), "silent")
+        answer = self.answers.overheard(k, text)
+        if answer is None:
+            return Outcome((), "silent")
+        # overheard chatter is never told to slow down: over the limit the bot just stays quiet
+        return answer if self._flood(_who(msg)) == "ok" else Outcome((), "throttled")
 
     async def _escalate(self, ctx: Context, escalation: Escalation) -> Outcome:
         """A red flag is never silenced by flood control, but the same escalation goes out at most once per
@@ -343,25 +340,24 @@ class Engine:
         ``burst + 1`` replies. Only the escalation actually sent is logged (repeats add no rows).
         """
         safety = self.settings.safety
-        who = f"{ctx.msg.platform}:{ctx.msg.user_id}"
+        who = _who(ctx.msg)
         now = self._monotonic()
         category = ctx.k.red_flags.categories.get(escalation.category)
         header, footer = (category.header, category.footer) if category is not None else (True, True)
         if self._repeat.is_repeat((who, escalation.category), now):  # in memory: works without storage
             await self._record_escalation(ctx, escalation, log_it=False)
-            verdict = self._limiter.check(who, now) if self._limited() else "ok"
-            if verdict == "drop":
+            if self._flood(who, now) == "drop":
                 return Outcome((), "escalation", escalation=escalation)
-            reminder = Reply(R.escalation_reminder(escalation, safety, header=header), escalation=escalation)
+            reminder = Reply(replies.escalation_reminder(escalation, safety, header=header), escalation=escalation)
             return Outcome((reminder,), "escalation", escalation=escalation)
         message = category.message if category is not None else ""
         if self.consent.stop_check(ctx.msg) | await self._record_escalation(ctx, escalation, log_it=True):
             message += "\n\n(I've stopped the back-pain check so you can deal with this first.)"
-        full = R.escalation_text(message, escalation, safety, header=header, footer=footer)
+        full = replies.escalation_text(message, escalation, safety, header=header, footer=footer)
         if ctx.msg.is_private:
             out: tuple[Reply, ...] = (Reply(full, escalation=escalation),)
         else:
-            public = R.escalation_public(escalation, safety, ctx.msg.display_name, header=header)
+            public = replies.escalation_public(escalation, safety, ctx.msg.display_name, header=header)
             out = (Reply(public, escalation=escalation), Reply(full, escalation=escalation, private=True))
         if self._limited():
             self._limiter.take(who, len(out), now)
@@ -370,11 +366,11 @@ class Engine:
     async def _record_escalation(self, ctx: Context, escalation: Escalation, *, log_it: bool) -> bool:
         """The escalation's bookkeeping after the reply (see ``resilience.record_escalation``)."""
         user = None if ctx.degraded else ctx.user
-        return await S.record_escalation(self.bookkeeper, self.store, ctx.msg, user, escalation, log_it=log_it)
+        return await resilience.record_escalation(self.bookkeeper, self.store, ctx.msg, user, escalation, log_it=log_it)
 
     async def _notice(self, ctx: Context) -> None:
         if self.options.first_notice and not ctx.user.notice_shown and not self.notices.on_its_way(ctx.msg):
-            ctx.prefix.append(Reply(R.first_notice(self.settings.safety), private=ctx.private))
+            ctx.prefix.append(Reply(replies.first_notice(self.settings.safety), private=ctx.private))
             await self.notices.composed(ctx.msg, ctx.user, ctx.prefix[-1])
 
     @staticmethod
@@ -382,77 +378,6 @@ class Engine:
         if not ctx.prefix:
             return outcome
         return replace(outcome, replies=(*ctx.prefix, *outcome.replies))
-
-    # ------------------------------------------------------------------ triage
-    async def start_triage(self, ctx: Context) -> Outcome:
-        asked = await self.consent.gate(ctx, "tri")  # explicit consent first, or memory only after a "no"
-        if asked is not None:
-            return asked
-        flow = ctx.k.triage
-        result = T.start(flow)
-        assert result.state is not None and result.step is not None
-        chat = ctx.msg.chat_id if ctx.msg.is_private else ctx.msg.user_id
-        await self.consent.save_triage(ctx, StoredTriage(flow.id, result.state.step_id, (), chat))
-        intro = fill(f"{flow.title}\n\n{flow.intro}", self.settings.safety).strip()
-        replies = (Reply(intro, private=ctx.private), self._step_reply(ctx, result.step))
-        return Outcome(replies, "triage")
-
-    def _step_reply(self, ctx: Context, step: T.TriageStep, prefix: str = "") -> Reply:
-        choices = tuple(Choice(c.label, payloads.triage_answer(step.id, i)) for i, c in enumerate(step.choices))
-        text = f"{prefix}{fill(step.question, self.settings.safety)}"
-        return Reply(text, choices=choices, private=ctx.private)
-
-    async def _triage_text(self, ctx: Context, state: StoredTriage, text: str) -> Outcome:
-        step = ctx.k.triage.steps.get(state.step_id)
-        if step is None:
-            await self.consent.clear_triage(ctx)
-            return await self.answer_question(ctx, text)
-        index = T.match_answer(step, text)
-        if index is None:  # unclear, or a bare "yes" that fits several choices: ask again, never guess
-            return Outcome((self._step_reply(ctx, step, T.reask_hint(step, text)),), "triage")
-        return await self._advance(ctx, state, index)
-
-    async def _triage_choice(self, ctx: Context, args: tuple[str, ...]) -> Outcome:
-        if args == ("start",):
-            return await self.start_triage(ctx)
-        step_id, index = args
-        state = await self.consent.get_triage(ctx)
-        if state is None or state.step_id != step_id or state.flow_id != ctx.k.triage.id:
-            return Outcome((Reply(R.EXPIRED),), "expired")
-        return await self._advance(ctx, state, int(index))
-
-    async def _advance(self, ctx: Context, state: StoredTriage, index: int) -> Outcome:
-        asked = await self.consent.gate(ctx, "step")  # a new consent version asks before the next stored answer
-        if asked is not None:
-            return asked
-        flow = ctx.k.triage
-        result = T.step(flow, T.TriageState(state.flow_id, state.step_id, state.answers), index)
-        if not result.understood:
-            step = flow.steps.get(state.step_id)
-            if step is None:
-                await self.consent.clear_triage(ctx)
-                return Outcome((Reply(R.EXPIRED),), "expired")
-            return Outcome((self._step_reply(ctx, step, "Please pick one of the options.\n\n"),), "triage")
-        if result.state is not None and result.step is not None:
-            await self.consent.save_triage(
-                ctx, StoredTriage(flow.id, result.state.step_id, result.state.answers, state.chat_id)
-            )
-            return Outcome((self._step_reply(ctx, result.step),), "triage")
-        await self.consent.clear_triage(ctx)
-        assert result.outcome is not None
-        return await self._triage_outcome(ctx, result.outcome, state.chat_id)
-
-    async def _triage_outcome(self, ctx: Context, outcome: T.TriageOutcome, chat_id: str) -> Outcome:
-        k = ctx.k
-        escalation: Escalation | None = None
-        if outcome.disposition in ("emergency", "urgent"):
-            escalation = Escalation(outcome.disposition, f"triage:{outcome.id}")  # type: ignore[arg-type]
-            await S.log_escalation(self.store, ctx.user, escalation.level, escalation.category)
-        out = [R.triage_plan(k, outcome, self.settings.safety, escalation, private=ctx.private)]
-        offer = await self.followups.offer(ctx, outcome)
-        if offer is not None:
-            out.append(offer)
-        return Outcome(tuple(out), "escalation" if escalation else "triage", escalation=escalation)
 
 
 def _asks_a_question(command: Command) -> bool:

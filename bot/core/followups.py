@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -19,9 +19,9 @@ from bot.core.telemetry import NoTelemetry, Telemetry
 from bot.core.text import normalize
 
 if TYPE_CHECKING:
+    from bot.core.consent import ConsentGate
     from bot.core.context import Context
-    from bot.core.engine import Engine
-    from bot.core.settings import FollowupSettings
+    from bot.core.settings import FollowupSettings, SafetySettings
     from bot.core.triage import TriageOutcome
 
 log = logging.getLogger(__name__)
@@ -54,20 +54,24 @@ def humanize_delta(delta: timedelta) -> str:
 class FollowupFlow:
     """The engine's side of follow-ups: offers, answers, and the user's consent."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    @property
-    def settings(self) -> FollowupSettings:
-        return self.engine.settings.followups
+    def __init__(
+        self, store: Store, clock: Clock, settings: FollowupSettings, safety: SafetySettings, consent: ConsentGate
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.safety = safety
+        self.consent = consent
+        #: called when a check-in is planned or re-planned, so the scheduler wakes early (bootstrap sets it)
+        self.waker: Callable[[], None] | None = None
 
     def when(self, due: datetime) -> str:
-        return humanize_delta(due - self.engine.clock.now())
+        return humanize_delta(due - self.clock.now())
 
     async def offer(self, ctx: Context, outcome: TriageOutcome) -> Reply | None:
-        if not outcome.followup or not self.settings.enabled or self.engine.consent.declined(ctx.msg):
+        if not outcome.followup or not self.settings.enabled or self.consent.declined(ctx.msg):
             return None  # after a "no" to storing, no check-ins are offered (the "no" reply said so)
-        user = await self.engine.store.user_by_id(ctx.user.id) or ctx.user
+        user = await self.store.user_by_id(ctx.user.id) or ctx.user
         if not user.followups_enabled:
             return None
         days = self.settings.first_after_days
@@ -96,37 +100,37 @@ class FollowupFlow:
         return await self.answer(ctx, int(first), second)  # type: ignore[arg-type]
 
     async def schedule(self, ctx: Context, topic: str) -> Outcome:
-        store = self.engine.store
+        store = self.store
         user = await store.user_by_id(ctx.user.id) or ctx.user
         if not self.settings.enabled or not user.followups_enabled:
             text = "Check-ins are turned off. Send /followups on if you'd like them."
             return Outcome((Reply(text, private=ctx.private),), "followup")
         from bot.core.consent import NO_CHECKINS
 
-        if self.engine.consent.declined(ctx.msg):
+        if self.consent.declined(ctx.msg):
             return Outcome((Reply(NO_CHECKINS, private=ctx.private),), "followup")
-        asked = await self.engine.consent.gate(ctx, "fu")  # a check-in is stored: current consent first
+        asked = await self.consent.gate(ctx, "fu")  # a check-in is stored: current consent first
         if asked is not None:
             return asked
-        due = self.engine.clock.now() + timedelta(days=self.settings.first_after_days)
+        due = self.clock.now() + timedelta(days=self.settings.first_after_days)
         chat = ctx.msg.chat_id if ctx.msg.is_private else ctx.msg.user_id
         await store.add_followup(user, chat, topic, due)
-        if self.engine.waker is not None:
-            self.engine.waker()
+        if self.waker is not None:
+            self.waker()
         text = f"Great — I'll check in {self.when(due)}. Send /followups off any time to stop."
         return Outcome((Reply(text, private=ctx.private),), "followup")
 
     async def answer(self, ctx: Context, followup_id: int, answer: CheckinAnswer) -> Outcome:
         from bot.core.replies import DISCLAIMER, EXPIRED
 
-        store = self.engine.store
+        store = self.store
         f = await store.get_followup(followup_id)
         if f is None or f.user_id != ctx.user.id or f.state != "awaiting":
             return Outcome((Reply(EXPIRED, private=ctx.private),), "expired")
-        now = self.engine.clock.now()
+        now = self.clock.now()
         # the answer is health data: stored only under consent to the current text; otherwise the advice is given,
         # nothing is stored, the check-ins stop, and the consent question says how to have them again
-        consented = await self.engine.consent.is_current(ctx)
+        consented = await self.consent.is_current(ctx)
         more = consented and f.checkins < self.settings.max_checkins
         next_due = now + timedelta(days=self.settings.interval_days)
         choices: tuple[Choice, ...] = ()
@@ -160,7 +164,7 @@ class FollowupFlow:
                 "I'm sorry it's getting worse. Please see a physiotherapist or your doctor for an assessment. If you "
                 "notice numbness around your genitals or bottom, problems peeing or pooing, or weakness in your legs, "
                 "call {emergency_number} or go to {emergency_department} now.",
-                self.engine.settings.safety,
+                self.safety,
             )
             if more:
                 await store.update_followup(f.id, state="pending", due_at=next_due, attempts=0)
@@ -170,11 +174,11 @@ class FollowupFlow:
         advice = Reply(f"{text}\n\n{DISCLAIMER}", choices=choices, private=ctx.private)
         if not consented:
             await store.cancel_followups(ctx.user)
-            ask = self.engine.consent.question(ctx, "none", changed=True)
+            ask = self.consent.question(ctx, "none", changed=True)
             stopped = Reply(CHECKINS_STOPPED, private=ctx.private)
             return Outcome((advice, stopped, *ask.replies), "consent")
-        if self.engine.waker is not None:
-            self.engine.waker()
+        if self.waker is not None:
+            self.waker()
         return Outcome((advice,), "followup")
 
 

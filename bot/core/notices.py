@@ -12,15 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING
 
 from bot.core.lru import LruCache
 from bot.core.messages import IncomingMessage, Reply
 from bot.core.outbox import ShuttingDown
-from bot.core.store import STORE_ERRORS, User
-
-if TYPE_CHECKING:
-    from bot.core.engine import Engine
+from bot.core.store import STORE_ERRORS, Store, User
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +31,8 @@ def _who(msg: IncomingMessage) -> str:
 class Notices:
     """The first-message notices composed and not yet delivered, per ``platform:user``."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, store: Store) -> None:
+        self._store = store
         self._platforms: set[str] = set()
         self._due: dict[str, tuple[User, Reply]] = {}
         #: recorded in this process: a message whose user row was read just before the write must not repeat it
@@ -59,7 +55,7 @@ class Notices:
         if msg.platform in self._platforms:
             self._due[_who(msg)] = (user, reply)
         else:
-            await self._engine.store.set_notice_shown(user)
+            await self._store.set_notice_shown(user)
 
     def dropped(self, msg: IncomingMessage) -> None:
         """The replies carrying the notice were replaced (storage failed mid-message): it was not shown."""
@@ -92,7 +88,7 @@ class Notices:
         user = self._due[who][0]
         self._recorded[who] = True
         try:
-            await self._engine.store.set_notice_shown(user)
+            await self._store.set_notice_shown(user)
         except STORE_ERRORS as exc:  # shown; not recorded: it may be shown once more later
             log.warning("could not record the first-message notice as shown: %s", exc or type(exc).__name__)
         finally:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Literal
+
+#: ``ok`` to answer, ``warn`` to say "slow down" once, ``drop`` to stay quiet
+Verdict = Literal["ok", "warn", "drop"]
 
 #: at most this many users are tracked at once; the least recently seen are forgotten first
 MAX_TRACKED = 50_000
@@ -37,7 +41,7 @@ class RateLimiter:
             bucket.updated = now
         return bucket
 
-    def check(self, key: str, now: float) -> str:
+    def check(self, key: str, now: float) -> Verdict:
         """``ok`` to answer, ``warn`` to say "slow down" once, ``drop`` to stay quiet."""
         bucket = self._refill(key, now)
         if bucket.tokens >= 1.0:

@@ -217,7 +217,7 @@ async def test_storage_down_keeps_the_consent_question_honest(rt: Runtime) -> No
 
     msg = dm(choice=consent_yes("00000000", "tri"))
     ctx = Context(msg, transient_user(msg, rt.clock.now()), rt.knowledge.current, degraded=True)  # type: ignore[attr-defined]
-    out = await rt.engine.consent.choice(ctx, "yes:" + rt.knowledge.current.consent.short + ":tri")
+    out = await rt.engine.consent.choice(ctx, ("yes", rt.knowledge.current.consent.short, "tri"))
     assert out.kind == "unavailable"
 
 
