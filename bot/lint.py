@@ -9,8 +9,7 @@ from pathlib import Path
 from rapidfuzz import fuzz, process
 
 from bot.config import Settings
-from bot.core import placeholders as P
-from bot.core import replies as R
+from bot.core import placeholders, replies
 from bot.core.analysis import STOP_STEMS, Analyzer
 from bot.core.decision import decide
 from bot.core.knowledge import CHATTER_FILE, CHATTER_ID, Knowledge, KnowledgeError, load_knowledge
@@ -39,7 +38,7 @@ def lint(k: Knowledge, settings: Settings) -> list[Problem]:
         if len(entry.questions) < MIN_PHRASINGS:
             out.append(_warn(entry.file, entry.line, f"entry '{entry.id}' has {len(entry.questions)} phrasing(s); "
                              f"give it at least {MIN_PHRASINGS} so runners' wordings find it"))
-        size = len(R.answer(entry, k, settings.safety).text)
+        size = len(replies.answer(entry, k, settings.safety).text)
         if size > PLATFORM_LIMIT:
             out.append(_warn(entry.file, entry.line, f"answer of '{entry.id}' is {size} characters with its title, "
                              f"source and notice; over {PLATFORM_LIMIT} it is split into several Discord messages"))
@@ -91,23 +90,23 @@ def localisation(k: Knowledge) -> list[Problem]:
     """Placeholders the bot cannot fill are errors; words that only fit one region (999, A&E, NHS, GP ...) written
     out instead of a placeholder are warnings (errors under --strict). Sources are exempt: they are not scanned."""
     out: list[Problem] = []
-    known = ", ".join(f"{{{n}}}" for n in P.NAMES)
+    known = ", ".join(f"{{{n}}}" for n in placeholders.NAMES)
     for file, line, what, text, use in _texts(k):
         if not text:
             continue
-        for name in P.unknown(text):
+        for name in placeholders.unknown(text):
             out.append(Problem(file, line, f"unknown placeholder {{{name}}} in {what} (known: {known})"))
-        if P.stray_brace(text):
+        if placeholders.stray_brace(text):
             out.append(Problem(file, line, f"a {{ or }} in {what} is not part of a placeholder"))
         if use != FILLED:
-            for name in P.used(text):
+            for name in placeholders.used(text):
                 out.append(Problem(file, line, f"placeholder {{{name}}} in {what} is never filled in; write it out"))
         if use == MATCHED:
             continue  # runners' own words, not the bot's
-        words = P.region_words(text)
+        words = placeholders.region_words(text)
         if words:
-            instead = "; ".join(f"{w!r} -> {P.INSTEAD.get(w, P.INSTEAD.get(w.lower(), 'a neutral word'))}"
-                                for w in words)
+            swaps = placeholders.INSTEAD
+            instead = "; ".join(f"{w!r} -> {swaps.get(w, swaps.get(w.lower(), 'a neutral word'))}" for w in words)
             out.append(_warn(file, line, f"{what} says {', '.join(repr(w) for w in words)}, which fits only one "
                              f"region; write instead: {instead}"))
     return out

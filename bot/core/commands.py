@@ -6,8 +6,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.core import payloads
-from bot.core import replies as R
+from bot.core import payloads, replies
 from bot.core.commands_parse import Command
 from bot.core.messages import Attachment, Choice, Outcome, Reply
 from bot.core.moderation import SUBCOMMANDS
@@ -68,7 +67,7 @@ class Commands:
             "faq": self.faq,
         }.get(command.name)
         if handler is None:
-            return Outcome((Reply(R.unknown_command(ctx.k, command)),), "command")
+            return Outcome((Reply(replies.unknown_command(ctx.k, command)),), "command")
         return await handler(ctx, command.args)
 
     async def start(self, ctx: Context, args: str) -> Outcome:
@@ -76,7 +75,7 @@ class Commands:
             return await self.triage_flow.start(ctx)
         greeting = (
             "Hi! I'm runbot, your running club's helper for lower back pain after running.\n\n"
-            + R.help_text(ctx.k)
+            + replies.help_text(ctx.k)
         )
         about = "about-bot" if "about-bot" in ctx.k.entries else None
         choices = (Choice("Start a back-pain check", payloads.triage_start()),)
@@ -84,7 +83,7 @@ class Commands:
 
     async def help(self, ctx: Context, args: str) -> Outcome:
         about = ctx.k.entries.get("about-bot")
-        text = R.help_text(ctx.k)
+        text = replies.help_text(ctx.k)
         return Outcome((Reply(text),), "command", faq_id=about.id if about else None, confidence=100.0)
 
     async def ask(self, ctx: Context, args: str) -> Outcome:

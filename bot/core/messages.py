@@ -8,6 +8,24 @@ from typing import Literal
 from bot.core.payloads import MAX_PAYLOAD_BYTES, fits
 
 EscalationLevel = Literal["emergency", "urgent"]
+#: what the engine did with a message (``Outcome.kind``); counted per kind in the stats
+OutcomeKind = Literal[
+    "answer",  # a confident FAQ match
+    "did-you-mean",  # suggestions to pick from
+    "fallback",  # no answer (the question may be kept for the moderators), a greeting, chatter, another body part
+    "escalation",  # a red flag (or a triage outcome that is one)
+    "safety-check",  # a possible red flag: one yes/no question
+    "triage",  # a step or the plan of the back-pain check
+    "consent",  # the question about storing health data, or what follows the answer to it
+    "command",  # a slash command's answer
+    "followup",  # a check-in offer or answer
+    "expired",  # a button the bot no longer recognises
+    "throttled",  # flood control: "slow down" once, then quiet
+    "empty",  # nothing to answer
+    "silent",  # a listen channel: nothing to say
+    "unavailable",  # needs stored data while storage is down
+    "error",  # handling failed ("Sorry, something went wrong")
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +112,10 @@ class ChatRef:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the engine decided for one message: the replies plus the facts behind them.
-
-    ``kind`` is one of: ``answer`` (confident FAQ match), ``did-you-mean``, ``fallback``,
-    ``escalation``, ``safety-check``, ``triage``, ``command``, ``followup``, ``expired``, ``throttled``, ``empty``,
-    ``silent`` (a listen channel: nothing to say).
-    """
+    """What the engine decided for one message: the replies plus the facts behind them (``kind``: ``OutcomeKind``)."""
 
     replies: tuple[Reply, ...]
-    kind: str
+    kind: OutcomeKind
     faq_id: str | None = None
     escalation: Escalation | None = None
     confidence: float = 0.0

@@ -30,12 +30,12 @@ from bot.adapters.telegram_adapter import (
 from bot.adapters.telegram_text import split_message, strip_mention, utf16_len
 from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings, TelegramSettings
-from bot.core import triage as T
 from bot.core.commands_parse import parse_command
 from bot.core.knowledge import Knowledge, load_knowledge
 from bot.core.messages import ChatRef, Choice, IncomingMessage, Outcome, Reply
 from bot.core.payloads import decode, forget, triage_answer
 from bot.core.ports import DeliveryError, ManualClock
+from bot.core.triage import TriageFlow
 from tests.adapters.fake_telegram import JSON, FakeBotAPI
 
 KNOWLEDGE = Path(__file__).resolve().parents[2] / "knowledge"
@@ -163,7 +163,7 @@ async def _barrier(api: FakeBotAPI) -> None:
     await api.wait_sent(OTHER, before + 1)
 
 
-def _path_to(flow: T.TriageFlow, wanted: Any) -> list[str]:
+def _path_to(flow: TriageFlow, wanted: Any) -> list[str]:
     """Payloads that walk the flow from its start to an outcome for which ``wanted(outcome)`` holds."""
     queue: deque[tuple[str, list[str]]] = deque([(flow.start, [])])
     visited = {flow.start}

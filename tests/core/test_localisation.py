@@ -14,8 +14,7 @@ from support import KNOWLEDGE, button, dm, group, press_agree
 
 from bot.bootstrap import Runtime, build
 from bot.config import ConfigError, RateLimitSettings, SafetySettings, Settings, load_settings
-from bot.core import placeholders as P
-from bot.core import replies as R
+from bot.core import placeholders, replies
 from bot.core.knowledge import Knowledge, load_knowledge
 from bot.core.messages import Escalation, Outcome
 from bot.core.ports import ManualClock
@@ -38,25 +37,26 @@ def uk_words(text: str) -> list[str]:
 
 
 def test_every_region_fills_every_placeholder() -> None:
-    assert P.REGIONS == ("uk", "ie", "us", "ca", "au", "eu")
+    assert placeholders.REGIONS == ("uk", "ie", "us", "ca", "au", "eu")
     fields = {f.name for f in dataclasses.fields(SafetySettings)}
-    assert set(P.NAMES) <= fields
-    for region, preset in P.PRESETS.items():
-        assert set(preset) == set(P.NAMES), region
+    assert set(placeholders.NAMES) <= fields
+    for region, preset in placeholders.PRESETS.items():
+        assert set(preset) == set(placeholders.NAMES), region
         s = SafetySettings(region=region)  # type: ignore[arg-type]
-        assert P.values(s) == dict(preset)
+        assert placeholders.values(s) == dict(preset)
         assert all(v.strip() and "{" not in v for v in preset.values()), region
         if region not in ("uk", "ie"):  # only the UK and Ireland use 999; only the UK has A&E, the NHS and 111
             assert not uk_words(" ".join(preset.values())), region
 
 
 def test_presets_hold_the_right_numbers() -> None:
-    numbers = {r: P.PRESETS[r]["emergency_number"] for r in P.REGIONS}
+    numbers = {r: placeholders.PRESETS[r]["emergency_number"] for r in placeholders.REGIONS}
     assert numbers == {"uk": "999", "ie": "112 or 999", "us": "911", "ca": "911", "au": "000", "eu": "112"}
-    assert "116 123" in P.PRESETS["uk"]["crisis_line"] and "116 123" in P.PRESETS["ie"]["crisis_line"]
-    assert "988" in P.PRESETS["us"]["crisis_line"] and "988" in P.PRESETS["ca"]["crisis_line"]
-    assert "13 11 14" in P.PRESETS["au"]["crisis_line"]
-    assert "CORU" in P.PRESETS["ie"]["physio_register"] and "Ahpra" in P.PRESETS["au"]["physio_register"]
+    presets = placeholders.PRESETS
+    assert "116 123" in presets["uk"]["crisis_line"] and "116 123" in presets["ie"]["crisis_line"]
+    assert "988" in presets["us"]["crisis_line"] and "988" in presets["ca"]["crisis_line"]
+    assert "13 11 14" in presets["au"]["crisis_line"]
+    assert "CORU" in presets["ie"]["physio_register"] and "Ahpra" in presets["au"]["physio_register"]
 
 
 def test_the_default_is_the_uk_as_before() -> None:
@@ -70,7 +70,7 @@ def test_a_key_set_explicitly_wins_over_the_preset(tmp_path: Path) -> None:
     cfg.write_text("safety:\n  region: us\n  family_doctor: family physician\n", encoding="utf-8")
     s = load_settings(cfg).safety
     assert (s.emergency_number, s.family_doctor) == ("911", "family physician")
-    assert s.emergency_department == P.PRESETS["us"]["emergency_department"]
+    assert s.emergency_department == placeholders.PRESETS["us"]["emergency_department"]
     assert load_settings(cfg).warnings == ()
 
 
@@ -114,12 +114,12 @@ def test_the_warning_is_logged_at_start(tmp_path: Path) -> None:
 def test_fill_fills_known_placeholders_and_leaves_the_rest() -> None:
     us = SafetySettings(region="us")
     text = "Call {emergency_number}, go to {emergency_department}, see your {family_doctor}; {nope} {{ }"
-    assert P.fill(text, us) == (
+    assert placeholders.fill(text, us) == (
         "Call 911, go to the emergency room (ER), see your primary care doctor; {nope} {{ }"
     )
-    assert P.unknown(text) == ["nope"] and P.stray_brace(text)
-    assert P.region_words("Call 999 or see a GP; see https://111.nhs.uk/ and {urgent_care}") == ["999", "GP"]
-    assert P.region_words("co-codamol, A&E, NHS 111, HCPC") == ["co-codamol", "A&E", "NHS", "111", "HCPC"]
+    assert placeholders.unknown(text) == ["nope"] and placeholders.stray_brace(text)
+    assert placeholders.region_words("Call 999 or see a GP; see https://111.nhs.uk/ and {urgent_care}") == ["999", "GP"]
+    assert placeholders.region_words("co-codamol, A&E, NHS 111, HCPC") == ["co-codamol", "A&E", "NHS", "111", "HCPC"]
 
 
 def test_no_code_fills_placeholders_by_hand() -> None:
@@ -273,12 +273,14 @@ async def _everything(rt: Runtime) -> dict[str, str]:
     safety = rt.settings.safety
     seen["help"] = text_of(await rt.engine.handle(dm("/help", user="help")))
     seen["fallback"] = text_of(await rt.engine.handle(dm("what is the airspeed of a swallow", user="fb")))
-    seen["first notice"] = R.first_notice(safety)
-    seen["safety line"] = R.safety_line(safety)
+    seen["first notice"] = replies.first_notice(safety)
+    seen["safety line"] = replies.safety_line(safety)
     for level in ("emergency", "urgent"):
         esc = Escalation(level, "x")  # type: ignore[arg-type]
-        seen[f"code {level}"] = "\n".join((R.escalation_text("", esc, safety), R.escalation_public(esc, safety, "Sam"),
-                                          R.escalation_reminder(esc, safety)))
+        seen[f"code {level}"] = "\n".join((
+            replies.escalation_text("", esc, safety), replies.escalation_public(esc, safety, "Sam"),
+            replies.escalation_reminder(esc, safety),
+        ))
     return seen
 
 
@@ -366,7 +368,7 @@ def cat_source(rt: Runtime, cid: str) -> str:
 def test_shipped_red_flag_messages_use_placeholders_not_uk_words() -> None:
     k = load_knowledge(KNOWLEDGE)
     for cat in k.red_flags.categories.values():
-        assert not P.region_words(cat.message) and not P.region_words(cat.check), cat.id
+        assert not placeholders.region_words(cat.message) and not placeholders.region_words(cat.check), cat.id
 
 
 def test_lint_reads_flag_notes_and_safety_nets_too(folder: Path) -> None:

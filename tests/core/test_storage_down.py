@@ -17,8 +17,8 @@ import pytest
 from support import agree, dm, group, real_runtime
 
 from bot.bootstrap import Runtime
-from bot.core import replies as R
 from bot.core import resilience
+from bot.core.replies import SORRY
 from bot.core.resilience import UNAVAILABLE
 from bot.storage.sqlite import SQLiteStore
 
@@ -72,7 +72,7 @@ async def test_full_disk_red_flag_faq_and_stored_features(rt: Runtime) -> None:
     out = await engine.handle(dm(RED_FLAG, user="new-runner"))
     assert time.monotonic() - started < 1.0
     assert out.kind == "escalation" and out.escalation is not None and out.escalation.level == "emergency"
-    assert "999" in out.replies[0].text and R.SORRY not in [r.text for r in out.replies]
+    assert "999" in out.replies[0].text and SORRY not in [r.text for r in out.replies]
 
     answer = await engine.handle(dm(QUESTION, user="another"))
     assert answer.kind == "answer" and answer.faq_id == "back-pain-causes"
@@ -150,7 +150,7 @@ async def test_bookkeeping_failure_is_logged_never_shown(rt: Runtime, monkeypatc
     monkeypatch.setattr(resilience, "RETRY_PAUSE", 0.01)
     await _fill_up(rt.store)
     out = await rt.engine.handle(dm(RED_FLAG, user="dropped"))
-    assert out.kind == "escalation" and R.SORRY not in [r.text for r in out.replies]
+    assert out.kind == "escalation" and SORRY not in [r.text for r in out.replies]
     await rt.engine.bookkeeper.drain(5)
     assert rt.engine.bookkeeper.failed == 1
     assert any("storage unavailable after 2 attempts" in r.getMessage() for r in caplog.records)

@@ -8,7 +8,7 @@ from support import KNOWLEDGE, button, dm, press_agree
 
 from bot.bootstrap import Runtime, build
 from bot.config import Settings
-from bot.core import triage as T
+from bot.core import triage
 from bot.core.engine import EngineOptions
 from bot.core.knowledge import load_knowledge
 from bot.core.ports import ManualClock
@@ -26,7 +26,7 @@ def _payload(out, label_start: str) -> str:  # type: ignore[no-untyped-def]
 
 def test_state_machine_is_pure_and_reaches_an_outcome() -> None:
     flow = load_knowledge(KNOWLEDGE).triage
-    result = T.start(flow)
+    result = triage.start(flow)
     assert result.state is not None and result.step is not None
     state = result.state
     seen = 0
@@ -36,31 +36,31 @@ def test_state_machine_is_pure_and_reaches_an_outcome() -> None:
             i for i, c in enumerate(step.choices) if c.label.lower() in ("no", "none of these", "less than 6 weeks")
             or c.label.lower().startswith("sore after")
         )
-        result = T.step(flow, state, index)
+        result = triage.step(flow, state, index)
         seen += 1
         if result.state is None:
             break
         state = result.state
     assert result.outcome is not None and result.outcome.disposition == "self-care"
     assert seen == 9 < flow.max_questions  # every "No": one question fewer than after a small fall
-    bad = T.step(flow, T.TriageState(flow.id, flow.start), 99)
+    bad = triage.step(flow, triage.TriageState(flow.id, flow.start), 99)
     assert not bad.understood
 
 
 def test_typed_answers_map_to_choices() -> None:
     flow = load_knowledge(KNOWLEDGE).triage
     duration = flow.steps["duration"]
-    assert T.match_answer(duration, "2") == 1
-    assert T.match_answer(duration, "less than 6 weeks") == 0
-    assert T.match_answer(duration, "more than 12 wks") == 2
-    assert T.match_answer(duration, "6-12") == 1
-    assert T.match_answer(duration, "12") is None  # "6 to 12" or "more than 12": ask again
+    assert triage.match_answer(duration, "2") == 1
+    assert triage.match_answer(duration, "less than 6 weeks") == 0
+    assert triage.match_answer(duration, "more than 12 wks") == 2
+    assert triage.match_answer(duration, "6-12") == 1
+    assert triage.match_answer(duration, "12") is None  # "6 to 12" or "more than 12": ask again
     yes_no = flow.steps["unwell"]
-    assert T.match_answer(yes_no, "nope") == 1
-    assert T.match_answer(yes_no, "yes") == 0
-    assert T.match_answer(yes_no, "yes i do") == 0
-    assert T.match_answer(yes_no, "no thanks") == 1
-    assert T.match_answer(yes_no, "purple") is None
+    assert triage.match_answer(yes_no, "nope") == 1
+    assert triage.match_answer(yes_no, "yes") == 0
+    assert triage.match_answer(yes_no, "yes i do") == 0
+    assert triage.match_answer(yes_no, "no thanks") == 1
+    assert triage.match_answer(yes_no, "purple") is None
 
 
 def test_a_bare_yes_never_picks_one_of_several_yes_choices() -> None:
@@ -70,20 +70,21 @@ def test_a_bare_yes_never_picks_one_of_several_yes_choices() -> None:
     weakness, legs, injury, history = (flow.steps[s] for s in ("leg-weakness", "leg-feeling", "injury", "history"))
     for step in (weakness, legs, injury, history):
         for typed in ("yes", "Yes!", "yeah", "y", "yep i do"):
-            assert T.match_answer(step, typed) is None, (step.id, typed)
-            assert T.reask_hint(step, typed).startswith("Which one?"), (step.id, typed)
+            assert triage.match_answer(step, typed) is None, (step.id, typed)
+            assert triage.reask_hint(step, typed).startswith("Which one?"), (step.id, typed)
     labels = {s.id: [c.label for c in s.choices] for s in (weakness, legs, injury, history)}
-    assert labels["leg-feeling"][T.match_answer(legs, "yes, both legs")] == "Yes, both legs"
-    assert labels["leg-feeling"][T.match_answer(legs, "both")] == "Yes, both legs"
-    assert labels["leg-feeling"][T.match_answer(legs, "just the one leg")] == "Yes, one leg"
-    assert labels["leg-feeling"][T.match_answer(legs, "nope")] == "No"
-    assert T.match_answer(legs, "no, both legs") is None  # contradicts itself: ask again
-    assert labels["leg-weakness"][T.match_answer(weakness, "one leg")] == "Yes, one leg, and not getting worse"
-    assert T.match_answer(weakness, "getting worse") is None  # both choices mention it
-    assert labels["injury"][T.match_answer(injury, "yes a small trip")] == "Yes, a small fall or trip"
-    assert labels["history"][T.match_answer(history, "none")] == "None of these"
-    assert labels["history"][T.match_answer(history, "im over 50")] == "I'm over 50 and this back pain is new to me"
-    assert T.reask_hint(history, "banana").startswith("Please pick one of the options")
+    assert labels["leg-feeling"][triage.match_answer(legs, "yes, both legs")] == "Yes, both legs"
+    assert labels["leg-feeling"][triage.match_answer(legs, "both")] == "Yes, both legs"
+    assert labels["leg-feeling"][triage.match_answer(legs, "just the one leg")] == "Yes, one leg"
+    assert labels["leg-feeling"][triage.match_answer(legs, "nope")] == "No"
+    assert triage.match_answer(legs, "no, both legs") is None  # contradicts itself: ask again
+    assert labels["leg-weakness"][triage.match_answer(weakness, "one leg")] == "Yes, one leg, and not getting worse"
+    assert triage.match_answer(weakness, "getting worse") is None  # both choices mention it
+    assert labels["injury"][triage.match_answer(injury, "yes a small trip")] == "Yes, a small fall or trip"
+    assert labels["history"][triage.match_answer(history, "none")] == "None of these"
+    over_50 = triage.match_answer(history, "im over 50")
+    assert labels["history"][over_50] == "I'm over 50 and this back pain is new to me"
+    assert triage.reask_hint(history, "banana").startswith("Please pick one of the options")
 
 
 async def test_typed_yes_to_a_multi_option_step_asks_which_one(quiet_runtime: Runtime) -> None:

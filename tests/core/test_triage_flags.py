@@ -11,12 +11,12 @@ from support import KNOWLEDGE, button, dm, press_agree
 
 from bot.bootstrap import Runtime
 from bot.config import SafetySettings
-from bot.core import replies as R
-from bot.core import triage as T
+from bot.core import triage
 from bot.core.knowledge import KnowledgeError, load_knowledge
 from bot.core.messages import Escalation, Outcome
 from bot.core.payloads import decode, followup_offer
 from bot.core.placeholders import fill, region_words
+from bot.core.replies import URGENT_HEADER, triage_plan
 from bot.core.triage_load import parse as parse_triage
 from bot.core.yamlio import load_text
 
@@ -69,18 +69,18 @@ async def test_over_50_with_night_pain_stays_urgent(quiet_runtime: Runtime) -> N
     assert asked[-2:] == ["history", "night-pain"]
     assert out.escalation == Escalation("urgent", "triage:urgent-night-pain")
     assert "next week or two" not in plan(out)  # the flag's note never softens an urgent plan
-    assert plan(out).startswith(R.URGENT_HEADER)
+    assert plan(out).startswith(URGENT_HEADER)
 
 
 def test_resolve_raises_to_the_flag_floor_and_never_lowers() -> None:
     flow = load_knowledge(KNOWLEDGE).triage
     flag = flow.flags["new-over-50"]
-    mild = T.resolve(flow, flow.outcomes["self-care-mild"], frozenset({"new-over-50"}))
+    mild = triage.resolve(flow, flow.outcomes["self-care-mild"], frozenset({"new-over-50"}))
     assert (mild.disposition, mild.notes) == ("see-professional", (flag.note,))
-    assert T.plan_paragraphs(flow, mild)[-2:] == [flag.note, flow.safety_net["see-professional"]]
-    urgent = T.resolve(flow, flow.outcomes["urgent-night-pain"], frozenset({"new-over-50"}))
+    assert triage.plan_paragraphs(flow, mild)[-2:] == [flag.note, flow.safety_net["see-professional"]]
+    urgent = triage.resolve(flow, flow.outcomes["urgent-night-pain"], frozenset({"new-over-50"}))
     assert (urgent.disposition, urgent.notes, urgent.followup) == ("urgent", (), False)
-    plain = T.resolve(flow, flow.outcomes["self-care-mild"], frozenset())
+    plain = triage.resolve(flow, flow.outcomes["self-care-mild"], frozenset())
     assert plain == flow.outcomes["self-care-mild"]
 
 
@@ -158,9 +158,9 @@ def test_every_self_care_plan_ends_with_the_safety_net() -> None:
     assert len(self_care) >= 3
     for outcome in self_care:
         for flags in (frozenset(), frozenset({"one-leg"})):
-            resolved = T.resolve(flow, outcome, flags)
+            resolved = triage.resolve(flow, outcome, flags)
             if resolved.disposition == "self-care":
-                assert T.plan_paragraphs(flow, resolved)[-1] == text, outcome.id
+                assert triage.plan_paragraphs(flow, resolved)[-1] == text, outcome.id
 
 
 async def test_the_safety_net_is_filled_for_the_region(quiet_runtime: Runtime) -> None:
@@ -170,7 +170,7 @@ async def test_the_safety_net_is_filled_for_the_region(quiet_runtime: Runtime) -
     assert "911" in us and "999" not in us and "{" not in us
 
 
-def _longest(flow: T.TriageFlow) -> int:
+def _longest(flow: triage.TriageFlow) -> int:
     """Every path from the start, walked one by one (independent of the loader's count)."""
     best = 0
     todo = [(flow.start, 1)]
@@ -226,10 +226,10 @@ def test_no_emergency_plan_offers_reading() -> None:
     emergencies = [o for o in k.triage.outcomes.values() if o.disposition == "emergency"]
     assert len(emergencies) >= 4
     for outcome in emergencies:
-        reply = R.triage_plan(k, outcome, SafetySettings(), Escalation("emergency", f"triage:{outcome.id}"))
+        reply = triage_plan(k, outcome, SafetySettings(), Escalation("emergency", f"triage:{outcome.id}"))
         assert reply.choices == () and "Worth reading" not in reply.text, outcome.id
         assert "don't drive yourself" in reply.text and "{" not in reply.text, outcome.id
-    calm = R.triage_plan(k, k.triage.outcomes["self-care-mild"], SafetySettings(), None)
+    calm = triage_plan(k, k.triage.outcomes["self-care-mild"], SafetySettings(), None)
     assert calm.choices and "Worth reading" in calm.text  # other plans still do
 
 
@@ -243,7 +243,7 @@ def test_triage_text_uses_placeholders_not_uk_words() -> None:
     us = SafetySettings(region="us")
     for outcome in flow.outcomes.values():
         for flags in (frozenset(), frozenset(flow.flags)):
-            reply = R.triage_plan(k, T.resolve(flow, outcome, flags), us, None).text
+            reply = triage_plan(k, triage.resolve(flow, outcome, flags), us, None).text
             for word in ("999", "A&E", "GP", "NHS", "111", "{"):
                 assert word not in reply, (outcome.id, word)
 
@@ -282,7 +282,7 @@ outcomes:
 """
 
 
-def _parse(text: str) -> tuple[T.TriageFlow | None, list[str]]:
+def _parse(text: str) -> tuple[triage.TriageFlow | None, list[str]]:
     flow, problems = parse_triage(load_text(text, "triage.yaml"), "triage.yaml")
     return flow, [str(p) for p in problems]
 
@@ -292,12 +292,12 @@ def test_a_flag_set_by_a_choice_redirects_and_raises_the_outcome() -> None:
     assert flow is not None
     assert problems == ["triage.yaml:2: warning: no 'safety_net' for self-care: self-care plans end without when to "
                         "get help"]
-    state = T.step(flow, T.start(flow).state, 0).state  # type: ignore[arg-type]
-    result = T.step(flow, state, 0)  # type: ignore[arg-type]
+    state = triage.step(flow, triage.start(flow).state, 0).state  # type: ignore[arg-type]
+    result = triage.step(flow, state, 0)  # type: ignore[arg-type]
     assert result.outcome is not None
     assert (result.outcome.id, result.outcome.disposition, result.outcome.notes) == ("serious", "urgent", ("A note.",))
-    state = T.step(flow, T.start(flow).state, 1).state  # type: ignore[arg-type]
-    calm = T.step(flow, state, 0).outcome  # type: ignore[arg-type]
+    state = triage.step(flow, triage.start(flow).state, 1).state  # type: ignore[arg-type]
+    calm = triage.step(flow, state, 0).outcome  # type: ignore[arg-type]
     assert calm is not None and (calm.id, calm.disposition, calm.notes) == ("calm", "self-care", ())
     assert flow.max_questions == 2
 

@@ -12,7 +12,7 @@ import sys
 
 from support import KNOWLEDGE, ROOT
 
-from bot import __main__ as cli
+from bot.cli import ask as cli
 
 QUESTION = "why does my lower back hurt after running"
 
@@ -64,7 +64,7 @@ class _EndlessInput(io.TextIOBase):
 
 async def test_stdin_is_read_a_bounded_number_of_lines_ahead() -> None:
     stream = _EndlessInput(total=cli.MAX_QUEUED_LINES * 5)
-    lines = cli._stdin_lines(stream)
+    lines = cli.stdin_lines(stream)
     await asyncio.sleep(0.3)  # nobody reads: the thread fills the queue, then waits for room
     assert cli.MAX_QUEUED_LINES <= stream.read_lines <= cli.MAX_QUEUED_LINES + 1
     got = 0

@@ -13,9 +13,9 @@ import pytest
 from support import dm, group
 
 from bot.bootstrap import Runtime
-from bot.core import replies as R
 from bot.core.engine import Engine
 from bot.core.messages import IncomingMessage, Outcome
+from bot.core.replies import SLOW_DOWN, escalation_reminder, first_notice
 
 QUESTION = "why does my lower back hurt after running"
 EMERGENCY = "crushing chest pain on my run and I feel faint"
@@ -71,12 +71,12 @@ async def test_1000_messages_in_one_second_get_at_most_11_replies(runtime: Runti
     texts = _replies(outcomes)
     assert len(texts) <= burst + 1 == 11
     assert len(texts) == 11  # exactly: 10 answers and one "slow down"
-    assert texts.count(R.SLOW_DOWN) == 1 and texts[-1] == R.SLOW_DOWN
+    assert texts.count(SLOW_DOWN) == 1 and texts[-1] == SLOW_DOWN
     assert [o.kind for o in outcomes[:burst]] == ["answer"] * burst
     assert all(o.kind == "throttled" and not o.replies for o in outcomes[burst + 1:])
     # the other runner, in the middle of the flood, is answered normally (first contact: notice + answer)
     assert other_out is not None and other_out.kind == "answer"
-    assert R.SLOW_DOWN not in _replies([other_out])
+    assert SLOW_DOWN not in _replies([other_out])
 
 
 async def test_a_first_contact_flood_adds_only_the_one_time_notice(runtime: Runtime, ticker: Ticker) -> None:
@@ -85,7 +85,7 @@ async def test_a_first_contact_flood_adds_only_the_one_time_notice(runtime: Runt
     answered = [o for o in outcomes if o.replies]
     assert len(answered) == 11  # 10 answered messages + the "slow down"
     texts = _replies(outcomes)
-    notice = R.first_notice(runtime.settings.safety)
+    notice = first_notice(runtime.settings.safety)
     assert texts.count(notice) == 1 and len(texts) == 12
 
 
@@ -94,12 +94,12 @@ async def test_the_bucket_refills_and_slow_down_is_said_once_per_flood(runtime: 
     rl = runtime.settings.rate_limit
     await _returning(engine, "u")
     first, _ = await _flood(engine, ticker, lambda i: dm(QUESTION, user="u"), n=50)
-    assert _replies(first).count(R.SLOW_DOWN) == 1
+    assert _replies(first).count(SLOW_DOWN) == 1
     ticker.now += rl.per_seconds  # refills rl.messages tokens
     second, _ = await _flood(engine, ticker, lambda i: dm(QUESTION, user="u"), n=50)
     kinds = [o.kind for o in second]
     assert kinds[: rl.messages] == ["answer"] * rl.messages
-    assert _replies(second).count(R.SLOW_DOWN) == 1  # said again once, for the new flood
+    assert _replies(second).count(SLOW_DOWN) == 1  # said again once, for the new flood
     assert len(_replies(second)) == rl.messages + 1
 
 
@@ -121,7 +121,7 @@ async def test_1000_identical_red_flags_get_at_most_11_replies_and_one_escalatio
     assert len(full) == 1, "the same escalation goes out at most once a minute"
     if not private:
         assert [r.private for r in outcomes[0].replies] == [False, True]  # public pointer + private details
-    reminder = R.escalation_reminder(outcomes[0].escalation, runtime.settings.safety)  # type: ignore[arg-type]
+    reminder = escalation_reminder(outcomes[0].escalation, runtime.settings.safety)  # type: ignore[arg-type]
     assert set(texts[len(outcomes[0].replies):]) <= {reminder}
     assert other is not None and other.kind == "answer"
     # one row in the safety log, not a thousand
@@ -140,7 +140,7 @@ async def test_a_red_flag_is_never_silenced_by_an_exhausted_bucket(runtime: Runt
     other_category = await engine.handle(dm(CAUDA, user="u"))  # a different red flag: its own escalation
     assert other_category.escalation is not None and other_category.replies
     assert other_category.escalation.category != red.escalation.category  # type: ignore[union-attr]
-    assert R.escalation_reminder(other_category.escalation, runtime.settings.safety) not in _replies([other_category])
+    assert escalation_reminder(other_category.escalation, runtime.settings.safety) not in _replies([other_category])
 
 
 async def test_the_same_escalation_goes_out_again_after_a_minute(runtime: Runtime, ticker: Ticker) -> None:
@@ -152,7 +152,7 @@ async def test_the_same_escalation_goes_out_again_after_a_minute(runtime: Runtim
     ticker.now += window / 2 + 1
     later = await engine.handle(dm(EMERGENCY, user="u"))
     assert "🚨" in first.replies[0].text
-    assert [r.text for r in repeat.replies] == [R.escalation_reminder(repeat.escalation, runtime.settings.safety)]  # type: ignore[arg-type]
+    assert [r.text for r in repeat.replies] == [escalation_reminder(repeat.escalation, runtime.settings.safety)]  # type: ignore[arg-type]
     assert "🚨" in later.replies[0].text
     other_user = await engine.handle(dm(EMERGENCY, user="v"))  # per user: someone else gets the full escalation
     assert "🚨" in other_user.replies[0].text
@@ -167,4 +167,4 @@ async def test_overheard_chatter_is_throttled_silently(runtime: Runtime, ticker:
     )
     texts = _replies(outcomes)
     assert 1 <= len(texts) <= runtime.settings.rate_limit.burst
-    assert R.SLOW_DOWN not in texts
+    assert SLOW_DOWN not in texts

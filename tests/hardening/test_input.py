@@ -19,12 +19,12 @@ from bot import bootstrap
 from bot.bootstrap import Runtime, build
 from bot.config import Settings
 from bot.core import payloads
-from bot.core import replies as R
 from bot.core.engine import EngineOptions
 from bot.core.knowledge import Knowledge, load_knowledge
 from bot.core.messages import IncomingMessage, Outcome
 from bot.core.payloads import MAX_PAYLOAD_BYTES
 from bot.core.ports import ManualClock
+from bot.core.replies import EXPIRED
 from bot.core.text import MAX_MATCH_CHARS
 
 QUESTION = "why does my lower back hurt after running"
@@ -170,7 +170,7 @@ FORGED = [
 async def test_forged_unknown_and_stale_buttons_expire(quiet_runtime: Runtime, payload: str) -> None:
     out = await quiet_runtime.engine.handle(dm(choice=payload))
     assert out.kind == "expired", (payload, out.kind)
-    assert [r.text for r in out.replies] == [R.EXPIRED]
+    assert [r.text for r in out.replies] == [EXPIRED]
     assert "that button has expired" in out.replies[0].text.lower()
 
 
@@ -256,7 +256,7 @@ def test_property_arbitrary_unicode_never_breaks_the_engine(tmp_path: Path) -> N
                                and decoded.kind not in unchecked):
             assert pressed.kind == "expired", (choice, pressed.kind)
         if pressed.kind == "expired":
-            assert [r.text for r in pressed.replies] == [R.EXPIRED]
+            assert [r.text for r in pressed.replies] == [EXPIRED]
 
     started = time.perf_counter()
     try:

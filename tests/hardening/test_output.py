@@ -11,8 +11,8 @@ from support import KNOWLEDGE, dm, group, real_runtime
 
 from bot.adapters.telegram_text import safe_name
 from bot.bootstrap import Runtime
-from bot.core import replies as R
 from bot.core.messages import IncomingMessage
+from bot.core.replies import clean_name
 from tests.adapters.fake_discord import FakeDiscord
 from tests.adapters.fake_telegram import FakeBotAPI
 from tests.hardening.platforms import GROUP, TELEGRAM_BOT, TELEGRAM_TOKEN, discord_bot, telegram_bot
@@ -68,7 +68,7 @@ async def test_display_names_are_cleaned_before_they_reach_a_reply(quiet_runtime
         out = await engine.handle(group(RED_FLAG, user=f"n{i}", name=name))
         public = next(r.text for r in out.replies if not r.private)
         assert "\u202e" not in public and "\n" not in public.split(",")[0]
-        assert R.clean_name(name) in public
+        assert clean_name(name) in public
     long = await engine.handle(group(RED_FLAG, user="long", name="A" * 5000 + "\u0301" * 5000))
     first_line = next(r.text for r in long.replies if not r.private)
     assert len(first_line) < 400

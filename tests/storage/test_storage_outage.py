@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from support import KNOWLEDGE, ROOT
 
-from bot.core import replies as R
+from bot.core.replies import SORRY
 from bot.core.resilience import UNAVAILABLE
 from tests.adapters.fake_telegram import FakeBotAPI
 from tests.hardening.platforms import TELEGRAM_TOKEN
@@ -120,12 +120,12 @@ def _fill(folder: Path) -> int:
 
 def _check_the_emergency(replies: list[str], took: float) -> None:
     assert took < EMERGENCY_WITHIN, f"the emergency reply took {took:.2f} s"
-    assert R.SORRY not in replies
+    assert SORRY not in replies
     assert any("999" in text for text in replies), replies  # the escalation: call the emergency number
 
 
 def _check_the_rest(faq: list[str], faq_took: float, mydata: list[str]) -> None:
-    assert R.SORRY not in faq and faq, faq
+    assert SORRY not in faq and faq, faq
     assert faq_took < 5.0, faq_took  # answered from memory after the lock timeout (1 s), not only after it is freed
     assert any(UNAVAILABLE in text for text in mydata), mydata
 
@@ -143,7 +143,7 @@ async def test_red_flag_on_a_full_disk(tmp_path: Path, api: FakeBotAPI) -> None:
         seen = Path(f"/proc/{proc.pid}/root") / str(disk).lstrip("/")  # the tmpfs, as the bot sees it
         assert (seen / "runbot.db").exists() and not db.exists()  # a different filesystem from the test's
         replies, _ = await _say(api, WARM_UP, QUESTION)  # working before the disk fills
-        assert R.SORRY not in replies
+        assert SORRY not in replies
         assert await asyncio.to_thread(_fill, seen) > 0
         with pytest.raises(OSError) as full:  # really full: not even a new small file fits
             (seen / "probe").write_bytes(b"x" * 8192)
@@ -163,7 +163,7 @@ async def test_red_flag_while_another_process_holds_the_write_lock(tmp_path: Pat
     config = _config(tmp_path, api, db)
     async with _bot(tmp_path, api, [sys.executable, "-m", "bot", "--config", str(config), "run", "--telegram"]):
         replies, _ = await _say(api, WARM_UP, QUESTION)
-        assert R.SORRY not in replies
+        assert SORRY not in replies
         holder = sqlite3.connect(db, timeout=10, isolation_level=None)  # this test process: another process
         holder.execute("BEGIN IMMEDIATE")
         try:
@@ -201,7 +201,7 @@ async def test_stop_while_another_process_holds_the_write_lock(tmp_path: Path, a
     try:
         async with _bot(tmp_path, api, [sys.executable, "-m", "bot", "--config", str(config), "run", "--telegram"]):
             replies, _ = await _say(api, WARM_UP, QUESTION)
-            assert R.SORRY not in replies
+            assert SORRY not in replies
             holder.execute("BEGIN IMMEDIATE")
             replies, took = await _say(api, RUNNER, RED_FLAG)
             _check_the_emergency(replies, took)
