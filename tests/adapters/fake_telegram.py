@@ -123,6 +123,8 @@ class FakeBotAPI:
         self._message_ids = itertools.count(1000)
         self._callback_ids = itertools.count(1)
         self._messages: dict[tuple[int, int], JSON] = {}
+        self._sent_to: dict[int, list[JSON]] = {}  # chat id -> the bot's messages there, in order (the same dicts)
+        self._sent_count = 0
         self._chats: dict[int, JSON] = {}
         self._changed = asyncio.Condition()
         self._closing = False
@@ -257,6 +259,8 @@ class FakeBotAPI:
 
     def sent(self, chat_id: int | None = None) -> list[JSON]:
         """Messages the bot sent (``sendMessage`` answers), optionally to one chat."""
+        if chat_id is not None:
+            return list(self._sent_to.get(chat_id, ()))
         return [
             msg
             for (cid, _), msg in self._messages.items()
@@ -417,7 +421,14 @@ class FakeBotAPI:
         if params.get("message_thread_id"):
             message["message_thread_id"] = params["message_thread_id"]
         self._messages[(chat_id, message["message_id"])] = message
+        self._sent_to.setdefault(chat_id, []).append(message)
+        self._sent_count += 1
         return message
+
+    @property
+    def sent_count(self) -> int:
+        """How many messages the bot sent (cheap, for waiting on many chats)."""
+        return self._sent_count
 
     async def _api_sendMessage(self, params: JSON) -> JSON:
         chat_id = int(params["chat_id"])

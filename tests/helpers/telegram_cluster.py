@@ -206,7 +206,7 @@ async def run_cluster(
     async with aiohttp.ClientSession() as http:
         started = time.monotonic()
         await asyncio.gather(*(converse(telegram, http, u, expected, bots, within) for u in users))
-        await wait_until(lambda: sum(len(api.sent(u)) for u in users) >= total, within, "every reply", bots)
+        await wait_until(lambda: api.sent_count >= total, within, "every reply", bots)
         return time.monotonic() - started
 
 
