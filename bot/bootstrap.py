@@ -12,7 +12,7 @@ from bot.core.engine import Engine, EngineOptions
 from bot.core.faq_editing import FaqEditor
 from bot.core.faq_git import GitCommitter
 from bot.core.followups import Scheduler
-from bot.core.knowledge import KnowledgeRef, load_knowledge
+from bot.core.knowledge import Knowledge, KnowledgeRef, load_knowledge
 from bot.core.moderation import ModeratorDesk
 from bot.core.ports import Adapter, Clock, SystemClock
 from bot.core.reload import SETTLE_SECONDS, KnowledgeWatcher
@@ -85,14 +85,17 @@ def build(
     store: Store | None = None,
     clock: Clock | None = None,
     knowledge_path: str | Path | None = None,
+    knowledge: Knowledge | None = None,
     db_path: str | Path | None = None,
     options: EngineOptions | None = None,
 ) -> Runtime:
-    """Wire the core. Raises KnowledgeError when the knowledge folder is invalid (nothing to serve)."""
+    """Wire the core. Raises KnowledgeError when the knowledge folder is invalid (nothing to serve). ``knowledge``:
+    serve this already loaded knowledge (of ``knowledge_path``) instead of loading the folder again (it is
+    immutable, so tests share one)."""
     settings = settings or Settings()
     clock = clock or SystemClock()
     path = Path(knowledge_path or settings.knowledge.path)
-    ref = KnowledgeRef(load_knowledge(path))
+    ref = KnowledgeRef(knowledge if knowledge is not None else load_knowledge(path))
     store = store or make_store(db_path or settings.database.path, clock=clock)
     engine = Engine(ref, store, settings, clock=clock, options=options)
     scheduler = Scheduler(store, {}, settings.followups, clock)

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE
+from memory_store import MemoryStore
+from support import build_shipped
 
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import Settings
 from bot.core.engine import EngineOptions
 from bot.core.ports import ManualClock
@@ -23,7 +24,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Runtime]:
-    rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db")
+    rt = build_shipped(Settings(), clock=clock, db_path=tmp_path / "runbot.db")
     async with rt:
         yield rt
 
@@ -32,8 +33,17 @@ async def runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Runtime]:
 async def quiet_runtime(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Runtime]:
     """No first-time notice and no flood control: replies are only the answer."""
     options = EngineOptions(first_notice=False, rate_limit=False)
-    rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db", options=options)
+    rt = build_shipped(Settings(), clock=clock, db_path=tmp_path / "runbot.db", options=options)
     async with rt:
+        yield rt
+
+
+@pytest.fixture
+async def memory_runtime(clock: ManualClock) -> AsyncIterator[Runtime]:
+    """The unit tier: the engine on the shared shipped knowledge and an in-memory store (tests/memory_store.py), no
+    first-time notice and no flood control."""
+    options = EngineOptions(first_notice=False, rate_limit=False)
+    async with build_shipped(Settings(), clock=clock, store=MemoryStore(clock), options=options) as rt:
         yield rt
 
 

@@ -6,6 +6,7 @@ import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from bot.bootstrap import Runtime, build
 from bot.config import RateLimitSettings, Settings
@@ -25,6 +26,11 @@ BLIND = DATA.parent / "blind"
 def shipped_knowledge() -> Knowledge:
     """The shipped knowledge folder, loaded once per test session (it is immutable)."""
     return load_knowledge(KNOWLEDGE)
+
+
+def build_shipped(settings: Settings | None = None, **parts: Any) -> Runtime:
+    """``bootstrap.build`` on the shipped knowledge, loaded once per test session (``shipped_knowledge``)."""
+    return build(settings, knowledge_path=KNOWLEDGE, knowledge=shipped_knowledge(), **parts)
 
 
 def button(raw: str | None, kind: str, *fields: str) -> bool:
@@ -59,7 +65,7 @@ async def real_runtime(db: Path) -> AsyncIterator[Runtime]:
     """The real engine, store and scheduler on the shipped knowledge and a SQLite file, flood control off (adapter
     tests click many buttons a second; flood control has its own tests)."""
     settings = Settings(rate_limit=RateLimitSettings(enabled=False))
-    async with build(settings, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=db) as runtime:
+    async with build_shipped(settings, clock=ManualClock(), db_path=db) as runtime:
         yield runtime
 
 

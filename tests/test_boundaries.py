@@ -6,6 +6,7 @@ import ast
 import subprocess
 import sys
 
+import pytest
 from support import ROOT
 
 
@@ -153,6 +154,7 @@ def test_the_import_check_sees_late_and_relative_imports() -> None:
     assert _forbidden_in_core(source) == ["sqlite3", "bot.storage", "bot.storage.sqlite"]
 
 
+@pytest.mark.slow
 def test_one_shot_ask_does_not_import_platform_libraries() -> None:
     code = (
         "import sys, runpy; sys.argv=['runbot','ask','--json','hi'];\n"

@@ -82,7 +82,7 @@ class Analyzer:
         self._widening = frozenset(w for w, t in self._single.items() if len(t) != 1)
 
     def stems(self, text: str) -> list[str]:
-        """Stemmed words with synonyms applied, stopwords kept (red flags and lint use this too)."""
+        """Stemmed words with synonyms applied, stopwords kept (lint uses this too; red flags have their own tokens)."""
         words = [stem(w) for w in text_words(text)]
         return self._apply_synonyms(words)
 

@@ -105,6 +105,7 @@ def entry_block(env: Env, entry_id: str) -> tuple[int, int]:
     return entry.line, (later[0] - 1 if later else 10**6)
 
 
+@pytest.mark.slow
 async def test_a_moderator_maps_an_unanswered_question_with_one_click_and_undo_restores_the_file(env: Env) -> None:
     fallback = await env.dm(env.alice, TAPE)
     assert "kinesiology" not in fallback.content.lower()
@@ -125,6 +126,7 @@ async def test_a_moderator_maps_an_unanswered_question_with_one_click_and_undo_r
     assert env.read(entry.file) == before
 
 
+@pytest.mark.slow
 async def test_the_edit_modal_changes_only_that_entry_and_a_refused_edit_leaves_the_file_alone(env: Env) -> None:
     entry = env.runtime.knowledge.current.entries["overstriding"]
     before = env.read(entry.file)
@@ -163,6 +165,7 @@ async def test_the_edit_modal_changes_only_that_entry_and_a_refused_edit_leaves_
     assert new.source == entry.source and new.examples == entry.examples
 
 
+@pytest.mark.slow
 async def test_new_entry_and_another_entry_forms_from_the_review_queue(env: Env) -> None:
     await env.dm(env.alice, TAPE)
     await env.dm(env.alice, "my friend says pickle juice cures cramp, true?")
@@ -196,6 +199,7 @@ async def test_new_entry_and_another_entry_forms_from_the_review_queue(env: Env)
     assert found.ephemeral and any("(physiotherapy)" in b["label"] for b in found.buttons), found.buttons
 
 
+@pytest.mark.slow
 async def test_members_without_the_moderator_role_get_a_private_refusal(env: Env) -> None:
     await env.dm(env.alice, TAPE)
     for sub, options in (("review", {}), ("phrase", {"entry": "overstriding", "text": "a b c"}), ("undo", {})):
@@ -214,6 +218,7 @@ async def test_members_without_the_moderator_role_get_a_private_refusal(env: Env
     assert "pickle" not in card.content  # nothing but the moderator's own card was asked for
 
 
+@pytest.mark.slow
 async def test_a_value_longer_than_a_form_box_is_left_out_and_kept_not_cut(env: Env) -> None:
     from bot.adapters.discord_faq_ui import INPUT_LIMIT, EntryModal
     from bot.core.moderation import Form

@@ -19,14 +19,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support import button
+from support import build_shipped, button, shipped_knowledge
 
 from bot import bootstrap
 from bot.adapters.discord_adapter import DMS_CLOSED_NOTE
 from bot.adapters.telegram_adapter import SENT_PRIVATELY, TelegramAdapter
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import RateLimitSettings, Settings
-from bot.core.knowledge import Knowledge, load_knowledge
+from bot.core.knowledge import Knowledge
 from bot.core.messages import Outcome
 from bot.core.payloads import check_no, check_yes
 from bot.core.ports import ManualClock
@@ -52,7 +52,7 @@ ALARM = dc.RED_FLAG
 
 @pytest.fixture(scope="module")
 def knowledge() -> Knowledge:
-    return load_knowledge(KNOWLEDGE)
+    return shipped_knowledge()
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ async def runtime(tmp_path: Path, knowledge: Knowledge, monkeypatch: pytest.Monk
     """The real engine and store, flood control off (many presses a second), knowledge loaded once per module."""
     monkeypatch.setattr(bootstrap, "load_knowledge", lambda path: knowledge)
     settings = Settings(rate_limit=RateLimitSettings(enabled=False))
-    async with build(settings, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db") as rt:
+    async with build_shipped(settings, clock=ManualClock(), db_path=tmp_path / "runbot.db") as rt:
         yield rt
 
 

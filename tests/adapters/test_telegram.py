@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import agree, button
+from support import agree, build_shipped, button, shipped_knowledge
 
 from bot import bootstrap
 from bot.adapters.telegram_adapter import (
@@ -28,10 +28,10 @@ from bot.adapters.telegram_adapter import (
     settings_from_config,
 )
 from bot.adapters.telegram_text import split_message, strip_mention, utf16_len
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import RateLimitSettings, Settings, TelegramSettings
 from bot.core.commands_parse import parse_command
-from bot.core.knowledge import Knowledge, load_knowledge
+from bot.core.knowledge import Knowledge
 from bot.core.messages import ChatRef, Choice, IncomingMessage, Outcome, Reply
 from bot.core.payloads import decode, forget, triage_answer
 from bot.core.ports import DeliveryError, ManualClock
@@ -88,7 +88,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture(scope="module")
 def knowledge() -> Knowledge:
-    return load_knowledge(KNOWLEDGE)
+    return shipped_knowledge()
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ async def runtime(
     monkeypatch.setattr(bootstrap, "load_knowledge", lambda path: knowledge)
     # the engine's flood control is its own concern (tested in core); here one user presses many buttons fast
     config = Settings(rate_limit=RateLimitSettings(enabled=False))
-    rt = build(config, clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db")
+    rt = build_shipped(config, clock=clock, db_path=tmp_path / "runbot.db")
     async with rt:
         yield rt
 
@@ -535,6 +535,7 @@ async def test_send_to_a_blocked_user_is_a_permanent_delivery_error(api: FakeBot
     assert blocked.value.permanent is True
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # raised inside PTB's RetryAfter
 async def test_long_reply_split_with_keyboard_on_last_part_and_flood_wait_retried(
     api: FakeBotAPI, adapter: TelegramAdapter

@@ -86,6 +86,7 @@ def only_lines_of(before: bytes, after: bytes, first: int, last: int) -> bool:
                for tag, i1, i2, _, _ in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes())
 
 
+@pytest.mark.slow
 async def test_a_moderator_maps_an_unanswered_question_with_one_click_and_undo_restores_the_file(env: Env) -> None:
     await env.say(RUNNER, TAPE)
     card = (await env.say(MOD, "/faq review"))[0]
@@ -104,6 +105,7 @@ async def test_a_moderator_maps_an_unanswered_question_with_one_click_and_undo_r
     assert env.read(entry.file) == before
 
 
+@pytest.mark.slow
 async def test_the_conversation_edits_only_that_entry_and_a_refused_edit_leaves_the_file_alone(env: Env) -> None:
     k = env.runtime.knowledge.current
     entry = k.entries["overstriding"]
@@ -134,6 +136,7 @@ async def test_the_conversation_edits_only_that_entry_and_a_refused_edit_leaves_
     assert new.answer == entry.answer and new.source == entry.source
 
 
+@pytest.mark.slow
 async def test_a_new_entry_from_the_review_queue_by_conversation(env: Env) -> None:
     await env.say(RUNNER, TAPE)
     card = (await env.say(MOD, "/faq review"))[0]
@@ -155,6 +158,7 @@ async def test_a_new_entry_from_the_review_queue_by_conversation(env: Env) -> No
                    if "Numbness" not in m["text"])
 
 
+@pytest.mark.slow
 async def test_everyone_else_gets_a_private_refusal(env: Env) -> None:
     await env.say(RUNNER, TAPE)
     card = (await env.say(MOD, "/faq review"))[0]

@@ -68,6 +68,7 @@ async def _notice_line(api: FakeBotAPI, runtime: Runtime) -> str:
     return sent[0]["text"].splitlines()[0]
 
 
+@pytest.mark.slow
 async def test_the_notice_is_recorded_once_delivered_and_not_repeated_meanwhile(
     api: FakeBotAPI, runtime: Runtime
 ) -> None:
@@ -88,6 +89,7 @@ async def test_the_notice_is_recorded_once_delivered_and_not_repeated_meanwhile(
     assert _notices(api, SLOW, notice) == 1  # the second message did not repeat it
 
 
+@pytest.mark.slow
 async def test_a_stop_before_delivery_shows_the_notice_after_the_restart(api: FakeBotAPI, runtime: Runtime) -> None:
     notice = await _notice_line(api, runtime)
     api.chat_delays[CUT] = 30.0  # the reply hangs until the bot is stopped

@@ -82,6 +82,7 @@ async def test_a_throttled_chat_does_not_delay_another_chats_red_flag(
     assert "stretch" in texts[2].lower() or "warm" in texts[2].lower(), texts
 
 
+@pytest.mark.slow
 async def test_a_hanging_chat_does_not_delay_another_chat(api: FakeBotAPI, adapter: TelegramAdapter) -> None:
     api.chat_delays[A] = 8.0  # every send to A hangs (beyond the client's timeouts)
     await api.send_text(user_id=A, text=QUESTION)
@@ -199,6 +200,7 @@ async def test_updates_stored_before_a_crash_are_answered_at_start(api: FakeBotA
         await tg.stop()
 
 
+@pytest.mark.slow
 async def test_a_locked_database_at_start_still_answers(
     api: FakeBotAPI, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,9 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, ROOT, agree, button, dm, group
+from support import KNOWLEDGE, ROOT, agree, build_shipped, button, dm, group, shipped_knowledge
 
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import PrivacySettings, RateLimitSettings, Settings
 from bot.core.consent_text import ConsentText
 from bot.core.knowledge import KnowledgeError, load_knowledge
@@ -35,7 +35,7 @@ HEALTH = ("triage_state", "followups", "escalations", "unanswered", "consents")
 
 @pytest.fixture
 async def rt(tmp_path: Path) -> Runtime:  # type: ignore[misc]
-    async with build(SETTINGS, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=tmp_path / "c.db") as runtime:
+    async with build_shipped(SETTINGS, clock=ManualClock(), db_path=tmp_path / "c.db") as runtime:
         yield runtime
 
 
@@ -236,6 +236,7 @@ def test_consent_file_is_validated_with_file_and_line(tmp_path: Path) -> None:
     assert "consent.yaml:2" in said and "{secret}" in said and "/consent" in said and "/mydata" in said
 
 
+@pytest.mark.slow
 def test_runbot_check_validates_the_consent_file(tmp_path: Path) -> None:
     import shutil
     import subprocess
@@ -251,6 +252,7 @@ def test_runbot_check_validates_the_consent_file(tmp_path: Path) -> None:
     assert "consent.yaml:1: the consent file is missing 'text'" in done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_runbot_ask_stores_nothing_health_related(tmp_path: Path) -> None:
     import sqlite3
     import subprocess
@@ -273,7 +275,7 @@ def test_runbot_ask_stores_nothing_health_related(tmp_path: Path) -> None:
 async def test_console_asks_and_a_typed_no_completes_the_check_from_memory(tmp_path: Path) -> None:
     from bot.adapters.console import CONSOLE_USER, ConsoleAdapter
 
-    async with build(SETTINGS, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=tmp_path / "k.db") as rt:
+    async with build_shipped(SETTINGS, clock=ManualClock(), db_path=tmp_path / "k.db") as rt:
         shown = io.StringIO()
         console = ConsoleAdapter(rt.engine, out=shown, read_line=lambda: "")
         asked = await rt.engine.handle(console.to_message("/triage"))
@@ -311,7 +313,7 @@ async def test_retention_removes_old_check_answers_and_finished_checkins(tmp_pat
         await store.save_triage(new, StoredTriage("back-pain", "duration", (), "c"))
         await store.add_followup(new, "c", "self-care-mild", clock.now() + timedelta(days=3))
 
-    rt = build(settings, clock=clock, knowledge_path=KNOWLEDGE, db_path=db)
+    rt = build_shipped(settings, clock=clock, db_path=db)
     app = App(settings, runtime=rt)
     app.housekeeping_seconds = 0.02
     run = asyncio.create_task(app.run(adapters=[]))
@@ -347,6 +349,7 @@ def test_retention_settings_are_validated(tmp_path: Path) -> None:
         load_settings(cfg)
 
 
+@pytest.mark.slow
 def test_privacy_notice_is_filled_in_from_the_config(tmp_path: Path) -> None:
     import subprocess
 
@@ -373,7 +376,7 @@ def test_privacy_notice_is_filled_in_from_the_config(tmp_path: Path) -> None:
 def test_privacy_notice_without_an_operator_says_what_to_set() -> None:
     from bot.privacy_notice import NoticeError, render
 
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     notice = render(Settings(), k.consent)
     assert "[operator name: set privacy.operator_name]" in notice and "ico.org.uk" in notice  # uk by default
     with pytest.raises(NoticeError, match="unknown placeholder"):

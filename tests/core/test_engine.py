@@ -9,17 +9,17 @@ from bot.bootstrap import Runtime
 from bot.core.payloads import decode
 
 
-async def test_faq_question_gets_the_matching_answer(quiet_runtime: Runtime) -> None:
-    out = await quiet_runtime.engine.handle(dm("why does my lower back hurt after running?"))
+async def test_faq_question_gets_the_matching_answer(memory_runtime: Runtime) -> None:
+    out = await memory_runtime.engine.handle(dm("why does my lower back hurt after running?"))
     assert out.kind == "answer"
     assert out.faq_id == "back-pain-causes"
-    assert out.confidence >= quiet_runtime.settings.matching.confident
+    assert out.confidence >= memory_runtime.settings.matching.confident
     assert "not medical advice" in out.replies[0].text
     assert out.escalation is None
 
 
-async def test_typos_slang_and_synonyms_still_match(quiet_runtime: Runtime) -> None:
-    engine = quiet_runtime.engine
+async def test_typos_slang_and_synonyms_still_match(memory_runtime: Runtime) -> None:
+    engine = memory_runtime.engine
     assert (await engine.handle(dm("shud i ice or heat my lumbar after a jog"))).faq_id == "ice-or-heat"
     assert (await engine.handle(dm("when should i replace my trainers"))).faq_id == "shoe-replacement"
 
@@ -36,12 +36,12 @@ async def test_unknown_question_gets_fallback_and_is_recorded_without_user(quiet
             assert "secret-user-42" not in " ".join(str(v) for v in tuple(row))
 
 
-async def test_club_chatter_gets_no_faq_answer_and_is_not_recorded(quiet_runtime: Runtime) -> None:
-    engine = quiet_runtime.engine
+async def test_club_chatter_gets_no_faq_answer_and_is_not_recorded(memory_runtime: Runtime) -> None:
+    engine = memory_runtime.engine
     for text in ["who is bringing the cake to the club social on friday", "selling my old gps watch, dm me"]:
         out = await engine.handle(dm(text))
         assert out.faq_id is None, text
-    assert await quiet_runtime.store.unanswered() == []
+    assert await memory_runtime.store.unanswered() == []
 
 
 async def test_emergency_is_escalated_even_mid_triage(quiet_runtime: Runtime) -> None:
@@ -58,13 +58,13 @@ async def test_emergency_is_escalated_even_mid_triage(quiet_runtime: Runtime) ->
     assert rows == [("emergency", out.escalation.category)]
 
 
-async def test_negated_symptom_does_not_escalate(quiet_runtime: Runtime) -> None:
-    out = await quiet_runtime.engine.handle(dm("no numbness, just stiff"))
+async def test_negated_symptom_does_not_escalate(memory_runtime: Runtime) -> None:
+    out = await memory_runtime.engine.handle(dm("no numbness, just stiff"))
     assert out.escalation is None
 
 
-async def test_red_flag_in_group_is_public_safe_plus_private_details(quiet_runtime: Runtime) -> None:
-    out = await quiet_runtime.engine.handle(group("my back hurts and I've lost control of my bladder", name="Alex"))
+async def test_red_flag_in_group_is_public_safe_plus_private_details(memory_runtime: Runtime) -> None:
+    out = await memory_runtime.engine.handle(group("my back hurts and I've lost control of my bladder", name="Alex"))
     assert out.escalation is not None and out.escalation.level == "emergency"
     public = [r for r in out.replies if not r.private]
     private = [r for r in out.replies if r.private]
@@ -80,8 +80,8 @@ async def test_first_message_gets_the_notice_once(runtime: Runtime) -> None:
     assert all("/forget deletes it" not in r.text for r in second.replies)
 
 
-async def test_did_you_mean_offers_choices_and_a_choice_answers(quiet_runtime: Runtime) -> None:
-    engine = quiet_runtime.engine
+async def test_did_you_mean_offers_choices_and_a_choice_answers(memory_runtime: Runtime) -> None:
+    engine = memory_runtime.engine
     out = await engine.handle(dm("stretch or ice"))
     if out.kind == "did-you-mean":
         assert 1 <= len(out.replies[0].choices) <= 3
@@ -94,14 +94,14 @@ async def test_did_you_mean_offers_choices_and_a_choice_answers(quiet_runtime: R
 
 
 @pytest.mark.parametrize("payload", ["faq:no-such-entry", "tri:nope:0", "bogus", "fu:999:better", "", "x" * 500])
-async def test_unknown_or_stale_buttons_expire_politely(quiet_runtime: Runtime, payload: str) -> None:
-    out = await quiet_runtime.engine.handle(dm(choice=payload))
+async def test_unknown_or_stale_buttons_expire_politely(memory_runtime: Runtime, payload: str) -> None:
+    out = await memory_runtime.engine.handle(dm(choice=payload))
     assert out.kind == "expired"
     assert "expired" in out.replies[0].text
 
 
-async def test_commands(quiet_runtime: Runtime) -> None:
-    engine = quiet_runtime.engine
+async def test_commands(memory_runtime: Runtime) -> None:
+    engine = memory_runtime.engine
     help_out = await engine.handle(dm("/help"))
     assert "/triage" in help_out.replies[0].text and "/forget" in help_out.replies[0].text
     unknown = await engine.handle(dm("/frobnicate"))
@@ -112,9 +112,9 @@ async def test_commands(quiet_runtime: Runtime) -> None:
     assert "moderators" in refused.replies[0].text
 
 
-async def test_empty_and_junk_messages_get_a_friendly_reply(quiet_runtime: Runtime) -> None:
+async def test_empty_and_junk_messages_get_a_friendly_reply(memory_runtime: Runtime) -> None:
     for text in ["", "   ", "🙂🙂🙂", "\u200b\u200b", "\u202e", "a\u0301" * 300]:
-        out = await quiet_runtime.engine.handle(dm(text))
+        out = await memory_runtime.engine.handle(dm(text))
         assert out.replies, text
         assert out.kind in ("empty", "fallback", "did-you-mean")
 
@@ -132,16 +132,16 @@ async def test_flood_is_throttled_but_red_flags_get_through(runtime: Runtime) ->
     assert other.kind != "throttled"
 
 
-async def test_red_flag_at_the_end_of_a_long_message_still_escalates(quiet_runtime: Runtime) -> None:
+async def test_red_flag_at_the_end_of_a_long_message_still_escalates(memory_runtime: Runtime) -> None:
     text = "so about my training block. " * 120 + "and since this morning I can't control my bladder"
     assert len(text) > 3000
-    out = await quiet_runtime.engine.handle(dm(text))
+    out = await memory_runtime.engine.handle(dm(text))
     assert out.escalation is not None and out.escalation.level == "emergency"
 
 
-async def test_greetings_get_a_greeting_and_are_not_recorded(quiet_runtime: Runtime) -> None:
+async def test_greetings_get_a_greeting_and_are_not_recorded(memory_runtime: Runtime) -> None:
     for text in ["hi", "thanks!", "hello there"]:
-        out = await quiet_runtime.engine.handle(dm(text))
+        out = await memory_runtime.engine.handle(dm(text))
         assert out.faq_id is None and out.replies, text
         assert "noted" not in out.replies[0].text
-    assert await quiet_runtime.store.unanswered() == []
+    assert await memory_runtime.store.unanswered() == []

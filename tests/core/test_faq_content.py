@@ -8,12 +8,12 @@ import re
 
 import pytest
 import yaml
-from support import KNOWLEDGE, ROOT, dm
+from support import KNOWLEDGE, ROOT, dm, shipped_knowledge
 
 from bot.bootstrap import Runtime
 from bot.config import Settings
 from bot.core.decision import decide
-from bot.core.knowledge import Knowledge, load_knowledge
+from bot.core.knowledge import Knowledge
 
 NEW_ENTRIES = ("bone-stress", "inflammatory-back-pain", "young-runners", "pregnancy-back-pain")
 #: the agreed placeholder names (/work/coord/placeholders.md, bot/core/placeholders.py)
@@ -25,7 +25,7 @@ REGION_WORD = re.compile(r"(?<![\w/.])(?:999|111|NHS|GPs?|HCPC|A&E)(?![\w&])|co-
 
 @pytest.fixture(scope="module")
 def k() -> Knowledge:
-    return load_knowledge(KNOWLEDGE)
+    return shipped_knowledge()
 
 
 def _lines(k: Knowledge, entry_id: str) -> list[str]:

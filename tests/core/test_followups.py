@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import button, press_agree
+from support import build_shipped, button, press_agree
 
 import bot.bootstrap
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import RateLimitSettings, Settings
 from bot.core.engine import Engine
 from bot.core.messages import ChatRef, IncomingMessage, Outcome, Reply
@@ -121,7 +121,7 @@ async def accept_followup(engine: Engine, user: str) -> Outcome:
 
 
 def open_runtime(db: Path, clock: ManualClock, settings: Settings = SETTINGS) -> Runtime:
-    return build(settings, clock=clock, knowledge_path=KNOWLEDGE, db_path=db)
+    return build_shipped(settings, clock=clock, db_path=db)
 
 
 @pytest.fixture
@@ -787,6 +787,7 @@ def test_cli_followups_list_shows_pending_in_runners_terms(
     assert "UTC (in 3 days)" in out[0]
 
 
+@pytest.mark.slow
 def test_cli_followups_run_due_without_tokens_says_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE
+from support import KNOWLEDGE, shipped_knowledge
 
 from bot.core.knowledge import KnowledgeError, load_knowledge
 from bot.core.yamlio import MAX_FILE_BYTES
@@ -26,7 +26,7 @@ def _problems(folder: Path) -> list[str]:
 
 
 def test_shipped_knowledge_loads_with_every_required_entry() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     required = """back-pain-causes overstriding running-form gait-analysis core-glute-weakness core-exercises
     tight-hips-hamstrings hyperlordosis running-shoes shoe-replacement running-surface training-load warm-up-cool-down
     stretching ice-or-heat run-with-back-pain cross-training pain-medication sciatica imaging when-to-see-doctor
@@ -86,6 +86,7 @@ def test_schema_errors_have_lines(folder: Path) -> None:
     assert "faq-bad.yaml:11: unknown key 'colour'" in text
 
 
+@pytest.mark.slow
 def test_triage_pointing_at_a_missing_step_is_reported(folder: Path) -> None:
     path = folder / "triage.yaml"
     text = path.read_text(encoding="utf-8").replace("next: leg-weakness", "next: leg-weaknes")
@@ -94,6 +95,7 @@ def test_triage_pointing_at_a_missing_step_is_reported(folder: Path) -> None:
     assert any("triage.yaml:" in p and "step 'leg-weaknes', which does not exist" in p for p in problems)
 
 
+@pytest.mark.slow
 def test_alias_bombs_and_huge_files_are_refused(folder: Path) -> None:
     bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nentries: *c\n"
     (folder / "faq-bomb.yaml").write_text(bomb, encoding="utf-8")
@@ -103,6 +105,7 @@ def test_alias_bombs_and_huge_files_are_refused(folder: Path) -> None:
     assert any("faq-huge.yaml:1:" in p and "limit" in p for p in _problems(folder))
 
 
+@pytest.mark.slow
 def test_unsafe_tags_never_run_code(folder: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     (folder / "faq-evil.yaml").write_text(

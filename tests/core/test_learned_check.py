@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, ROOT
+from support import KNOWLEDGE, ROOT, shipped_knowledge
 
 from bot.core.knowledge import KnowledgeError, load_knowledge
 from bot.core.red_flags import RedFlagDetector, parse_red_flags
@@ -153,12 +153,13 @@ def test_a_broken_model_file_is_a_knowledge_problem_naming_it(tmp_path: Path) ->
 
 
 def test_the_shipped_model_loads_and_asks_on_an_unlisted_wording() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     assert k.red_flags.learned is not None
     a = k.red_flags.assess("running buddy went grey and clutched his chest on the hill, says its indigestion")
     assert a.alarms or a.checks
 
 
+@pytest.mark.slow
 def test_train_checks_command_writes_a_model_and_reports_bad_lines(tmp_path: Path) -> None:
     folder = tmp_path / "knowledge"
     shutil.copytree(KNOWLEDGE, folder)

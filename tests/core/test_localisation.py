@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, button, dm, group, press_agree
+from support import KNOWLEDGE, build_shipped, button, dm, group, press_agree, shipped_knowledge
 
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import ConfigError, RateLimitSettings, SafetySettings, Settings, load_settings
 from bot.core import placeholders, replies
-from bot.core.knowledge import Knowledge, load_knowledge
+from bot.core.knowledge import Knowledge
 from bot.core.messages import Escalation, Outcome
 from bot.core.ports import ManualClock
 from bot.lint import check_folder
@@ -94,6 +94,7 @@ def test_a_new_emergency_number_alone_warns(tmp_path: Path) -> None:
     assert load_settings(cfg).warnings == ()
 
 
+@pytest.mark.slow
 def test_the_warning_is_logged_at_start(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -154,6 +155,7 @@ def _add_answer_line(path: Path, line: str) -> None:
     path.write_text("\n".join(text) + "\n", encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_lint_unknown_and_unfilled_placeholders_are_errors(folder: Path) -> None:
     faq = folder / "faq-causes.yaml"
     _add_answer_line(faq, "Call {emergency_nmber} now.")
@@ -165,6 +167,7 @@ def test_lint_unknown_and_unfilled_placeholders_are_errors(folder: Path) -> None
     assert any("placeholder {family_doctor} in the title" in m and "never filled" in m for m in errors), errors
 
 
+@pytest.mark.slow
 def test_lint_warns_on_region_words_but_not_in_sources(folder: Path) -> None:
     faq = folder / "faq-causes.yaml"
     _add_answer_line(faq, "If it is an emergency call 999 or go to A&E.")
@@ -177,6 +180,7 @@ def test_lint_warns_on_region_words_but_not_in_sources(folder: Path) -> None:
     assert not [p for p in problems if "fits only one region" in p.message and "source" in p.message]
 
 
+@pytest.mark.slow
 def test_runbot_check_strict_fails_on_a_region_word(folder: Path) -> None:
     import subprocess
     import sys
@@ -202,8 +206,7 @@ async def _runtime(tmp_path: Path, region: str, *, notice: bool = True) -> Runti
 
     settings = Settings(rate_limit=RateLimitSettings(enabled=False), safety=SafetySettings(region=region))  # type: ignore[arg-type]
     options = EngineOptions(first_notice=notice, rate_limit=False)
-    return build(settings, clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=tmp_path / f"{region}.db",
-                 options=options)
+    return build_shipped(settings, clock=ManualClock(), db_path=tmp_path / f"{region}.db", options=options)
 
 
 @pytest.fixture
@@ -284,6 +287,7 @@ async def _everything(rt: Runtime) -> dict[str, str]:
     return seen
 
 
+@pytest.mark.slow
 async def test_us_region_no_reply_anywhere_names_a_uk_service(us: Runtime) -> None:
     seen = await _everything(us)
     assert len(seen) > 60
@@ -295,6 +299,7 @@ async def test_us_region_no_reply_anywhere_names_a_uk_service(us: Runtime) -> No
     assert not leftovers, "\n".join(f"{w}: {v[0]} in {v[1]!r}" for w, v in sorted(leftovers.items()))
 
 
+@pytest.mark.slow
 async def test_us_region_emergencies_name_911(us: Runtime) -> None:
     k = us.knowledge.current
     for i, cat in enumerate(k.red_flags.categories.values()):
@@ -366,11 +371,12 @@ def cat_source(rt: Runtime, cid: str) -> str:
 
 
 def test_shipped_red_flag_messages_use_placeholders_not_uk_words() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     for cat in k.red_flags.categories.values():
         assert not placeholders.region_words(cat.message) and not placeholders.region_words(cat.check), cat.id
 
 
+@pytest.mark.slow
 def test_lint_reads_flag_notes_and_safety_nets_too(folder: Path) -> None:
     triage = folder / "triage.yaml"
     _edit(triage, "    note: >-\n      Because you're over 50", "    note: >-\n      Call 999. Because you're over 50")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import KNOWLEDGE
+from support import KNOWLEDGE, shipped_knowledge
 
 from bot.core.analysis import Analyzer, stem
 from bot.core.faq import FaqMatcher, IndexedEntry
-from bot.core.knowledge import load_knowledge
 from bot.core.text import normalize
 
 
@@ -48,7 +47,7 @@ def test_rare_topical_words_outweigh_common_ones() -> None:
 
 
 def test_shipped_index_is_built_once_and_reused() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     first = k.matcher.match("which shoes help a sore back")
     again = k.matcher.match("which shoes help a sore back")
     assert first == again and first[0].id in ("running-shoes", "shoe-replacement")
@@ -71,7 +70,7 @@ def test_faq_dev_sets_keep_their_figures(name: str) -> None:
     from bot.config import Settings
     from bot.core.decision import decide
 
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     m = Settings().matching
     rows = [json.loads(line) for line in (DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
     right = total = rejected = off = 0

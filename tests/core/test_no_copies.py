@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 from rapidfuzz import fuzz, process
-from support import DATA, KNOWLEDGE
+from support import DATA, shipped_knowledge
 
-from bot.core.knowledge import load_knowledge
 from bot.core.text import normalize
 
 #: plain-ratio similarity at or above this counts as a copy (a copy with a typo fixed, a word swapped)
@@ -40,7 +39,7 @@ COINCIDENCES = frozenset(
 
 
 def test_no_eval_line_is_copied_into_the_knowledge() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     written = [*k.chatter]
     for e in k.entries.values():
         written += [*e.questions, *e.keywords, *e.examples]

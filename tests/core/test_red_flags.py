@@ -119,6 +119,17 @@ def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> N
     assert score["false"] <= 0.03 * score["none"], score["misses"]
 
 
+def test_every_category_is_named_for_the_wordings_written_for_it(detector: RedFlagDetector) -> None:
+    """Not only the level: the tuners' lines for each catalogue category (the redflag_extra* sets) get that category
+    (nine in ten at least), so the escalation message is the one written for it."""
+    rows = [r for path in sorted(DATA.glob("redflag_extra*.jsonl")) for r in _rows(path.name)
+            if r.get("escalation", "none") != "none" and r.get("category")]
+    for cid in sorted((EMERGENCY_IDS | URGENT_IDS) - LATER_URGENT_IDS):
+        lines = [r["text"] for r in rows if r["category"] == cid]
+        missed = [t for t in lines if cid not in {e.category for e in detector.detect_all(t)}]
+        assert lines and len(missed) <= 0.1 * len(lines), (cid, missed)
+
+
 def test_tuners_own_sets_copy_no_line_from_another_set() -> None:
     """Each tuning round wrote its own `redflag_extra*` lines before tuning: none may come from another set.
 
@@ -136,44 +147,12 @@ def test_tuners_own_sets_copy_no_line_from_another_set() -> None:
     assert copies == []
 
 
-def test_extra_set_is_large_and_varied() -> None:
-    rows = _rows("redflag_extra.jsonl")
-    assert len(rows) >= 120
-    assert sum(r["escalation"] == "none" for r in rows) >= 40
-    categories = {r["category"] for r in rows}
-    assert (EMERGENCY_IDS | URGENT_IDS) - LATER_URGENT_IDS <= categories
-
-
-def test_extra2_set_covers_every_category_and_look_alikes() -> None:
-    rows = _rows("redflag_extra2.jsonl")
-    assert len(rows) >= 100
-    assert sum(r["escalation"] == "none" for r in rows) >= 35
-    for cid in (EMERGENCY_IDS | URGENT_IDS) - LATER_URGENT_IDS:
-        assert sum(r["category"] == cid for r in rows) >= 4, cid
-
-
 @pytest.mark.parametrize("name", ["faq_dev.jsonl", "faq_holdout.jsonl", "faq_holdout2.jsonl", "faq_holdout3.jsonl"])
 def test_faq_questions_do_not_escalate(detector: RedFlagDetector, name: str) -> None:
     rows = [r for r in _rows(name) if r.get("escalation", "none") == "none"]
     escalated = [r["text"] for r in rows if detector.detect(r["text"]) is not None]
     assert len(rows) > 50
     assert len(escalated) <= 0.01 * len(rows), escalated
-
-
-def test_extra3_set_covers_the_new_themes_both_ways() -> None:
-    rows = _rows("redflag_extra3.jsonl")
-    assert len(rows) >= 40
-    assert sum(r["escalation"] == "none" for r in rows) >= 15
-    for cid in ("major-trauma", "rhabdo", "self-harm", "infection", "cancer", "kidney"):
-        assert sum(r["category"] == cid for r in rows) >= 4, cid
-
-
-def test_extra4_set_covers_round4_themes_both_ways() -> None:
-    rows = _rows("redflag_extra4.jsonl")
-    assert len(rows) >= 40
-    assert sum(r["escalation"] == "none" for r in rows) >= 12
-    for cid in ("cauda-equina", "progressive-weakness", "major-trauma", "fracture-risk", "new-leg-weakness"):
-        assert sum(r["category"] == cid for r in rows) >= 3, cid
 
 
 @pytest.mark.parametrize(
@@ -195,7 +174,9 @@ def test_extra4_set_covers_round4_themes_both_ways() -> None:
         ("my mate collapsed at parkrun and isnt breathing", "cardiac"),
     ],
 )
-def test_round4_wordings_escalate(detector: RedFlagDetector, text: str, category: str) -> None:
+def test_falls_from_a_height_numbness_fast_weakness_and_crisis_wordings_escalate(
+    detector: RedFlagDetector, text: str, category: str
+) -> None:
     found = {e.category for e in detector.detect_all(text)}
     assert category in found, (text, found)
 
@@ -214,17 +195,8 @@ def test_round4_wordings_escalate(detector: RedFlagDetector, text: str, category
         "had a wee behind a hedge and my tights were brown with mud, legs tired",
     ],
 )
-def test_round4_look_alikes_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
+def test_heights_paces_idioms_and_streaks_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
     assert detector.detect(text) is None, detector.explain(text)
-
-
-def test_extra6_set_is_broad_on_self_harm_and_has_look_alikes() -> None:
-    rows = _rows("redflag_extra6.jsonl")
-    assert len(rows) >= 60
-    assert sum(r["category"] == "self-harm" for r in rows if r["escalation"] != "none") >= 20
-    assert sum(r["escalation"] == "none" for r in rows) >= 15
-    for cid in ("heat-illness", "aaa", "major-trauma", "infection", "cancer", "fracture-risk", "night-pain"):
-        assert sum(r.get("category") == cid for r in rows) >= 1, cid
 
 
 @pytest.mark.parametrize(
@@ -251,7 +223,9 @@ def test_extra6_set_is_broad_on_self_harm_and_has_look_alikes() -> None:
         ("the pain is continuous day and night", "night-pain"),
     ],
 )
-def test_round6_wordings_escalate(detector: RedFlagDetector, text: str, category: str) -> None:
+def test_signs_of_self_harm_and_plain_words_for_other_flags_escalate(
+    detector: RedFlagDetector, text: str, category: str
+) -> None:
     found = {e.category for e in detector.detect_all(text)}
     assert category in found, (text, found, detector.explain(text))
 
@@ -275,7 +249,9 @@ def test_round6_wordings_escalate(detector: RedFlagDetector, text: str, category
         "will running cause permanent damage to my back",
     ],
 )
-def test_round6_look_alikes_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
+def test_cutting_back_being_tired_of_an_injury_and_other_idioms_do_not_escalate(
+    detector: RedFlagDetector, text: str
+) -> None:
     assert detector.detect(text) is None, detector.explain(text)
 
 
@@ -748,6 +724,7 @@ def test_word_soup_never_raises(detector: RedFlagDetector, words: list[str]) -> 
     assert hit is None or hit.level in ("emergency", "urgent")
 
 
+@pytest.mark.slow
 def test_fast_on_long_messages(detector: RedFlagDetector) -> None:
     texts = [r["text"] for r in _rows("faq_dev.jsonl") + _rows("redflag_extra.jsonl")]
     messages = []
@@ -770,7 +747,7 @@ def test_fast_on_long_messages(detector: RedFlagDetector) -> None:
     assert best < 0.01
 
 
-# --- breadth round 7: euphemisms, spreading weakness, someone else's crash, plain-word heat illness, night pain ---
+# --- euphemisms, spreading weakness, someone else's crash, plain-word heat illness, night pain -------------
 
 
 @pytest.mark.parametrize(
@@ -790,7 +767,9 @@ def test_fast_on_long_messages(detector: RedFlagDetector) -> None:
         ("ibuprofen doesnt touch it, back aches all night", "night-pain"),
     ],
 )
-def test_round7_themes_escalate(detector: RedFlagDetector, text: str, category: str) -> None:
+def test_leaks_spreading_weakness_others_crashes_heat_confusion_and_night_pain_escalate(
+    detector: RedFlagDetector, text: str, category: str
+) -> None:
     assert category in {e.category for e in detector.detect_all(text)}, text
 
 
@@ -808,16 +787,8 @@ def test_round7_themes_escalate(detector: RedFlagDetector, text: str, category: 
         "forgot where i left my keys after the race, back is fine",
     ],
 )
-def test_round7_look_alikes_stay_quiet(detector: RedFlagDetector, text: str) -> None:
+def test_leaky_bottles_checkups_and_hyperbole_stay_quiet(detector: RedFlagDetector, text: str) -> None:
     assert detector.detect(text) is None, [h.category for h in detector.detect_all(text)]
-
-
-def test_extra8_set_covers_everyday_wordings_with_look_alikes() -> None:
-    rows = _rows("redflag_extra8.jsonl")
-    assert len(rows) >= 40
-    assert sum(r["escalation"] == "none" for r in rows) >= 12
-    for cid in ("aaa", "cardiac", "heat-illness", "cauda-equina", "progressive-weakness", "new-leg-weakness", "kidney"):
-        assert sum(r.get("category") == cid for r in rows) >= 2, cid
 
 
 @pytest.mark.parametrize(
@@ -832,7 +803,9 @@ def test_extra8_set_covers_everyday_wordings_with_look_alikes() -> None:
         ("dad can hardly lift his leg now, yesterday he was just limping", ("progressive-weakness",)),
     ],
 )
-def test_round8_everyday_emergencies(detector: RedFlagDetector, text: str, category: tuple[str, ...]) -> None:
+def test_everyday_descriptions_of_emergencies_escalate_as_emergencies(
+    detector: RedFlagDetector, text: str, category: tuple[str, ...]
+) -> None:
     hit = detector.detect(text)
     assert hit is not None and hit.level == "emergency" and hit.category in category, detector.explain(text)
 
@@ -846,5 +819,5 @@ def test_round8_everyday_emergencies(detector: RedFlagDetector, text: str, categ
         "cant lift my knee high in drills, lower back tight",
     ],
 )
-def test_round8_look_alikes_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
+def test_reassured_checks_and_past_events_do_not_escalate(detector: RedFlagDetector, text: str) -> None:
     assert detector.detect(text) is None, detector.explain(text)

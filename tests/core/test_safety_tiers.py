@@ -101,7 +101,7 @@ def test_look_alike_letters_still_raise_the_alarm(detector: RedFlagDetector, tex
 
 
 def test_faq_matching_reads_through_the_same_normaliser(detector: RedFlagDetector) -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     plain = k.matcher.match("why does my lower back hurt after running", limit=1)
     spoofed = k.matcher.match("why d\u043ees my l\u043ewer back hurt after running", limit=1)
     assert plain[0].id == spoofed[0].id == "back-pain-causes"
@@ -173,7 +173,7 @@ def test_explain_names_the_guard_that_cancelled_a_word(detector: RedFlagDetector
 
 
 def test_every_catalogue_example_behaves_as_written() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     assert red_flag_examples(k) == []
     counts = [(len(c.examples), len(c.quiet), bool(c.check)) for c in k.red_flags.categories.values()]
     assert all(examples and quiet and check for examples, quiet, check in counts)
@@ -258,6 +258,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_ask_reports_safety_check_and_listen_mode() -> None:
     out = json.loads(_run("ask", "--json", POSSIBLE).stdout)
     assert out["escalation"] == "none"
@@ -270,6 +271,7 @@ def test_ask_reports_safety_check_and_listen_mode() -> None:
     assert plain["safety_check"] is None
 
 
+@pytest.mark.slow
 def test_explain_prints_terms_rule_and_tier() -> None:
     result = _run("explain", "18 kms easy and my groin is numb")
     assert result.returncode == 0

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from support import KNOWLEDGE
+from support import shipped_knowledge
 
 from bot.bootstrap import Runtime
 from bot.config import Settings
 from bot.core.decision import decide
-from bot.core.knowledge import load_knowledge
 from bot.core.messages import IncomingMessage
 from bot.core.scope import focus, mentions_back, other_part
 
 
 @pytest.fixture(scope="module")
 def k():  # type: ignore[no-untyped-def]
-    return load_knowledge(KNOWLEDGE)
+    return shipped_knowledge()
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,7 @@ async def _escalations(store: SQLiteStore, who: str, *, anonymous: bool = True) 
         return int((await cur.fetchone())[0])  # type: ignore[index]
 
 
+@pytest.mark.slow
 async def test_full_disk_red_flag_faq_and_stored_features(rt: Runtime) -> None:
     engine = rt.engine
     await _fill_up(rt.store)
@@ -98,6 +99,7 @@ async def test_full_disk_red_flag_faq_and_stored_features(rt: Runtime) -> None:
     assert await rt.store.unanswered() == []  # nothing recorded while it could not be linked to its asker
 
 
+@pytest.mark.slow
 async def test_locked_database_red_flag_and_safety_answer_do_not_wait(rt: Runtime, tmp_path: Path) -> None:
     engine = rt.engine
     await agree(rt, "locked-out")  # agreed earlier: the red flag is logged linked to them once the lock is gone
@@ -127,6 +129,7 @@ async def test_locked_database_red_flag_and_safety_answer_do_not_wait(rt: Runtim
     assert await _escalations(rt.store, "locked-out", anonymous=False) == 1
 
 
+@pytest.mark.slow
 async def test_repeat_escalations_are_limited_in_memory_while_storage_is_down(rt: Runtime) -> None:
     await _fill_up(rt.store)
     first = await rt.engine.handle(dm(RED_FLAG, user="repeat"))
@@ -135,6 +138,7 @@ async def test_repeat_escalations_are_limited_in_memory_while_storage_is_down(rt
     assert len(second.replies) == 1 and len(second.replies[0].text) < len(first.replies[0].text)  # a reminder
 
 
+@pytest.mark.slow
 async def test_group_red_flag_with_storage_down_keeps_details_private(rt: Runtime) -> None:
     await _fill_up(rt.store)
     out = await rt.engine.handle(group(RED_FLAG, user="grouped"))

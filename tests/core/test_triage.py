@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support import KNOWLEDGE, button, dm, press_agree
+from support import build_shipped, button, dm, press_agree, shipped_knowledge
 
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import Settings
 from bot.core import triage
 from bot.core.engine import EngineOptions
-from bot.core.knowledge import load_knowledge
 from bot.core.ports import ManualClock
 
 OPTIONS = EngineOptions(first_notice=False, rate_limit=False)
@@ -25,7 +24,7 @@ def _payload(out, label_start: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_state_machine_is_pure_and_reaches_an_outcome() -> None:
-    flow = load_knowledge(KNOWLEDGE).triage
+    flow = shipped_knowledge().triage
     result = triage.start(flow)
     assert result.state is not None and result.step is not None
     state = result.state
@@ -48,7 +47,7 @@ def test_state_machine_is_pure_and_reaches_an_outcome() -> None:
 
 
 def test_typed_answers_map_to_choices() -> None:
-    flow = load_knowledge(KNOWLEDGE).triage
+    flow = shipped_knowledge().triage
     duration = flow.steps["duration"]
     assert triage.match_answer(duration, "2") == 1
     assert triage.match_answer(duration, "less than 6 weeks") == 0
@@ -66,7 +65,7 @@ def test_typed_answers_map_to_choices() -> None:
 def test_a_bare_yes_never_picks_one_of_several_yes_choices() -> None:
     """Typed answers to multi-option questions: a yes or no that fits several choices is asked again, words that
     tell the choices apart pick one, and a yes-or-no that contradicts its own words is asked again."""
-    flow = load_knowledge(KNOWLEDGE).triage
+    flow = shipped_knowledge().triage
     weakness, legs, injury, history = (flow.steps[s] for s in ("leg-weakness", "leg-feeling", "injury", "history"))
     for step in (weakness, legs, injury, history):
         for typed in ("yes", "Yes!", "yeah", "y", "yep i do"):
@@ -106,7 +105,7 @@ async def test_typed_yes_to_a_multi_option_step_asks_which_one(quiet_runtime: Ru
 async def test_triage_survives_a_restart_between_answers(tmp_path: Path) -> None:
     db = tmp_path / "runbot.db"
     clock = ManualClock()
-    async with build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=db, options=OPTIONS) as rt:
+    async with build_shipped(Settings(), clock=clock, db_path=db, options=OPTIONS) as rt:
         out = await press_agree(rt.engine, await rt.engine.handle(dm("/triage")), dm("/triage"))
         out = await rt.engine.handle(dm(choice=_payload(out, "No")))
         assert "weak" in out.replies[-1].text.lower()
@@ -114,7 +113,7 @@ async def test_triage_survives_a_restart_between_answers(tmp_path: Path) -> None
         assert "tingling" in out.replies[-1].text.lower()
         pending = _payload(out, "No")
     # a new engine and store on the same database file: the position is still there
-    async with build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=db, options=OPTIONS) as rt:
+    async with build_shipped(Settings(), clock=clock, db_path=db, options=OPTIONS) as rt:
         out = await rt.engine.handle(dm(choice=pending))
         assert "fall" in out.replies[-1].text.lower()
         out = await rt.engine.handle(dm("no"))  # typed answer

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, button, dm, press_agree
+from support import KNOWLEDGE, button, dm, press_agree, shipped_knowledge
 
 from bot.bootstrap import Runtime
 from bot.config import SafetySettings
@@ -46,7 +46,7 @@ def plan(out: Outcome) -> str:
 
 
 def net(disposition: str, safety: SafetySettings | None = None) -> str:
-    flow = load_knowledge(KNOWLEDGE).triage
+    flow = shipped_knowledge().triage
     return fill(flow.safety_net[disposition], safety or SafetySettings())
 
 
@@ -73,7 +73,7 @@ async def test_over_50_with_night_pain_stays_urgent(quiet_runtime: Runtime) -> N
 
 
 def test_resolve_raises_to_the_flag_floor_and_never_lowers() -> None:
-    flow = load_knowledge(KNOWLEDGE).triage
+    flow = shipped_knowledge().triage
     flag = flow.flags["new-over-50"]
     mild = triage.resolve(flow, flow.outcomes["self-care-mild"], frozenset({"new-over-50"}))
     assert (mild.disposition, mild.notes) == ("see-professional", (flag.note,))
@@ -133,7 +133,7 @@ async def test_one_weak_leg_is_still_seen_today(quiet_runtime: Runtime) -> None:
 
 
 def test_cauda_equina_question_covers_sexual_symptoms_and_wiping() -> None:
-    question = load_knowledge(KNOWLEDGE).triage.steps["bladder-saddle"].question.lower()
+    question = shipped_knowledge().triage.steps["bladder-saddle"].question.lower()
     for words in ("peeing", "pooing", "genitals", "bottom", "inner thighs", "wipe", "erection", "ejaculat"):
         assert words in question, words
 
@@ -149,7 +149,7 @@ async def test_lump_shape_and_thoracic_pain_are_urgent(quiet_runtime: Runtime, l
 
 
 def test_every_self_care_plan_ends_with_the_safety_net() -> None:
-    flow = load_knowledge(KNOWLEDGE).triage
+    flow = shipped_knowledge().triage
     text = flow.safety_net["self-care"]
     for words in ("2-3 weeks", "{family_doctor}", "physiotherapist", "{emergency_number}", "both legs", "genitals",
                   "peeing"):
@@ -222,7 +222,7 @@ async def test_emergency_plans_say_what_to_do_while_waiting_under_the_alarm_head
 
 
 def test_no_emergency_plan_offers_reading() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     emergencies = [o for o in k.triage.outcomes.values() if o.disposition == "emergency"]
     assert len(emergencies) >= 4
     for outcome in emergencies:
@@ -234,7 +234,7 @@ def test_no_emergency_plan_offers_reading() -> None:
 
 
 def test_triage_text_uses_placeholders_not_uk_words() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     flow = k.triage
     texts = [flow.intro, *flow.safety_net.values(), *(f.note for f in flow.flags.values())]
     texts += [s.question for s in flow.steps.values()] + [c.label for s in flow.steps.values() for c in s.choices]
@@ -329,7 +329,7 @@ def test_flag_mistakes_are_errors_with_lines(old: str, new: str, expected: str) 
 
 
 def test_shipped_flow_loads_without_triage_warnings() -> None:
-    k = load_knowledge(KNOWLEDGE)
+    k = shipped_knowledge()
     assert [w for w in k.warnings if w.file == "triage.yaml"] == []
     assert set(k.triage.flags) == {"new-over-50", "one-leg"}
 

@@ -28,6 +28,7 @@ def runbot(*args: str, stdin: str | None = None, cwd: Path | None = None, timeou
     )
 
 
+@pytest.mark.slow
 def test_ask_json_answers_one_message() -> None:
     res = runbot("ask", "--json", "why does my lower back hurt after running?")
     assert res.returncode == 0, res.stderr
@@ -38,6 +39,7 @@ def test_ask_json_answers_one_message() -> None:
     assert 0 <= out["confidence"] <= 100
 
 
+@pytest.mark.slow
 def test_ask_jsonl_keeps_order_over_1000_lines() -> None:
     texts = [
         "I can't feel my groin and can't pee",
@@ -56,6 +58,7 @@ def test_ask_jsonl_keeps_order_over_1000_lines() -> None:
     assert all(rows[i]["escalation"] == "none" for i in range(1, 1000, 4))
 
 
+@pytest.mark.slow
 def test_ask_jsonl_bad_line_gets_an_error_object_not_a_traceback() -> None:
     res = runbot("ask", "--jsonl", stdin='{"text": "hi"}\nnot json\n{"nope": 1}\n')
     assert res.returncode == 0
@@ -64,11 +67,13 @@ def test_ask_jsonl_bad_line_gets_an_error_object_not_a_traceback() -> None:
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_check_is_clean_on_shipped_knowledge() -> None:
     res = runbot("check", str(KNOWLEDGE))
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_check_names_every_problem(tmp_path: Path) -> None:
     folder = tmp_path / "k"
     shutil.copytree(KNOWLEDGE, folder)
@@ -84,6 +89,7 @@ def test_check_names_every_problem(tmp_path: Path) -> None:
     assert "faq-y.yaml:" in res.stdout and "syntax" in res.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "flags"),
     [
@@ -101,12 +107,14 @@ def test_eval_thresholds_on_the_dev_sets(name: str, flags: list[str]) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_eval_fails_below_threshold() -> None:
     res = runbot("eval", str(DATA / "faq_dev.jsonl"), "--min-accuracy", "1.01", "--quiet")
     assert res.returncode == 1
     assert "FAILED" in res.stderr
 
 
+@pytest.mark.slow
 def test_chat_console_answers_and_numbers_choices(tmp_path: Path) -> None:
     script = "why does my lower back hurt after running?\n/triage\n1\n/quit\n"
     res = runbot("chat", "--db", str(tmp_path / "c.db"), stdin=script)
@@ -116,12 +124,14 @@ def test_chat_console_answers_and_numbers_choices(tmp_path: Path) -> None:
     assert "999" in res.stdout  # the first triage answer (1 = Yes) is a red flag
 
 
+@pytest.mark.slow
 def test_chat_works_without_config_from_another_folder(tmp_path: Path) -> None:
     res = runbot("chat", "--db", str(tmp_path / "c.db"), stdin="/help\n", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "/triage" in res.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
@@ -148,6 +158,7 @@ def test_config_errors_are_one_line_with_the_line(tmp_path: Path, content: str, 
         assert len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_config_is_taken_before_or_after_the_command(tmp_path: Path) -> None:
     cfg = tmp_path / "config.yaml"
     cfg.write_text("safety:\n  region: us\n", encoding="utf-8")
@@ -158,11 +169,13 @@ def test_config_is_taken_before_or_after_the_command(tmp_path: Path) -> None:
         assert "911" in json.loads(res.stdout)["reply"]
 
 
+@pytest.mark.slow
 def test_missing_config_file_is_reported() -> None:
     res = runbot("--config", "/nonexistent/config.yaml", "ask", "--json", "hi")
     assert res.returncode == 1 and "not found" in res.stderr
 
 
+@pytest.mark.slow
 def test_missing_packages_get_an_install_hint_not_a_traceback() -> None:
     # -S hides site-packages, as when someone runs `python3 -m bot` before installing runbot
     res = subprocess.run(
@@ -177,6 +190,7 @@ def test_missing_packages_get_an_install_hint_not_a_traceback() -> None:
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
     # `runbot eval FILE | head -1`: the pipe closes while runbot is still writing the misses
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

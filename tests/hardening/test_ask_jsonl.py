@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from support import KNOWLEDGE, ROOT
 
 from bot.cli import ask as cli
@@ -25,6 +26,7 @@ def _run(stdin: bytes) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+@pytest.mark.slow
 def test_every_bad_line_is_its_own_error_and_the_batch_goes_on() -> None:
     good = json.dumps({"text": QUESTION})
     lines = [

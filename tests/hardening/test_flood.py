@@ -103,6 +103,7 @@ async def test_the_bucket_refills_and_slow_down_is_said_once_per_flood(runtime: 
     assert len(_replies(second)) == rl.messages + 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("private", [True, False], ids=["dm", "group"])
 async def test_1000_identical_red_flags_get_at_most_11_replies_and_one_escalation(
     runtime: Runtime, ticker: Ticker, private: bool

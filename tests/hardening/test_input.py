@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support import KNOWLEDGE, dm, group, press_agree
+from support import KNOWLEDGE, build_shipped, dm, group, press_agree, shipped_knowledge
 
 from bot import bootstrap
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import Settings
 from bot.core import payloads
 from bot.core.engine import EngineOptions
-from bot.core.knowledge import Knowledge, load_knowledge
+from bot.core.knowledge import Knowledge
 from bot.core.messages import IncomingMessage, Outcome
 from bot.core.payloads import MAX_PAYLOAD_BYTES
 from bot.core.ports import ManualClock
@@ -75,7 +75,7 @@ NASTY = [
 
 @pytest.fixture(scope="module")
 def knowledge() -> Knowledge:
-    return load_knowledge(KNOWLEDGE)
+    return shipped_knowledge()
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ async def guarded(
     """The default settings (notice and flood control on) on a real SQLite file; knowledge is loaded once (it is
     immutable)."""
     monkeypatch.setattr(bootstrap, "load_knowledge", lambda path: knowledge)
-    rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db")
+    rt = build_shipped(Settings(), clock=clock, db_path=tmp_path / "runbot.db")
     async with rt:
         yield rt
 
@@ -220,12 +220,13 @@ _prefixes = st.sampled_from(["", "faq:", "tri:", "tri:start", "fu:", "fu:yes:", 
 _hostile_choice = st.builds(lambda p, t: (p + t), _prefixes, st.text(_anything, max_size=70))
 
 
+@pytest.mark.slow
 def test_property_arbitrary_unicode_never_breaks_the_engine(tmp_path: Path) -> None:
     """2,000 examples through the text and button entry points of one runtime on a real SQLite file."""
     knowledge_text = _knowledge_text()
     loop = asyncio.new_event_loop()
     options = EngineOptions(first_notice=True, rate_limit=False)  # each example is one message; flood has its test
-    rt = build(Settings(), clock=ManualClock(), knowledge_path=KNOWLEDGE, db_path=tmp_path / "prop.db",
+    rt = build_shipped(Settings(), clock=ManualClock(), db_path=tmp_path / "prop.db",
                options=options)
     loop.run_until_complete(rt.start())
     users = itertools.count()

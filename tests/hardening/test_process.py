@@ -43,6 +43,7 @@ def _broken_copy(tmp_path: Path, how: str) -> tuple[Path, str, int]:
     return folder, target.name, bad
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["syntax", "aliases"])
 @pytest.mark.parametrize("command", ["run", "chat"])
 async def test_a_broken_knowledge_folder_is_a_clear_error_exit(tmp_path: Path, command: str, how: str) -> None:
@@ -74,6 +75,7 @@ async def _wait(predicate: object, within: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_graceful_shutdown_with_a_message_in_flight(tmp_path: Path, sig: signal.Signals) -> None:
     api = FakeBotAPI(token=TELEGRAM_TOKEN, bot_username=TELEGRAM_BOT)

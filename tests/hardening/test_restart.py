@@ -13,9 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, ROOT
+from support import KNOWLEDGE, ROOT, build_shipped
 
-from bot.bootstrap import build
 from bot.config import Settings
 from bot.core.messages import IncomingMessage
 from tests.adapters.fake_telegram import FakeBotAPI
@@ -38,7 +37,7 @@ def _env() -> dict[str, str]:
 
 async def _expected_first_lines() -> tuple[set[str], str]:
     """The first line of each question's answer and of the first-contact notice (the real engine, in memory)."""
-    async with build(Settings(), knowledge_path=KNOWLEDGE, db_path=":memory:") as rt:
+    async with build_shipped(Settings(), db_path=":memory:") as rt:
         first = await rt.engine.handle(IncomingMessage("telegram", "probe", "probe", text=QUESTIONS[0]))
         notice = first.replies[0].text.splitlines()[0]
         answers = set()

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import KNOWLEDGE, ROOT, dm, group, real_runtime
+from support import KNOWLEDGE, ROOT, build_shipped, dm, group, real_runtime
 
 from bot.adapters.discord_adapter import DiscordAdapter, DiscordAdapterSettings
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
 from bot.app import App
-from bot.bootstrap import build
 from bot.config import KnowledgeSettings, PrivacySettings, Settings
 from bot.core.ports import ManualClock, StartupError
 from bot.storage.sqlite import SQLiteStore
@@ -98,6 +97,7 @@ async def test_telegram_start_up_and_failed_login_never_log_the_token(
     assert not any(p in str(info.value) for p in _token_pieces(bad))
 
 
+@pytest.mark.slow
 def test_a_token_in_the_config_file_warns_on_stderr_without_repeating_it(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(
@@ -166,7 +166,7 @@ async def test_no_message_text_in_info_logs_engine_and_both_adapters(
 async def test_unanswered_questions_are_stored_without_platform_ids(tmp_path: Path, clock: ManualClock) -> None:
     """Linked to the asker only by the internal row id (so /forget and /mydata find them, issue 14), never by a
     platform id, chat or name."""
-    rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "u.db")
+    rt = build_shipped(Settings(), clock=clock, db_path=tmp_path / "u.db")
     async with rt:
         for user in ("user-8675309", "user-4815162342"):
             await rt.engine.handle(dm(UNANSWERED, user=user))
@@ -199,7 +199,7 @@ async def test_app_housekeeping_applies_the_retention_period(tmp_path: Path) -> 
         await store.record_unanswered("a fresh unanswered question")
         await store.flush()
 
-    rt = build(settings, clock=clock, knowledge_path=KNOWLEDGE, db_path=db)
+    rt = build_shipped(settings, clock=clock, db_path=db)
     app = App(settings, runtime=rt)
     app.housekeeping_seconds = 0.02
     run = asyncio.create_task(app.run(adapters=[]))

@@ -161,6 +161,7 @@ async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
         yield rt
 
 
+@pytest.mark.slow
 async def test_a_red_flag_by_webhook_is_answered_while_the_database_is_locked(
     api: FakeBotAPI, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from support import build_shipped
 
-from bot.bootstrap import build
 from bot.config import RateLimitSettings, Settings
 from bot.core.messages import IncomingMessage
 from tests.adapters.fake_telegram import FakeBotAPI
@@ -59,7 +59,7 @@ class Expected:
 async def expected_conversation() -> Expected:
     """The real engine's replies to the conversation (one chat, in memory)."""
     settings = Settings(rate_limit=RateLimitSettings(enabled=False))
-    async with build(settings, knowledge_path=KNOWLEDGE, db_path=":memory:") as rt:
+    async with build_shipped(settings, db_path=":memory:") as rt:
         msg = IncomingMessage("telegram", "1", "1", "", is_private=True)
         texts: list[str] = []
         out = await rt.engine.handle(replace(msg, text=QUESTION))

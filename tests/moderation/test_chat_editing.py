@@ -95,6 +95,7 @@ def buttons(out: Outcome) -> dict[str, str]:
     return {c.label: c.payload for r in out.replies for c in r.choices}
 
 
+@pytest.mark.slow
 async def test_one_click_maps_an_unanswered_question_and_the_next_asker_gets_the_answer(env: Env) -> None:
     assert (await env.ask(TAPE)).kind == "fallback"
     await env.ask(TAPE, user="runner2")
@@ -115,6 +116,7 @@ async def test_one_click_maps_an_unanswered_question_and_the_next_asker_gets_the
     assert TAPE not in (await env.say("/faq review")).replies[0].text  # answered now: gone from the queue
 
 
+@pytest.mark.slow
 async def test_phrase_and_remove_phrase_change_one_line_and_undo_restores_the_file_byte_for_byte(env: Env) -> None:
     before = env.read("faq-causes.yaml")
     added = await env.say('/faq phrase overstriding "should my steps be shorter and quicker"')
@@ -136,6 +138,7 @@ async def test_phrase_and_remove_phrase_change_one_line_and_undo_restores_the_fi
     assert "#1" in history and "(undone by #4)" in history and "(undone by #3)" in history
 
 
+@pytest.mark.slow
 async def test_a_colliding_phrasing_is_refused_with_the_reason_and_the_file_is_untouched(env: Env) -> None:
     before = {f.name: f.read_bytes() for f in env.folder.glob("*.yaml")}
     out = await env.say('/faq phrase running-shoes "why does my lower back hurt after running"')
@@ -147,6 +150,7 @@ async def test_a_colliding_phrasing_is_refused_with_the_reason_and_the_file_is_u
     assert "No changes" in (await env.say("/faq history")).replies[0].text
 
 
+@pytest.mark.slow
 async def test_a_change_that_breaks_an_example_is_refused(env: Env) -> None:
     entry = env.runtime.knowledge.current.entries["back-pain-causes"]
     example = entry.examples[0]
@@ -157,6 +161,7 @@ async def test_a_change_that_breaks_an_example_is_refused(env: Env) -> None:
     assert env.read(entry.file) == before
 
 
+@pytest.mark.slow
 async def test_the_edit_form_changes_only_that_entrys_lines(env: Env) -> None:
     k = env.runtime.knowledge.current
     entry = k.entries["overstriding"]
@@ -179,6 +184,7 @@ async def test_the_edit_form_changes_only_that_entrys_lines(env: Env) -> None:
     assert new.keywords == entry.keywords and new.examples == entry.examples  # what the form does not show stays
 
 
+@pytest.mark.slow
 async def test_a_new_entry_from_the_review_queue_is_served_at_once(env: Env) -> None:
     await env.ask(TAPE)
     card = await env.say("/faq review")
@@ -204,6 +210,7 @@ async def test_a_new_entry_from_the_review_queue_is_served_at_once(env: Env) -> 
     assert again[0].text.startswith("❌") and "already" in again[0].text
 
 
+@pytest.mark.slow
 async def test_not_for_the_bot_leaves_the_queue_and_can_go_to_chatter(env: Env) -> None:
     await env.ask(CHATTY)
     await env.ask(TAPE)
@@ -224,6 +231,7 @@ async def test_not_for_the_bot_leaves_the_queue_and_can_go_to_chatter(env: Env) 
     assert phrasing not in (await env.say("/faq review")).replies[0].text
 
 
+@pytest.mark.slow
 async def test_everyone_else_gets_a_private_refusal(env: Env) -> None:
     await env.ask(TAPE)
     card = await env.say("/faq review")
@@ -242,6 +250,7 @@ async def test_everyone_else_gets_a_private_refusal(env: Env) -> None:
     assert all(r.private for r in (await env.say("/faq review", private=False)).replies)
 
 
+@pytest.mark.slow
 async def test_undo_waits_for_later_changes_to_the_same_file(env: Env) -> None:
     assert (await env.say('/faq phrase overstriding "should my steps be shorter and quicker"')).replies[0]
     second = await env.say('/faq phrase tight-hips-hamstrings "do tight hips pull on my lower back"', user="mod2")
@@ -268,6 +277,7 @@ async def test_red_flag_and_other_files_are_never_editable(env: Env) -> None:
     assert env.read("red_flags/cauda-equina.yaml") == before
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 async def test_each_change_is_a_git_commit_authored_by_the_moderator(env: Env) -> None:
     def git(*args: str) -> str:
@@ -286,6 +296,7 @@ async def test_each_change_is_a_git_commit_authored_by_the_moderator(env: Env) -
     assert git("status", "--porcelain").split() == ["??", "notes.txt"]
 
 
+@pytest.mark.slow
 async def test_the_check_runs_once_per_change_after_the_warm_up(env: Env) -> None:
     editor = env.desk.editor
     calls: list[dict[str, bytes]] = []

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from support import KNOWLEDGE
+from support import build_shipped
 
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
-from bot.bootstrap import build
 from bot.config import RateLimitSettings, Settings
 from bot.core.digest import WeeklyDigest, last_slot, week_key
 from bot.core.engine import EngineOptions
@@ -35,7 +34,7 @@ def test_the_digest_time_is_the_configured_weekday_and_hour_in_utc() -> None:
 async def test_the_weekly_digest_counts_what_happened_and_goes_out_once(tmp_path: Path, api: FakeBotAPI) -> None:
     clock = ManualClock(MONDAY_9 - timedelta(days=2))
     settings = Settings(rate_limit=RateLimitSettings(enabled=False))
-    rt = build(settings, clock=clock, knowledge_path=KNOWLEDGE, db_path=tmp_path / "runbot.db",
+    rt = build_shipped(settings, clock=clock, db_path=tmp_path / "runbot.db",
                options=EngineOptions(first_notice=False))
     async with rt:
         for i, text in enumerate([

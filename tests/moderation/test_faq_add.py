@@ -61,6 +61,7 @@ async def served(folder: Path, tmp_path: Path, question: str) -> str | None:
     return out.faq_id
 
 
+@pytest.mark.slow
 async def test_add_to_existing_file_keeps_every_byte(folder: Path, tmp_path: Path) -> None:
     before = files(folder)
     original = before["faq-training.yaml"]
@@ -99,6 +100,7 @@ async def test_add_to_existing_file_keeps_every_byte(folder: Path, tmp_path: Pat
     )
 
 
+@pytest.mark.slow
 async def test_add_to_new_file(folder: Path, tmp_path: Path) -> None:
     res = faq_add(folder, [
         "faq-travel",
@@ -116,6 +118,7 @@ async def test_add_to_new_file(folder: Path, tmp_path: Path) -> None:
     assert await served(folder, tmp_path, QUESTIONS[0]) == "altitude-camp"
 
 
+@pytest.mark.slow
 def test_input_ending_early_writes_nothing(folder: Path, tmp_path: Path) -> None:
     before = files(folder)
     res = faq_add(folder, ["2", "altitude-camp", "Altitude camps", QUESTIONS[0]], tmp_path)
@@ -123,6 +126,7 @@ def test_input_ending_early_writes_nothing(folder: Path, tmp_path: Path) -> None
     assert files(folder) == before
 
 
+@pytest.mark.slow
 def test_entry_that_breaks_the_knowledge_is_not_written(folder: Path, tmp_path: Path) -> None:
     """A title over the limit is asked again; a file that is already broken is refused with file:line."""
     target = folder / "faq-bot.yaml"

@@ -63,12 +63,14 @@ def append(path: Path, text: str) -> int:
     return len(before.splitlines()) + len(text) - len(text.lstrip("\n")) + 1
 
 
+@pytest.mark.slow
 def test_shipped_knowledge_has_no_errors_and_no_collisions() -> None:
     problems = check_folder(KNOWLEDGE, Settings())
     assert messages(problems, "error") == []
     assert not [p for p in problems if "cannot tell these apart" in p.message]
 
 
+@pytest.mark.slow
 def test_planted_colliding_pair_is_caught(folder: Path) -> None:
     line = append(folder / "faq-training.yaml", COLLIDING)
     problems = check_folder(folder, Settings())
@@ -85,6 +87,7 @@ def test_planted_colliding_pair_is_caught(folder: Path) -> None:
     assert places & {("faq-training.yaml", line), ("faq-causes.yaml", causes_line)}
 
 
+@pytest.mark.slow
 def test_unreachable_triage_step_is_caught(folder: Path) -> None:
     path = folder / "triage.yaml"
     text = path.read_text(encoding="utf-8")
@@ -98,6 +101,7 @@ def test_unreachable_triage_step_is_caught(folder: Path) -> None:
     assert messages(problems, "error") == []
 
 
+@pytest.mark.slow
 def test_thin_entry_long_answer_and_outcome_without_links(folder: Path) -> None:
     thin = COLLIDING.replace("back-after-runs", "hill-reps").replace(
         """      - why does my lower back hurt after a run
@@ -114,6 +118,7 @@ def test_thin_entry_long_answer_and_outcome_without_links(folder: Path) -> None:
     assert any(p.startswith("triage.yaml:") and "links no FAQ entry" in p for p in problems)
 
 
+@pytest.mark.slow
 def test_examples_that_land_elsewhere_fail_check(folder: Path, tmp_path: Path) -> None:
     ok = runbot("check", str(folder), cwd=tmp_path)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -136,6 +141,7 @@ def test_examples_that_land_elsewhere_fail_check(folder: Path, tmp_path: Path) -
     assert res.returncode == 1 and "looks like club chatter (chatter.yaml)" in res.stdout
 
 
+@pytest.mark.slow
 def test_strict_turns_warnings_into_failures(folder: Path, tmp_path: Path) -> None:
     append(folder / "faq-training.yaml", COLLIDING)
     plain = runbot("check", str(folder), cwd=tmp_path)
@@ -145,6 +151,7 @@ def test_strict_turns_warnings_into_failures(folder: Path, tmp_path: Path) -> No
     assert "cannot tell these apart" in strict.stdout
 
 
+@pytest.mark.slow
 def test_broken_yaml_is_an_error_with_file_and_line(folder: Path, tmp_path: Path) -> None:
     path = folder / "faq-bot.yaml"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)

@@ -38,11 +38,13 @@ def plant(folder: Path, line: str) -> None:
     path.write_text(text.replace(ANCHOR, ANCHOR + line, 1), encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_shipped_phrasings_all_reach_their_own_entry() -> None:
     problems = check_folder(KNOWLEDGE, Settings())
     assert not [str(p) for p in problems if "phrasing" in p.message], [str(p) for p in problems]
 
 
+@pytest.mark.slow
 def test_planted_copy_of_another_entrys_phrasing_fails_strict(folder: Path, tmp_path: Path) -> None:
     assert runbot("check", "--strict", str(folder), cwd=tmp_path).returncode == 0
     # a phrasing of 'stretching' copied into 'warm-up-cool-down'
@@ -59,12 +61,14 @@ def test_planted_copy_of_another_entrys_phrasing_fails_strict(folder: Path, tmp_
     assert "does not reach its own entry confidently" in strict.stdout
 
 
+@pytest.mark.slow
 def test_near_copy_is_reported_whatever_its_score(folder: Path) -> None:
     plant(folder, "      - what stretches help lower back pain after a run\n")
     text = " ".join(p.message for p in check_folder(folder, Settings()))
     assert "nearly the same as" in text and "'warm-up-cool-down'" in text
 
 
+@pytest.mark.slow
 def test_phrasing_that_raises_a_red_flag_or_gets_no_answer_is_reported(folder: Path) -> None:
     plant(folder, "      - my back hurts and i cant control my bladder\n")
     plant(folder, "      - what is this all about\n")  # stopwords only: the bot greets

@@ -110,6 +110,7 @@ def line_of(text: str, needle: str) -> int:
     return text.splitlines().index(needle) + 1
 
 
+@pytest.mark.slow
 async def test_valid_edit_is_served_within_three_seconds(live, folder: Path) -> None:  # type: ignore[no-untyped-def]
     rt, watcher, adapter = live
     question = "does an altitude training camp help my back"
@@ -128,6 +129,7 @@ async def test_valid_edit_is_served_within_three_seconds(live, folder: Path) -> 
     assert watcher.reloads == 1 and adapter.notes == []  # a good reload is not news for moderators
 
 
+@pytest.mark.slow
 async def test_broken_edits_are_reported_and_old_answers_kept(  # type: ignore[no-untyped-def]
     live, folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -182,6 +184,7 @@ async def test_broken_edits_are_reported_and_old_answers_kept(  # type: ignore[n
     assert (await rt.engine.handle(dm(PRIVACY_Q, user="u4"))).faq_id == "privacy"
 
 
+@pytest.mark.slow
 async def test_faq_reload_reports_success_and_needs_a_moderator(live, folder: Path) -> None:  # type: ignore[no-untyped-def]
     rt, _, _ = live
     refused = await rt.engine.handle(dm("/faq reload"))
@@ -217,6 +220,7 @@ def two_versions(folder: Path) -> dict[str, str]:
     return out
 
 
+@pytest.mark.slow
 async def test_stream_of_messages_during_twenty_rewrites(live, folder: Path) -> None:  # type: ignore[no-untyped-def]
     rt, watcher, adapter = live
     versions = two_versions(folder)
@@ -286,6 +290,7 @@ def _moderator(text: str) -> IncomingMessage:
     return IncomingMessage("test", "mod-1", "mods", text=text, is_private=False, is_moderator=True)
 
 
+@pytest.mark.slow
 async def test_half_written_file_is_never_swapped_in(  # type: ignore[no-untyped-def]
     live, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -326,6 +331,7 @@ async def test_half_written_file_is_never_swapped_in(  # type: ignore[no-untyped
     assert await _served_version(rt, "A")
 
 
+@pytest.mark.slow
 async def test_removed_entries_are_told_to_moderators(live, folder: Path) -> None:  # type: ignore[no-untyped-def]
     rt, _, adapter = live
     path = folder / "faq-training.yaml"

@@ -11,9 +11,9 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from support import KNOWLEDGE, ROOT
+import pytest
+from support import ROOT, build_shipped
 
-from bot.bootstrap import build
 from bot.config import Settings
 from bot.core.engine import EngineOptions
 from bot.core.messages import IncomingMessage, Outcome
@@ -52,7 +52,7 @@ def no_user_ids(text: str) -> None:
 async def fill(db: Path, clock: ManualClock) -> Counter[str]:
     """Send the messages; returns what the engine did, counted from the outcomes themselves."""
     options = EngineOptions(first_notice=False, rate_limit=False)
-    rt = build(Settings(), clock=clock, knowledge_path=KNOWLEDGE, db_path=db, options=options)
+    rt = build_shipped(Settings(), clock=clock, db_path=db, options=options)
     seen: Counter[str] = Counter()
 
     def tally(out: Outcome) -> None:
@@ -128,6 +128,7 @@ def assert_stats(text: str, seen: Counter[str]) -> None:
         assert int(line.split()[0]) == expected, (label, line)
 
 
+@pytest.mark.slow
 async def test_reports_in_chat_and_on_the_command_line(tmp_path: Path) -> None:
     db = tmp_path / "runbot.db"
     clock = ManualClock(datetime.now(UTC))

@@ -50,6 +50,7 @@ def test_compose_mounts_the_places_runbot_writes() -> None:
     assert set(bot["environment"]) == {"DISCORD_TOKEN", "TELEGRAM_TOKEN", "TELEGRAM_WEBHOOK_SECRET"}
 
 
+@pytest.mark.slow
 def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
     command = _compose_command()
     if command is None:

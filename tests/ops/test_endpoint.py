@@ -15,11 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import KNOWLEDGE
+from support import KNOWLEDGE, build_shipped
 
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
 from bot.app import App
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import ConfigError, KnowledgeSettings, OpsSettings, RateLimitSettings, Settings, load_settings
 from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 from tests.adapters.fake_telegram import FakeBotAPI
@@ -83,7 +83,7 @@ async def running(tmp_path: Path, api: FakeBotAPI) -> AsyncIterator[Running]:
         ops=OpsSettings(listen=str(port)),
     )
     db = tmp_path / "runbot.db"
-    rt = build(settings, knowledge_path=KNOWLEDGE, db_path=db)
+    rt = build_shipped(settings, db_path=db)
     app = App(settings, runtime=rt)
     adapter = TelegramAdapter(
         rt.engine, TelegramAdapterSettings(api_base_url=f"http://127.0.0.1:{api.port}"), api.token,
@@ -147,6 +147,7 @@ async def test_metrics_parse_and_count_what_the_bot_did(running: Running, api: F
     assert ("runbot_scheduler_heartbeat_age_seconds", ()) in samples
 
 
+@pytest.mark.slow
 async def test_healthz_turns_503_within_5_s_of_the_database_going_away_and_200_when_it_returns(
     running: Running,
 ) -> None:
@@ -168,6 +169,7 @@ async def test_healthz_turns_503_within_5_s_of_the_database_going_away_and_200_w
     assert body["database"]["ok"] is True
 
 
+@pytest.mark.slow
 async def test_healthz_turns_503_when_the_database_file_is_deleted(running: Running) -> None:
     # SQLite would go on writing to the deleted file, lost at the next start
     await asyncio.to_thread(Path(running.runtime.store.path).unlink)
@@ -176,6 +178,7 @@ async def test_healthz_turns_503_when_the_database_file_is_deleted(running: Runn
     assert "was deleted or replaced" in body["database"]["error"]
 
 
+@pytest.mark.slow
 async def test_healthz_turns_503_when_telegram_is_unreachable(running: Running, api: FakeBotAPI) -> None:
     await api.stop()  # getUpdates now fails: the bot receives nothing
     _, body = await running.wait_status(503, 10)
@@ -183,6 +186,7 @@ async def test_healthz_turns_503_when_telegram_is_unreachable(running: Running, 
     assert body["database"]["ok"] is True
 
 
+@pytest.mark.slow
 async def test_healthz_turns_503_when_the_scheduler_stops(running: Running) -> None:
     health = running.app.ops.health  # type: ignore[union-attr]
     assert health.scheduler_task is not None

@@ -90,6 +90,7 @@ async def states(db: Path) -> dict[int, tuple[str, int]]:
     return {f.id: (f.state, f.checkins) for f in rows}
 
 
+@pytest.mark.slow
 def test_scheduler_killed_mid_batch_loses_nothing_and_duplicates_at_most_once(tmp_path: Path) -> None:
     db, log = tmp_path / "runbot.db", tmp_path / "deliveries.log"
     due, later = asyncio.run(seed(db))
@@ -132,6 +133,7 @@ def test_scheduler_killed_mid_batch_loses_nothing_and_duplicates_at_most_once(tm
 ROUNDS = 20
 
 
+@pytest.mark.slow
 def test_burst_of_followups_killed_20_times_stays_intact_and_keeps_every_commit(tmp_path: Path) -> None:
     db, log = tmp_path / "burst.db", tmp_path / "committed.log"
     rng = random.Random(9)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import build_shipped
 
 from bot.core.ports import ManualClock
 from bot.storage.sqlite import DatabaseUnusable, SQLiteStore
@@ -95,6 +96,7 @@ COMMANDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 @pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_a_broken_database_file_stops_with_one_line(folder: Path, kind: str, command: str) -> None:
@@ -225,13 +227,11 @@ class _ModeratorsChat:
 
 
 async def test_the_moderators_are_told_when_the_database_disappears(tmp_path: Path) -> None:
-    from support import KNOWLEDGE
 
-    from bot.bootstrap import build
 
     db = tmp_path / "runbot.db"
     moderators = _ModeratorsChat()
-    async with build(knowledge_path=KNOWLEDGE, db_path=db) as rt:
+    async with build_shipped(db_path=db) as rt:
         rt.add_adapter(moderators)  # type: ignore[arg-type]
         await rt.store.get_or_create_user("test", "runner")
         _remove(db)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support import build_shipped
 
 from bot.core.store import new_owner
 from bot.storage.sqlite import SQLiteStore
@@ -122,6 +123,7 @@ async def test_a_claimed_row_is_taken_over_only_after_its_lease(two_stores: tupl
     assert row is not None and (row.state, row.checkins) == ("awaiting", 1)
 
 
+@pytest.mark.slow
 async def test_a_dead_owner_on_this_machine_does_not_hold_its_rows(two_stores: tuple[SQLiteStore, SQLiteStore]) -> None:
     first, second = two_stores
     await _seed(first, 3)
@@ -150,7 +152,6 @@ async def test_housekeeping_forgets_delivered_keys_after_a_month(tmp_path: Path)
     from support import KNOWLEDGE
 
     from bot.app import App
-    from bot.bootstrap import build
     from bot.config import KnowledgeSettings, Settings
     from bot.core.ports import ManualClock
 
@@ -162,7 +163,7 @@ async def test_housekeeping_forgets_delivered_keys_after_a_month(tmp_path: Path)
         assert await store.complete_claim(old, "h:1:x", NOW - timedelta(days=31))
         assert await store.complete_claim(fresh, "h:1:x", NOW - timedelta(days=29))
     settings = Settings(knowledge=KnowledgeSettings(path=str(KNOWLEDGE), watch=False))
-    rt = build(settings, clock=clock, knowledge_path=KNOWLEDGE, db_path=db)
+    rt = build_shipped(settings, clock=clock, db_path=db)
     app = App(settings, runtime=rt)
     app.housekeeping_seconds = 0.02
     run = asyncio.create_task(app.run(adapters=[]))
@@ -178,19 +179,17 @@ async def test_housekeeping_forgets_delivered_keys_after_a_month(tmp_path: Path)
         assert await asyncio.wait_for(run, 10) == 0
 
 
+@pytest.mark.slow
 async def test_a_locked_database_is_one_warning_for_the_scheduler(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import sqlite3
 
-    from support import KNOWLEDGE
-
-    from bot.bootstrap import build
     from bot.config import Settings
     from bot.core.ports import ManualClock
 
     db = tmp_path / "runbot.db"
-    rt = build(Settings(), clock=ManualClock(NOW), knowledge_path=KNOWLEDGE, db_path=db)
+    rt = build_shipped(Settings(), clock=ManualClock(NOW), db_path=db)
     async with rt:
         await _seed(rt.store, 1)
 

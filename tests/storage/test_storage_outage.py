@@ -130,6 +130,7 @@ def _check_the_rest(faq: list[str], faq_took: float, mydata: list[str]) -> None:
     assert any(UNAVAILABLE in text for text in mydata), mydata
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
 async def test_red_flag_on_a_full_disk(tmp_path: Path, api: FakeBotAPI) -> None:
     disk = tmp_path / "disk"  # the mount point: a 4 MB tmpfs only the bot's mount namespace sees
@@ -158,6 +159,7 @@ async def test_red_flag_on_a_full_disk(tmp_path: Path, api: FakeBotAPI) -> None:
     assert "full" in stderr  # the storage failures are logged, never shown to the runner
 
 
+@pytest.mark.slow
 async def test_red_flag_while_another_process_holds_the_write_lock(tmp_path: Path, api: FakeBotAPI) -> None:
     db = tmp_path / "runbot.db"
     config = _config(tmp_path, api, db)
@@ -193,6 +195,7 @@ async def test_red_flag_while_another_process_holds_the_write_lock(tmp_path: Pat
         assert logged == 1
 
 
+@pytest.mark.slow
 async def test_stop_while_another_process_holds_the_write_lock(tmp_path: Path, api: FakeBotAPI) -> None:
     """SIGTERM with escalation bookkeeping and counters still waiting for the lock: exit 0 within the 5 s budget."""
     db = tmp_path / "runbot.db"
