@@ -1,4 +1,4 @@
-"""The `runbot` command: chat, ask, check, eval, run, report, followups, faq."""
+"""The `runbot` command: chat, ask, check, eval, run, report, followups, faq, db."""
 
 from __future__ import annotations
 
@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     add = faq_sub.add_parser("add", help="add an entry interactively (asks for file, id, questions, answer, source)")
     knowledge_arg(add)
 
+    sp = sub.add_parser("db", help="the database: upgrade its schema to this version of runbot")
+    sp.add_argument("action", choices=["upgrade"])
+    sp.add_argument("--db", metavar="URL", help="database file or url (default: database.url from config)")
+
     sp = sub.add_parser("followups", help="list follow-ups or send the due ones")
     sp.add_argument("action", choices=["list", "run-due"])
     sp.add_argument("--db", metavar="FILE", help="database file (default: from config)")
@@ -140,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": tools.report,
         "followups": tools.followups,
         "faq": tools.faq,
+        "db": tools.db,
     }[args.command]
     from bot.core.knowledge import KnowledgeError
     from bot.core.ports import StartupError

@@ -19,7 +19,7 @@ from bot.core.reload import SETTLE_SECONDS, KnowledgeWatcher
 from bot.core.review import ReviewQueue
 from bot.core.store import Store
 from bot.lint import check_change
-from bot.storage import make_moderation_log, make_store
+from bot.storage import make_flood_control, make_moderation_log, make_store
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +96,9 @@ def build(
     clock = clock or SystemClock()
     path = Path(knowledge_path or settings.knowledge.path)
     ref = KnowledgeRef(knowledge if knowledge is not None else load_knowledge(path))
-    store = store or make_store(db_path or settings.database.path, clock=clock)
-    engine = Engine(ref, store, settings, clock=clock, options=options)
+    store = store or make_store(db_path or settings.database.url, clock=clock)
+    # flood control in memory, or through the database when several processes answer the same people (PostgreSQL)
+    engine = Engine(ref, store, settings, clock=clock, options=options, flood=make_flood_control(store, settings))
     scheduler = Scheduler(store, {}, settings.followups, clock)
     engine.waker = scheduler.wake
     desk = None

@@ -9,6 +9,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 from bot.core.placeholders import PRESETS, REGIONS
 from bot.core.settings import (
@@ -56,7 +57,58 @@ class KnowledgeSettings:
 
 @dataclass(frozen=True)
 class DatabaseSettings:
-    path: str = "runbot.db"
+    """Where runbot stores its data. ``url``: ``sqlite:///FILE`` (the default, ``sqlite:///runbot.db``) or
+    ``postgresql://USER@HOST:PORT/DB`` (password from RUNBOT_DATABASE_PASSWORD, never in the file). ``path``: the
+    older way to name the SQLite file (same as ``url: sqlite:///PATH``). After construction ``url`` is always set and
+    ``path`` is the SQLite file ("" on PostgreSQL)."""
+
+    url: str = ""
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        url, path = self.url.strip(), self.path.strip()
+        if url:
+            file = _check_database_url(url)
+            if path and file != path:
+                raise ConfigError("database: set url or path, not both (path is the older form of a sqlite:/// url)",
+                                  ("database", "path"))
+            path = file or ""
+        else:
+            path = path or "runbot.db"
+            url = f"sqlite:///{path}"
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "path", path)
+
+    @property
+    def postgres(self) -> bool:
+        return self.url.startswith(("postgresql://", "postgres://"))
+
+
+def _check_database_url(url: str) -> str | None:
+    """The SQLite file of a ``sqlite:///`` url, None for a valid PostgreSQL url; a ConfigError (that never repeats
+    the url, which may hold a password) for anything else."""
+    where = ("database", "url")
+    scheme, sep, rest = url.partition("://")
+    if scheme == "sqlite" and sep:
+        file = rest[1:] if rest.startswith("/") else ""
+        if not file:
+            raise ConfigError("database.url: a SQLite url names the file: sqlite:///runbot.db (relative) or "
+                              "sqlite:////var/lib/runbot/runbot.db (absolute)", where)
+        return file
+    if scheme not in ("postgresql", "postgres") or not sep:
+        raise ConfigError("database.url: must start with sqlite:/// or postgresql://", where)
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ConfigError("database.url: the password does not belong in the file; write the url without it and set "
+                          "RUNBOT_DATABASE_PASSWORD in the environment", where)
+    try:
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number in range)
+    except ValueError:
+        raise ConfigError("database.url: the port must be a number (e.g. postgresql://runbot@db:5432/runbot)",
+                          where) from None
+    if not parts.path.strip("/"):
+        raise ConfigError("database.url: name the database, e.g. postgresql://runbot@127.0.0.1:5432/runbot", where)
+    return None
 
 
 @dataclass(frozen=True)

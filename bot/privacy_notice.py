@@ -44,7 +44,10 @@ def render(settings: Settings, consent: ConsentText, template: str | None = None
         "consent_version": consent.version,
         "law": law,
         "authority": authority,
-        "storage": f"one SQLite file ({settings.database.path}) on the server that runs the bot",
+        "storage": (
+            "a PostgreSQL database on the operator's database server" if settings.database.postgres
+            else f"one SQLite file ({settings.database.path}) on the server that runs the bot"
+        ),
     }
     unknown = sorted({m for m in _PLACEHOLDER.findall(text) if m not in values})
     if unknown:

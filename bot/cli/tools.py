@@ -1,5 +1,5 @@
 """The `runbot` commands other than `ask`: chat, check, privacy-notice, explain, train-checks, eval, run, report, faq,
-followups. Each imports what it needs when it runs (a one-shot command loads no platform library)."""
+followups, db. Each imports what it needs when it runs (a one-shot command loads no platform library)."""
 
 from __future__ import annotations
 
@@ -158,16 +158,16 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
 async def report(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.ports import SystemClock
     from bot.core.reports import describe_period, parse_period, stats_report, unanswered_report
-    from bot.storage import make_store
+    from bot.storage import is_postgres, make_store, sqlite_file
 
     try:
         period = parse_period(args.since)
     except ValueError as exc:
         print(f"runbot: {exc}", file=sys.stderr)
         return 2
-    db = Path(args.db or settings.database.path)
-    if not await asyncio.to_thread(db.exists):
-        print(f"runbot: database {db} not found", file=sys.stderr)
+    db = args.db or settings.database.url
+    if not is_postgres(db) and not await asyncio.to_thread(Path(sqlite_file(db)).exists):
+        print(f"runbot: database {sqlite_file(db)} not found", file=sys.stderr)
         return 2
     since = SystemClock().now() - period
     async with make_store(db) as store:
@@ -194,7 +194,7 @@ async def followups(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "list":
         from bot.storage import make_store
 
-        async with make_store(args.db or settings.database.path) as store:
+        async with make_store(args.db or settings.database.url) as store:
             rows = await store.list_followups()
             if not rows:
                 print("No pending follow-ups.")
@@ -212,4 +212,11 @@ async def followups(args: argparse.Namespace, settings: Settings) -> int:
         print(f"runbot: {exc}", file=sys.stderr)
         return 1
     print(f"Sent {sent} due check-in(s).")
+    return 0
+
+
+async def db(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.storage.upgrade import upgrade
+
+    print(await upgrade(args.db or settings.database.url))
     return 0

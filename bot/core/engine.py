@@ -22,7 +22,7 @@ from bot.core.messages import Escalation, IncomingMessage, Outcome, Reply
 from bot.core.notices import Notices
 from bot.core.payloads import Kind
 from bot.core.ports import Clock, SystemClock
-from bot.core.ratelimit import RateLimiter, RepeatGuard, Verdict
+from bot.core.ratelimit import FloodControl, MemoryFloodControl, Verdict
 from bot.core.red_flags import Assessment
 from bot.core.safety import SafetyGate
 from bot.core.settings import CoreSettings
@@ -65,6 +65,7 @@ class Engine:
         clock: Clock | None = None,
         options: EngineOptions | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        flood: FloodControl | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.store = store
@@ -72,9 +73,8 @@ class Engine:
         self.clock = clock or SystemClock()
         self.options = options or EngineOptions()
         self._monotonic = monotonic
-        rl = self.settings.rate_limit
-        self._limiter = RateLimiter(rl.messages, rl.per_seconds, rl.burst)
-        self._repeat = RepeatGuard(self.settings.safety.repeat_escalation_seconds)
+        # flood control and the repeat guard: memory (the engine's clock, read at each call), or shared (bootstrap)
+        self.flood: FloodControl = flood or MemoryFloodControl.of(self.settings, lambda: self._monotonic())
         self.safety = SafetyGate(monotonic)
         self.bookkeeper = resilience.Bookkeeper()
         self._offline_notices = resilience.OfflineNotices()
@@ -169,7 +169,7 @@ class Engine:
         if escalation is not None:  # before any storage: the reply never waits for the database
             self.safety.take(_who(msg))
             return await self._escalate(self._unloaded(msg, k), escalation)
-        verdict = self._flood(_who(msg))
+        verdict = await self._flood(_who(msg))
         if verdict != "ok":
             return Outcome((Reply(replies.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
         stripped = text.strip()
@@ -206,7 +206,7 @@ class Engine:
         if not ctx.degraded:
             reports = command is not None and command.name == "faq"  # a reload may take longer than the budget
             try:
-                work = self._route_stored(ctx, stripped, command)
+                work = self._turn(ctx, self._route_stored(ctx, stripped, command))
                 return await (work if reports else asyncio.wait_for(work, resilience.STORAGE_BUDGET))
             except STORE_ERRORS as exc:
                 log.warning("storage unavailable mid-message, answering from memory: %s", exc or type(exc).__name__)
@@ -266,7 +266,7 @@ class Engine:
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
-        verdict = self._flood(_who(msg))
+        verdict = await self._flood(_who(msg))
         if verdict != "ok":
             return Outcome((Reply(replies.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
         payload = payloads.decode(msg.choice)
@@ -283,7 +283,7 @@ class Engine:
             command = Command(args[0], " ".join(args[1:]))
             return await self._route(ctx, command.text, command)
         try:
-            return await self._stored_choice(ctx, payload)
+            return await self._turn(ctx, self._stored_choice(ctx, payload))
         except STORE_ERRORS as exc:
             log.warning("storage unavailable for a button: %s", exc or type(exc).__name__)
             return Outcome((Reply(resilience.UNAVAILABLE, private=ctx.private),), "unavailable")
@@ -312,11 +312,16 @@ class Engine:
     def _limited(self) -> bool:
         return self.options.rate_limit and self.settings.rate_limit.enabled
 
-    def _flood(self, who: str, now: float | None = None) -> Verdict:
+    async def _flood(self, who: str) -> Verdict:
         """Flood control's verdict on one more message from ``who`` (always "ok" when it is off)."""
         if not self._limited():
             return "ok"
-        return self._limiter.check(who, self._monotonic() if now is None else now)
+        return await self.flood.check(who)
+
+    async def _turn(self, ctx: Context, work: Awaitable[Outcome]) -> Outcome:
+        """``work`` as the user's turn: one message at a time reads and writes their state, in every process."""
+        async with self.store.serialized(ctx.msg.platform, ctx.msg.user_id):
+            return await work
 
     # ------------------------------------------------------------------ pieces
     async def _listen_only(
@@ -328,7 +333,7 @@ class Engine:
         if answer is None:
             return Outcome((), "silent")
         # overheard chatter is never told to slow down: over the limit the bot just stays quiet
-        return answer if self._flood(_who(msg)) == "ok" else Outcome((), "throttled")
+        return answer if await self._flood(_who(msg)) == "ok" else Outcome((), "throttled")
 
     async def _escalate(self, ctx: Context, escalation: Escalation) -> Outcome:
         """A red flag is never silenced by flood control, but the same escalation goes out at most once per
@@ -341,12 +346,12 @@ class Engine:
         """
         safety = self.settings.safety
         who = _who(ctx.msg)
-        now = self._monotonic()
         category = ctx.k.red_flags.categories.get(escalation.category)
         header, footer = (category.header, category.footer) if category is not None else (True, True)
-        if self._repeat.is_repeat((who, escalation.category), now):  # in memory: works without storage
+        # memory, or the database within a quarter of a second (else memory): the reply never waits longer
+        if await self.flood.is_repeat(who, escalation.category):
             await self._record_escalation(ctx, escalation, log_it=False)
-            if self._flood(who, now) == "drop":
+            if await self._flood(who) == "drop":
                 return Outcome((), "escalation", escalation=escalation)
             reminder = Reply(replies.escalation_reminder(escalation, safety, header=header), escalation=escalation)
             return Outcome((reminder,), "escalation", escalation=escalation)
@@ -360,7 +365,7 @@ class Engine:
             public = replies.escalation_public(escalation, safety, ctx.msg.display_name, header=header)
             out = (Reply(public, escalation=escalation), Reply(full, escalation=escalation, private=True))
         if self._limited():
-            self._limiter.take(who, len(out), now)
+            await self.flood.take(who, len(out))
         return Outcome(out, "escalation", escalation=escalation)
 
     async def _record_escalation(self, ctx: Context, escalation: Escalation, *, log_it: bool) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 #: ``ok`` to answer, ``warn`` to say "slow down" once, ``drop`` to stay quiet
 Verdict = Literal["ok", "warn", "drop"]
@@ -79,3 +80,46 @@ class RepeatGuard:
         if len(self._last) > MAX_TRACKED:
             self._last.popitem(last=False)
         return False
+
+
+class FloodControl(Protocol):
+    """Flood control and the repeat-escalation guard, per sender (``platform:user``). In memory for one process;
+    shared through the database when several processes answer the same people (PostgreSQL)."""
+
+    async def check(self, who: str) -> Verdict:
+        """``ok`` to answer, ``warn`` to say "slow down" once, ``drop`` to stay quiet."""
+        ...
+
+    async def take(self, who: str, n: int) -> None:
+        """Spend ``n`` tokens for replies that go out whatever the bucket says (a first escalation)."""
+        ...
+
+    async def is_repeat(self, who: str, category: str) -> bool:
+        """Whether the same escalation went to ``who`` within the window (else it is recorded as sent now)."""
+        ...
+
+
+class MemoryFloodControl:
+    """``FloodControl`` in this process's memory (bounded): the token bucket and the repeat guard above."""
+
+    def __init__(
+        self, messages: int, per_seconds: float, burst: int, repeat_window: float, monotonic: Callable[[], float]
+    ) -> None:
+        self.limiter = RateLimiter(messages, per_seconds, burst)
+        self.repeats = RepeatGuard(repeat_window)
+        self._monotonic = monotonic
+
+    @classmethod
+    def of(cls, settings: Any, monotonic: Callable[[], float]) -> MemoryFloodControl:
+        """From the core settings (``rate_limit`` and ``safety.repeat_escalation_seconds``)."""
+        rl = settings.rate_limit
+        return cls(rl.messages, rl.per_seconds, rl.burst, settings.safety.repeat_escalation_seconds, monotonic)
+
+    async def check(self, who: str) -> Verdict:
+        return self.limiter.check(who, self._monotonic())
+
+    async def take(self, who: str, n: int) -> None:
+        self.limiter.take(who, n, self._monotonic())
+
+    async def is_repeat(self, who: str, category: str) -> bool:
+        return self.repeats.is_repeat((who, category), self._monotonic())

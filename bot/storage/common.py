@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
+import os
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
@@ -16,6 +19,8 @@ from bot.core.store import StoreUnavailable
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 C = TypeVar("C", bound=type)
+#: the tables that hold health data about a user (deleted on withdrawal; /forget deletes the user row too)
+HEALTH_TABLES = ("triage_state", "followups", "escalations", "unanswered")
 
 
 def to_db(when: datetime) -> str:
@@ -27,6 +32,44 @@ def to_db(when: datetime) -> str:
 
 def from_db(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def answers_to(answers: tuple[tuple[str, int], ...]) -> str:
+    return json.dumps([list(a) for a in answers])
+
+
+def answers_from(text: str) -> tuple[tuple[str, int], ...]:
+    try:
+        return tuple((str(a[0]), int(a[1])) for a in json.loads(text))
+    except (ValueError, TypeError, IndexError, KeyError):
+        return ()
+
+
+UPDATABLE = frozenset({"state", "due_at", "checkins", "same_count", "attempts", "last_error"})
+RELEASABLE = frozenset({"state", "due_at", "attempts", "last_error"})
+
+
+def owner_gone(owner: str) -> bool:
+    """Whether the process named by a ``host:pid:nonce`` owner is gone (only knowable on the same host)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another machine: wait for the lease to expire
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists (owned by someone else)
+    return False
+
+
+def checked_fields(fields: dict[str, Any], allowed: frozenset[str]) -> None:
+    if not fields or not set(fields) <= allowed:
+        raise TypeError(f"cannot set {sorted(set(fields) - allowed)}")
 
 
 class SchemaTooNew(Exception):

@@ -4,15 +4,22 @@
                                              adapter that appends "<followup id> <user> <chat>" to LOG per delivery
                                              (flush + fsync), sleeping DELAY seconds inside each send
     followup_child.py burst DB LOG N         add N follow-ups one by one; after each commit append its id to LOG
+    followup_child.py serve DB LOG DELAY,LEASE,STALL
+                                             run the scheduler's loop (until SIGTERM) as if on another machine (its
+                                             leases end only by time, never because this process is seen to be gone),
+                                             with LEASE-second claims; each delivery appends "<id> <user> <chat> <pid>
+                                             <time>" to LOG; the STALL-th send (0: none) prints "stalled" and hangs
 
-Both print "ready" on stdout once the database is open.
+DB is a SQLite file or a postgresql:// url. Every mode prints "ready" on stdout once the database is open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,9 +46,12 @@ class FileAdapter:
 
     platform = PLATFORM
 
-    def __init__(self, fd: int, delay: float) -> None:
+    def __init__(self, fd: int, delay: float, *, stall_at: int = 0, stamp: bool = False) -> None:
         self.fd = fd
         self.delay = delay
+        self.stall_at = stall_at
+        self.stamp = stamp
+        self.sends = 0
 
     async def start(self) -> None:
         return None
@@ -50,10 +60,15 @@ class FileAdapter:
         return None
 
     async def send(self, target: ChatRef, replies: Sequence[Reply]) -> None:
+        self.sends += 1
+        if self.sends == self.stall_at:  # hangs inside a send, holding its claims, until the parent kills it
+            print("stalled", flush=True)
+            await asyncio.sleep(3600)
         await asyncio.sleep(self.delay)  # the network
         ids = {p.args[0] for r in replies for c in r.choices if (p := decode(c.payload)) and p.args[0].isdigit()}
         (followup_id,) = ids
-        await asyncio.to_thread(append_line, self.fd, f"{followup_id} {target.user_id} {target.chat_id}\n")
+        extra = f" {os.getpid()} {time.time():.3f}" if self.stamp else ""
+        await asyncio.to_thread(append_line, self.fd, f"{followup_id} {target.user_id} {target.chat_id}{extra}\n")
 
 
 async def deliver(db: str, log: str, delay: float) -> None:
@@ -67,6 +82,24 @@ async def deliver(db: str, log: str, delay: float) -> None:
         print("ready", flush=True)
         sent = await runtime.scheduler.run_due()
         print(f"sent {sent}", flush=True)
+    os.close(fd)
+
+
+async def serve(db: str, log: str, delay: float, lease: float, stall_at: int) -> None:
+    from bot.bootstrap import build
+    from bot.config import Settings
+
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    runtime = build(Settings(), knowledge_path=ROOT / "knowledge", db_path=db)
+    async with runtime:
+        scheduler = runtime.scheduler
+        scheduler.lease = timedelta(seconds=lease)
+        scheduler.owner = f"elsewhere-{os.getpid()}:{os.getpid()}:serve"  # another host: no pid check shortcut
+        runtime.add_adapter(FileAdapter(fd, delay, stall_at=stall_at, stamp=True))
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, scheduler.stop)
+        print(f"ready {scheduler.owner}", flush=True)
+        await scheduler.run()
     os.close(fd)
 
 
@@ -85,7 +118,10 @@ async def burst(db: str, log: str, n: int) -> None:
 
 def main(argv: list[str]) -> int:
     mode, db, log, arg = argv
-    if mode == "deliver":
+    if mode == "serve":
+        delay, lease, stall = arg.split(",")
+        asyncio.run(serve(db, log, float(delay), float(lease), int(stall)))
+    elif mode == "deliver":
         asyncio.run(deliver(db, log, float(arg)))
     elif mode == "burst":
         asyncio.run(burst(db, log, int(arg)))

@@ -12,9 +12,9 @@ import pytest
 import bot.storage.sqlite.base as sqlite_base
 from bot.core.ports import ManualClock
 from bot.core.store import StoredTriage
+from bot.storage.buffers import FLUSH_EVERY
 from bot.storage.common import migrations, to_db
 from bot.storage.sqlite import SQLiteStore
-from bot.storage.sqlite.buffers import FLUSH_EVERY
 
 
 def shipped_versions() -> list[int]:

@@ -9,7 +9,8 @@ their leases expire, and another takes them (the update being handled then may b
 
 Plain SQL with ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` and ``RETURNING``: a claim is one statement, so two
 processes never hold one chat (SQLite serialises writers; PostgreSQL's unique index makes the second insert see the
-first's row and its fresh lease). The tables are created when the queue opens, like the inbox's own in memory.
+first's row and its fresh lease). The tables come with migration 0006; the queue also creates them when it opens
+(an in-memory inbox, or a file made before that migration).
 """
 
 from __future__ import annotations

@@ -12,13 +12,11 @@ platform accepted the message and before ``complete_claim`` committed; that chec
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.core.store import ACTIVE_FOLLOWUP_STATES, Claim, Followup, User
-from bot.storage.common import from_db, to_db
+from bot.storage.common import RELEASABLE, UPDATABLE, checked_fields, from_db, owner_gone, to_db
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -30,33 +28,6 @@ _CLAIMABLE = (
     "((state = 'pending' AND due_at <= :now)"
     " OR (state = 'sending' AND (lease_until IS NULL OR lease_until < :now)))"
 )
-UPDATABLE = frozenset({"state", "due_at", "checkins", "same_count", "attempts", "last_error"})
-RELEASABLE = frozenset({"state", "due_at", "attempts", "last_error"})
-
-
-def owner_gone(owner: str) -> bool:
-    """Whether the process named by a ``host:pid:nonce`` owner is gone (only knowable on the same host)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False  # another machine: wait for the lease to expire
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # exists (owned by someone else)
-    return False
-
-
-def checked_fields(fields: dict[str, Any], allowed: frozenset[str]) -> None:
-    if not fields or not set(fields) <= allowed:
-        raise TypeError(f"cannot set {sorted(set(fields) - allowed)}")
-
-
 class FollowupRows:
     """Part of the SQLite store: the follow-ups table and its claims."""
 

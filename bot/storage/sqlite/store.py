@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 
 from bot.storage.common import translate_errors
 from bot.storage.sqlite.base import SQLITE_ERRORS, SQLiteBase
-from bot.storage.sqlite.buffers import BufferedWrites
+from bot.storage.sqlite.buffers import SQLiteBuffers
 from bot.storage.sqlite.followups import FollowupRows
 from bot.storage.sqlite.health import FileChecks
 from bot.storage.sqlite.users import UserRows
 
 
 @translate_errors(SQLITE_ERRORS)
-class SQLiteStore(UserRows, FollowupRows, BufferedWrites, FileChecks, SQLiteBase):
+class SQLiteStore(UserRows, FollowupRows, SQLiteBuffers, FileChecks, SQLiteBase):
     """Per-user state, escalation log, unanswered questions, follow-ups and counters in one SQLite file.
 
     Meant for one bot process (any number of ``runbot followups run-due`` beside it: claims are safe across

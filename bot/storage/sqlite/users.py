@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.lru import LruCache
 from bot.core.store import FINISHED_FOLLOWUP_STATES, ConsentRecord, StoredTriage, User
-from bot.storage.common import from_db, to_db
+from bot.storage.common import HEALTH_TABLES, answers_from, answers_to, from_db, to_db
 from bot.storage.sqlite.base import SQLITE_ERRORS
 
 if TYPE_CHECKING:
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: the tables that hold health data about a user (deleted on withdrawal; /forget deletes the user row too)
-HEALTH_TABLES = ("triage_state", "followups", "escalations", "unanswered")
 
 
 class UserRows:
@@ -272,17 +269,6 @@ class UserRows:
                 await self.db.execute("ROLLBACK")
                 raise
         self._user_cache.pop((user.platform, user.platform_user_id), None)
-
-
-def answers_to(answers: tuple[tuple[str, int], ...]) -> str:
-    return json.dumps([list(a) for a in answers])
-
-
-def answers_from(text: str) -> tuple[tuple[str, int], ...]:
-    try:
-        return tuple((str(a[0]), int(a[1])) for a in json.loads(text))
-    except (ValueError, TypeError, IndexError, KeyError):
-        return ()
 
 
 def _user(row: Any) -> User:

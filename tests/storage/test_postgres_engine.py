@@ -1,0 +1,39 @@
+"""The engine on PostgreSQL with two processes answering one runner: the runner's turns are serialised across
+processes (a per-user advisory lock held for the message's whole turn), so a button pressed twice and handled by two
+processes at once moves the check on once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pgtest
+import pytest
+from support import KNOWLEDGE, agree, button, dm
+
+from bot.bootstrap import build
+from bot.config import DatabaseSettings, RateLimitSettings, Settings
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with pgtest.fresh_database() as url:
+        yield url
+
+
+async def test_one_runner_s_turns_are_serialised_across_processes(pg_url: str) -> None:
+    await pgtest.empty_tables(pg_url)
+    settings = Settings(database=DatabaseSettings(url=pg_url), rate_limit=RateLimitSettings(enabled=False))
+    async with build(settings, knowledge_path=KNOWLEDGE) as one, build(settings, knowledge_path=KNOWLEDGE) as two:
+        moved = 0
+        for round_ in range(10):
+            who = f"runner-{round_}"
+            await agree(one, who)
+            started = await one.engine.handle(dm("/triage", user=who))
+            step = next(c for r in started.replies for c in r.choices if button(c.payload, "tri"))
+            first, second = await asyncio.gather(
+                one.engine.handle(dm(step.label, user=who, choice=step.payload)),
+                two.engine.handle(dm(step.label, user=who, choice=step.payload)),
+            )
+            moved += [first.kind, second.kind].count("expired") == 1  # one moved the check on, one found it moved
+        assert moved == 10
