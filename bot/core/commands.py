@@ -103,14 +103,15 @@ class Commands:
     async def followups(self, ctx: Context, args: str) -> Outcome:
         store = self.store
         word = args.strip().lower()
-        if word in ("off", "stop", "no", "disable"):
-            await store.set_followups_enabled(ctx.user, False)
+        if word in ("off", "stop", "no", "disable"):  # a setting to remember: the row is created for it
+            await store.set_followups_enabled(await ctx.stored_user(store), False)
             cancelled = await store.cancel_followups(ctx.user)
             extra = f" I've cancelled {cancelled} planned check-in(s)." if cancelled else ""
             text = "Check-ins are off: I won't message you later." + extra + " Send /followups on to allow them."
             return Outcome((Reply(text, private=ctx.private),), "command")
         if word in ("on", "start", "yes", "enable"):
-            await store.set_followups_enabled(ctx.user, True)
+            if ctx.user.stored:  # no row: on is what a new one would say anyway
+                await store.set_followups_enabled(ctx.user, True)
             text = "Check-ins are on: after a back-pain check I'll offer to ask how you're doing a few days later."
             return Outcome((Reply(text, private=ctx.private),), "command")
         user = await store.user_by_id(ctx.user.id) or ctx.user
@@ -130,6 +131,14 @@ class Commands:
 
     async def mydata(self, ctx: Context, args: str) -> Outcome:
         store = self.store
+        if not ctx.user.stored:
+            empty = {"user": None, "triage": None, "escalations": [], "followups": [], "unanswered": [],
+                     "consent": None}
+            text = ("I don't store anything about you: no check progress, check-ins, consent or questions linked to "
+                    "you. Answers to questions and safety advice need no stored data. The attached file "
+                    "runbot-mydata.json says the same as JSON.")
+            attachment = Attachment("runbot-mydata.json", export_json(empty), "application/json")
+            return Outcome((Reply(text, private=ctx.private, attachment=attachment),), "command")
         data = await store.export_user(ctx.user)
         u = data["user"]
         lines = [

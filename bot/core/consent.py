@@ -112,11 +112,12 @@ class ConsentGate:
             return CarryOn(Reply(DECLINED, private=ctx.private), action)
         short = args[1]
         text = ctx.k.consent
-        if ctx.degraded or ctx.user.id == 0:  # nowhere to keep the "yes": say so rather than pretend
+        if ctx.degraded:  # nowhere to keep the "yes": say so rather than pretend
             return Outcome((Reply(UNAVAILABLE, private=ctx.private),), "unavailable")
         if short != text.short:
             return first(Reply(CHANGED, private=ctx.private), self.question(ctx, action))
-        await store.give_consent(ctx.user, text.version, text.sha256)
+        # the first thing stored about a runner: their row comes with their "yes"
+        await store.give_consent(await ctx.stored_user(store), text.version, text.sha256)
         self._declined.pop(_who(ctx.msg), None)
         held = self._memory.pop(_who(ctx.msg), None)
         if held is not None:  # agreed mid-check: from now on the progress is stored
@@ -160,7 +161,7 @@ class ConsentGate:
         held = self._memory.get(_who(ctx.msg))
         if held is not None:
             return held, None
-        if ctx.user.new:
+        if not ctx.user.stored or ctx.user.new:  # nothing stored about them yet
             return None, None
         return await self.store.conversation(ctx.user)
 

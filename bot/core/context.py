@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from bot.core.knowledge import Knowledge
 from bot.core.messages import IncomingMessage, Reply
-from bot.core.store import User
+from bot.core.store import Store, User
 
 
 @dataclass
@@ -21,6 +21,13 @@ class Context:
     degraded: bool = False
     #: False for a stand-in made before any storage was asked (the safety paths); load it only if needed
     loaded: bool = True
+
+    async def stored_user(self, store: Store) -> User:
+        """The user's row, created now if there is none: only when something about them must be kept (their
+        consent, a setting). A question or a red flag never creates one (issue 16)."""
+        if not self.user.stored:
+            self.user = await store.get_or_create_user(self.msg.platform, self.msg.user_id)
+        return self.user
 
     @property
     def private(self) -> bool:

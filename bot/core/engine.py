@@ -77,7 +77,6 @@ class Engine:
         self.flood: FloodControl = flood or MemoryFloodControl.of(self.settings, lambda: self._monotonic())
         self.safety = SafetyGate(monotonic)
         self.bookkeeper = resilience.Bookkeeper()
-        self._offline_notices = resilience.OfflineNotices()
         self.notices = Notices(store)  # the first-message notice: recorded as shown when composed or when delivered
         # the handlers get what they use (store, clock, settings, each other), never the engine
         self.consent = ConsentGate(store, self.settings.privacy)
@@ -191,14 +190,14 @@ class Engine:
         return Context(msg, resilience.transient_user(msg, self.clock.now()), k, degraded=True, loaded=False)
 
     async def _context(self, msg: IncomingMessage, k: Knowledge) -> Context:
-        """The message with its user's row, or a stand-in (``degraded``) when storage does not answer in time."""
+        """The message with its user's row (read, never created: ``Context.stored_user``), a user with no row yet,
+        or a stand-in (``degraded``) when storage does not answer in time."""
         try:
-            work = self.store.get_or_create_user(msg.platform, msg.user_id)
-            user = await asyncio.wait_for(work, resilience.USER_BUDGET)
+            user = await asyncio.wait_for(self.store.find_user(msg.platform, msg.user_id), resilience.USER_BUDGET)
         except STORE_ERRORS as exc:
             log.warning("storage unavailable, answering from memory: %s", exc or type(exc).__name__)
             return Context(msg, resilience.transient_user(msg, self.clock.now()), k, degraded=True)
-        return Context(msg, user, k)
+        return Context(msg, user or resilience.unstored_user(msg, self.clock.now()), k)
 
     async def _route(self, ctx: Context, stripped: str, command: Command | None) -> Outcome:
         """Everything after the safety gate, bounded in time: storage trouble gives the memory-only answer.
@@ -216,7 +215,7 @@ class Engine:
 
     async def _route_degraded(self, ctx: Context, stripped: str, command: Command | None) -> Outcome:
         """Storage is down: FAQ answers and commands that need no stored data; the rest says it is unavailable."""
-        if self.options.first_notice and self._offline_notices.first_time(_who(ctx.msg)):
+        if self.options.first_notice and self.notices.first_offline(ctx.msg):
             ctx.prefix.append(Reply(replies.first_notice(self.settings.safety), private=ctx.private))
         if command is not None:
             if not command.echoable:
@@ -370,13 +369,13 @@ class Engine:
 
     async def _record_escalation(self, ctx: Context, escalation: Escalation, *, log_it: bool) -> bool:
         """The escalation's bookkeeping after the reply (see ``resilience.record_escalation``)."""
-        user = None if ctx.degraded else ctx.user
+        user = None if ctx.degraded or not ctx.user.stored else ctx.user
         return await resilience.record_escalation(self.bookkeeper, self.store, ctx.msg, user, escalation, log_it=log_it)
 
     async def _notice(self, ctx: Context) -> None:
-        if self.options.first_notice and not ctx.user.notice_shown and not self.notices.on_its_way(ctx.msg):
-            ctx.prefix.append(Reply(replies.first_notice(self.settings.safety), private=ctx.private))
-            await self.notices.composed(ctx.msg, ctx.user, ctx.prefix[-1])
+        if self.options.first_notice and not ctx.user.notice_shown:
+            text = replies.first_notice(self.settings.safety)
+            ctx.prefix.extend(filter(None, [await self.notices.first(ctx.msg, ctx.user, text, ctx.private)]))
 
     @staticmethod
     def _with_prefix(ctx: Context, outcome: Outcome) -> Outcome:

@@ -5,6 +5,11 @@ delivery (``after_delivery``; the Telegram adapter does) gets it recorded only o
 handed to the platform: a stop or crash between composing and delivering leaves the user without the mark, so the
 replayed update (durable inbox) shows it again. Until then this process remembers the notice as on its way, so the
 user's next message, handled while the first replies still wait in the outbox, does not repeat it.
+
+A runner with no row (only questions asked so far: nothing about them is stored, issue 16) is remembered in this
+process's memory only (bounded): after a restart, or in another process, they may see the notice once more. Once
+they have a row (their consent, a setting), the next message records it there. While storage is down the notice
+comes from memory too (``first_offline``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Awaitable, Sequence
 from bot.core.lru import LruCache
 from bot.core.messages import IncomingMessage, Reply
 from bot.core.outbox import ShuttingDown
+from bot.core.resilience import OfflineNotices
 from bot.core.store import STORE_ERRORS, Store, User
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,7 @@ class Notices:
         self._due: dict[str, tuple[User, Reply]] = {}
         #: recorded in this process: a message whose user row was read just before the write must not repeat it
         self._recorded: LruCache[str, bool] = LruCache(RECENT)
+        self._offline = OfflineNotices()
 
     def after_delivery(self, platform: str) -> None:
         """``platform``'s adapter calls ``delivered``/``undelivered`` for every message it had the engine handle
@@ -49,13 +56,34 @@ class Notices:
         who = _who(msg)
         return who in self._due or self._recorded.get(who) is not None
 
+    async def first(self, msg: IncomingMessage, user: User, text: str, private: bool) -> Reply | None:
+        """The notice to put before the replies to ``msg`` (whose user's row says it was not shown), or None: on
+        its way, or shown by this process before the user had a row (recorded in the row now)."""
+        if self.on_its_way(msg):
+            if user.stored and self.shown(msg) and _who(msg) not in self._due:
+                await self._store.set_notice_shown(user)
+            return None
+        reply = Reply(text, private=private)
+        await self.composed(msg, user, reply)
+        return reply
+
     async def composed(self, msg: IncomingMessage, user: User, reply: Reply) -> None:
         """The notice (``reply``) is among the replies to ``msg``: record it now, or when the platform says it was
         delivered."""
         if msg.platform in self._platforms:
             self._due[_who(msg)] = (user, reply)
-        else:
+            return
+        if user.stored:
             await self._store.set_notice_shown(user)
+        self._recorded[_who(msg)] = True
+
+    def shown(self, msg: IncomingMessage) -> bool:
+        """This process showed ``msg``'s user the notice (kept in memory: a user with no row has nowhere else)."""
+        return self._recorded.get(_who(msg)) is not None
+
+    def first_offline(self, msg: IncomingMessage) -> bool:
+        """Storage is down: whether to show the notice now (once per user, never to one who has seen it)."""
+        return not self.on_its_way(msg) and self._offline.first_time(_who(msg))
 
     def dropped(self, msg: IncomingMessage) -> None:
         """The replies carrying the notice were replaced (storage failed mid-message): it was not shown."""
@@ -88,7 +116,8 @@ class Notices:
         user = self._due[who][0]
         self._recorded[who] = True
         try:
-            await self._store.set_notice_shown(user)
+            if user.stored:  # a user with no row (nothing stored about them) is remembered in memory only
+                await self._store.set_notice_shown(user)
         except STORE_ERRORS as exc:  # shown; not recorded: it may be shown once more later
             log.warning("could not record the first-message notice as shown: %s", exc or type(exc).__name__)
         finally:

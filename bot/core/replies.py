@@ -51,9 +51,9 @@ def first_notice(safety: SafetySettings) -> str:
     return fill(
         "Hi, I'm runbot 👋 I share general information about lower back pain after running: not medical advice "
         "and never a diagnosis — I'm not a doctor. I'm not for emergencies: if you're seriously unwell, call "
-        "{emergency_number}. I store your platform user id (never your messages). Your answers in a back-pain "
-        "check, check-ins and your safety log are stored only if you agree: I'll ask first. /consent, /mydata and "
-        "/forget manage it.",
+        "{emergency_number}. Answering questions needs nothing stored about you (and I never keep your messages). "
+        "Your answers in a back-pain check, check-ins and your safety log are stored only if you agree: I'll ask "
+        "first. /consent, /mydata and /forget manage it.",
         safety,
     )
 

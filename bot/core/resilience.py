@@ -118,13 +118,13 @@ async def record_escalation(
     """The bookkeeping of an escalation (user row, end of a triage in progress, the log row) as a background task.
 
     The reply waits for it at most ``NOTE_WAIT`` seconds (a healthy database takes milliseconds); full, locked or gone
-    storage never delays it longer, and a failure is retried, then logged, never shown. ``user`` None: load (or
-    create) the row in the task. True when a triage in progress was stopped in time to say so.
+    storage never delays it longer, and a failure is retried, then logged, never shown. ``user`` None: look the row up
+    in the task (a red flag never creates one). True when a triage in progress was stopped in time to say so.
     """
 
     async def work() -> bool:
-        row = user or await store.get_or_create_user(msg.platform, msg.user_id)
-        stopped = await store.clear_triage(row)
+        row = user or await store.find_user(msg.platform, msg.user_id)  # never created for a red flag (issue 16)
+        stopped = await store.clear_triage(row) if row is not None else False
         if log_it:  # linked to the user only with their consent (issue 16), else level, category and time only
             await log_escalation(store, row, escalation.level, escalation.category)
         return stopped
@@ -145,3 +145,8 @@ async def log_escalation(store: Store, user: User | None, level: str, category: 
 def transient_user(msg: IncomingMessage, now: datetime) -> User:
     """A stand-in for a user whose row cannot be read: id 0 is never written anywhere."""
     return User(0, msg.platform, msg.user_id, now, notice_shown=False, followups_enabled=False)
+
+
+def unstored_user(msg: IncomingMessage, now: datetime) -> User:
+    """A user with no row yet (nothing about them is stored): id 0 with the defaults a new row would have."""
+    return User(0, msg.platform, msg.user_id, now, notice_shown=False, followups_enabled=True)

@@ -1,18 +1,24 @@
 """Consent before health data (issue 16) through the real discord.py and python-telegram-bot clients against the fake
 servers on 127.0.0.1: the question comes first and privately, "No thanks" stores nothing and still completes a check,
 a new consent version asks again, withdrawal leaves no health rows and no pending check-ins, and /mydata's JSON
-arrives as a Discord attachment and a Telegram document holding every row tied to the user."""
+arrives as a Discord attachment and a Telegram document holding every row tied to the user. A question and a red flag
+store nothing about the runner: no user row, on all three surfaces."""
 
 # ruff: noqa: F811  (the other adapter tests' fixtures are imported by name, as pytest finds them)
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
-from support import button
+from support import ROOT, button
 
+from bot.adapters.console import CONSOLE_USER
 from bot.bootstrap import Runtime
 from bot.core.consent_text import ConsentText
 from bot.storage.sqlite import SQLiteStore
@@ -176,3 +182,52 @@ async def test_telegram_no_completes_the_check_from_memory(
         assert not any((await health_rows(runtime.store, "telegram", str(USER))).values())
     assert engine.last[1].kind == "triage"
     assert not any(button(p, "fu") for m in sent for p in _payloads(m)), "no check-ins after a no"
+
+
+# ---------------------------------------------------------------------------- nothing stored without need
+QUESTION = "why does my lower back hurt after running?"
+
+
+async def _nothing_stored_about(store: SQLiteStore, platform: str, user_id: str) -> None:
+    """No row of any kind about the runner; the red flag is in the safety log with level, category and time only."""
+    assert await store.find_user(platform, user_id) is None
+    async with store.db.execute("SELECT COUNT(*) FROM users WHERE platform_user_id = ?", (user_id,)) as cur:
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+    async with store.db.execute("SELECT level, user_id FROM escalations") as cur:
+        assert [tuple(r) for r in await cur.fetchall()] == [("emergency", None)]
+
+
+async def test_discord_a_question_and_a_red_flag_leave_no_user_row(env: Env, runtime: Runtime) -> None:
+    answered = await env.ask_dm(env.alice, QUESTION)
+    assert any("Bottom line" in s.content for s in answered)
+    warned = await env.ask_dm(env.alice, RED_FLAG)
+    assert any("999" in s.content for s in warned)
+    await runtime.engine.bookkeeper.drain(5)  # the escalation's bookkeeping has run
+    await _nothing_stored_about(runtime.store, "discord", str(env.alice.id))
+
+
+async def test_telegram_a_question_and_a_red_flag_leave_no_user_row(
+    api: FakeBotAPI, adapter: Any, engine: RecordingEngine, runtime: Runtime
+) -> None:
+    answered = await _private_turn(api, engine, USER, QUESTION)
+    assert engine.last[1].kind == "answer" and answered
+    warned = await _private_turn(api, engine, USER, RED_FLAG)
+    assert engine.last[1].kind == "escalation" and any("999" in m["text"] for m in warned)
+    await runtime.engine.bookkeeper.drain(5)
+    await _nothing_stored_about(runtime.store, "telegram", str(USER))
+
+
+async def test_console_a_question_and_a_red_flag_leave_no_user_row(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in ("DISCORD_TOKEN", "TELEGRAM_TOKEN"):
+        env.pop(name, None)
+    chat = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "chat", "--db", str(db), cwd=ROOT, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(chat.communicate(f"{QUESTION}\n{RED_FLAG}\n".encode()), 120)
+    assert chat.returncode == 0, err.decode()[-2000:]
+    assert "Bottom line" in out.decode() and "999" in out.decode()
+    async with SQLiteStore(db) as store:
+        await _nothing_stored_about(store, "console", CONSOLE_USER)

@@ -438,7 +438,7 @@ async def _agree(env: Env, sent: list[Sent]) -> tuple[Outcome, list[Sent]]:
 
 
 async def test_forget_from_a_slash_command_is_ephemeral(env: Env, runtime: Runtime) -> None:
-    await env.ask_dm(env.alice, QUESTION)  # now the store knows alice
+    await env.ask_dm(env.alice, "/followups off")  # a setting: now the store knows alice
     assert await runtime.store.find_user("discord", str(env.alice.id)) is not None
     mark = env.fake.mark()
     await env.fake.slash(env.alice, "forget", channel_id=env.channel)

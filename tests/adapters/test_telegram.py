@@ -340,7 +340,7 @@ async def test_triage_through_inline_keyboards_to_an_outcome(
 
 
 async def test_forget(api: FakeBotAPI, adapter: TelegramAdapter, engine: RecordingEngine, runtime: Runtime) -> None:
-    await _private_turn(api, engine, USER, QUESTION)
+    await _private_turn(api, engine, USER, "/followups off")  # a setting: the first thing stored about them
     assert await runtime.store.find_user("telegram", str(USER)) is not None
     sent = await _private_turn(api, engine, USER, "/forget")
     assert engine.last[0].text == "/forget"

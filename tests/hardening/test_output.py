@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import discord
-from support import KNOWLEDGE, dm, group, real_runtime
+from support import KNOWLEDGE, agree, dm, group, real_runtime
 
 from bot.adapters.telegram_text import safe_name
 from bot.bootstrap import Runtime
@@ -77,6 +77,7 @@ async def test_display_names_are_cleaned_before_they_reach_a_reply(quiet_runtime
 async def test_mydata_contains_no_user_text(quiet_runtime: Runtime) -> None:
     engine = quiet_runtime.engine
     msg = IncomingMessage("test", "u1", "c1", text="/mydata", display_name=HOSTILE_NAMES[0])
+    await agree(quiet_runtime, "u1")  # something is stored about them (without it /mydata has nothing to show)
     await engine.handle(IncomingMessage("test", "u1", "c1", text=f"[x](https://{EVIL}) my back hurts a lot"))
     out = await engine.handle(msg)
     text = out.replies[0].text

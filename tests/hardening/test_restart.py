@@ -140,8 +140,12 @@ async def test_every_queued_message_is_answered_across_a_restart(tmp_path: Path,
     # after the restart (issue 14; before, 86-128 of the 300 chats never got it).
     without_notice = sum(notice not in lines for lines in per_chat.values())
     assert without_notice == 0, f"{without_notice} chat(s) never got the first-message notice"
-    duplicates = sum(len(lines) - len(set(lines)) for lines in per_chat.values())
-    repeated = Counter(line[:30] for lines in per_chat.values() for line in set(lines) if lines.count(line) > 1)
+    # the notice of a runner with no row is kept in the process's memory (issue 16): the restarted process may show
+    # it once more (at most once per process); answers are what must not repeat
+    assert all(lines.count(notice) <= 2 for lines in per_chat.values())
+    answers_only = {chat: [x for x in lines if x != notice] for chat, lines in per_chat.items()}
+    duplicates = sum(len(lines) - len(set(lines)) for lines in answers_only.values())
+    repeated = Counter(line[:30] for lines in answers_only.values() for line in set(lines) if lines.count(line) > 1)
     limit = 0.01 if sig == signal.SIGTERM else 0.02
     assert duplicates <= limit * MESSAGES, f"{duplicates} duplicate replies (sent {at_signal} before the stop)"
     with sqlite3.connect(bot.db) as conn:

@@ -142,12 +142,15 @@ async def test_webhook_updates_answered_with_200_survive_a_sigkill(tmp_path: Pat
     assert "Traceback" not in stderr, stderr[-3000:]
     assert all(api.sent(REJECTED_USER + i) == [] for i in range(3))
     lines = {FIRST_USER + i: [m["text"].splitlines()[0] for m in api.sent(FIRST_USER + i)] for i in range(USERS)}
-    duplicates = sum(len(v) - len(set(v)) for v in lines.values())
-    repeated = Counter(x[:30] for v in lines.values() for x in set(v) if v.count(x) > 1)
+    # the notice of a runner with no row is kept in the process's memory (issue 16): the restarted process may show
+    # it once more; answers are what must not repeat
+    answers_only = {chat: [x for x in v if x != notice] for chat, v in lines.items()}
+    duplicates = sum(len(v) - len(set(v)) for v in answers_only.values())
+    repeated = Counter(x[:30] for v in answers_only.values() for x in set(v) if v.count(x) > 1)
     print(f"webhook SIGKILL: {len(unanswered)} of {USERS} updates unanswered at the kill, all answered after the "
           f"restart; {duplicates} duplicate(s); repeated: {dict(repeated)}")
     assert duplicates <= 0.02 * 2 * USERS, f"{duplicates} duplicate replies"
-    assert all(notice in v for v in lines.values()), "a chat never got the first-message notice"
+    assert all(1 <= v.count(notice) <= 2 for v in lines.values()), "the notice: at least once, once per process"
     with sqlite3.connect(bot.db) as conn:
         pending = conn.execute("SELECT COUNT(*) FROM inbox WHERE state = 'pending'").fetchone()[0]
         kept = conn.execute("SELECT COUNT(*) FROM inbox WHERE payload != ''").fetchone()[0]
