@@ -96,7 +96,7 @@ def build(
     clock = clock or SystemClock()
     path = Path(knowledge_path or settings.knowledge.path)
     ref = KnowledgeRef(knowledge if knowledge is not None else load_knowledge(path))
-    store = store or make_store(db_path or settings.database.url, clock=clock)
+    store = store or make_store(db_path or settings.database.url, clock=clock, pool_size=settings.database.pool_size)
     # flood control in memory, or through the database when several processes answer the same people (PostgreSQL)
     engine = Engine(ref, store, settings, clock=clock, options=options, flood=make_flood_control(store, settings))
     scheduler = Scheduler(store, {}, settings.followups, clock)

@@ -64,6 +64,9 @@ class DatabaseSettings:
 
     url: str = ""
     path: str = ""
+    #: PostgreSQL connections per process: a message being handled holds one for its turn, so this bounds how many
+    #: of one process's messages are handled at once (the rest wait up to 2 s, then are answered from memory)
+    pool_size: int = _num(10, 1, 200)
 
     def __post_init__(self) -> None:
         url, path = self.url.strip(), self.path.strip()

@@ -28,8 +28,8 @@ def sqlite_file(location: str | Path) -> str:
     return text[len("sqlite:///"):] if text.startswith("sqlite:///") else text
 
 
-def make_store(location: str | Path, *, clock: Any = None) -> Store:
-    """The store for ``location`` (not opened yet)."""
+def make_store(location: str | Path, *, clock: Any = None, pool_size: int | None = None) -> Store:
+    """The store for ``location`` (not opened yet); ``pool_size``: PostgreSQL connections per process."""
     if is_postgres(location):
         try:
             from bot.storage.postgres import PostgresStore
@@ -37,7 +37,7 @@ def make_store(location: str | Path, *, clock: Any = None) -> Store:
             raise StartupError(
                 "database.url is a PostgreSQL database: install the driver with pip install 'runbot[postgres]'"
             ) from None
-        return PostgresStore(str(location), clock=clock)
+        return PostgresStore(str(location), clock=clock, **({"pool_size": pool_size} if pool_size else {}))
     from bot.storage.sqlite import SQLiteStore
 
     return SQLiteStore(sqlite_file(location), clock=clock)
