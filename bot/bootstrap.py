@@ -19,7 +19,7 @@ from bot.core.reload import SETTLE_SECONDS, KnowledgeWatcher
 from bot.core.review import ReviewQueue
 from bot.core.store import Store
 from bot.lint import check_change
-from bot.storage import make_flood_control, make_moderation_log, make_store
+from bot.storage import make_flood_control, make_moderation_log, make_seen_notices, make_store
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def build(
     store = store or make_store(db_path or settings.database.url, clock=clock, pool_size=settings.database.pool_size)
     # flood control in memory, or through the database when several processes answer the same people (PostgreSQL)
     engine = Engine(ref, store, settings, clock=clock, options=options, flood=make_flood_control(store, settings))
+    engine.notices.shared = make_seen_notices(store, settings.privacy.retention_days)
     scheduler = Scheduler(store, {}, settings.followups, clock)
     engine.waker = scheduler.wake
     desk = None

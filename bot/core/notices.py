@@ -7,9 +7,10 @@ replayed update (durable inbox) shows it again. Until then this process remember
 user's next message, handled while the first replies still wait in the outbox, does not repeat it.
 
 A runner with no row (only questions asked so far: nothing about them is stored, issue 16) is remembered in this
-process's memory only (bounded): after a restart, or in another process, they may see the notice once more. Once
-they have a row (their consent, a setting), the next message records it there. While storage is down the notice
-comes from memory too (``first_offline``).
+process's memory (bounded), and, when several processes answer the same people (PostgreSQL), in ``shared``
+(``SeenNotices``: a one-way fingerprint of the sender, never their id). With memory only, a restart may show it once
+more. Once they have a row (their consent, a setting), the next message records it there. While storage is down the
+notice comes from memory too (``first_offline``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Sequence
+from typing import Protocol
 
 from bot.core.lru import LruCache
 from bot.core.messages import IncomingMessage, Reply
@@ -34,6 +36,14 @@ def _who(msg: IncomingMessage) -> str:
     return f"{msg.platform}:{msg.user_id}"
 
 
+class SeenNotices(Protocol):
+    """Who has seen the notice, shared by every process of the bot; answers within a fraction of a second."""
+
+    async def seen(self, who: str) -> bool: ...
+
+    async def remember(self, who: str) -> None: ...
+
+
 class Notices:
     """The first-message notices composed and not yet delivered, per ``platform:user``."""
 
@@ -44,6 +54,8 @@ class Notices:
         #: recorded in this process: a message whose user row was read just before the write must not repeat it
         self._recorded: LruCache[str, bool] = LruCache(RECENT)
         self._offline = OfflineNotices()
+        #: shared with the other processes (set by bootstrap on PostgreSQL); None: this process's memory only
+        self.shared: SeenNotices | None = None
 
     def after_delivery(self, platform: str) -> None:
         """``platform``'s adapter calls ``delivered``/``undelivered`` for every message it had the engine handle
@@ -59,6 +71,8 @@ class Notices:
     async def first(self, msg: IncomingMessage, user: User, text: str, private: bool) -> Reply | None:
         """The notice to put before the replies to ``msg`` (whose user's row says it was not shown), or None: on
         its way, or shown by this process before the user had a row (recorded in the row now)."""
+        if not self.on_its_way(msg) and self.shared is not None and await self.shared.seen(_who(msg)):
+            self._recorded[_who(msg)] = True  # another process showed it
         if self.on_its_way(msg):
             if user.stored and self.shown(msg) and _who(msg) not in self._due:
                 await self._store.set_notice_shown(user)
@@ -75,7 +89,12 @@ class Notices:
             return
         if user.stored:
             await self._store.set_notice_shown(user)
+        await self._remember(msg)
+
+    async def _remember(self, msg: IncomingMessage) -> None:
         self._recorded[_who(msg)] = True
+        if self.shared is not None:
+            await self.shared.remember(_who(msg))
 
     def shown(self, msg: IncomingMessage) -> bool:
         """This process showed ``msg``'s user the notice (kept in memory: a user with no row has nowhere else)."""
@@ -114,9 +133,9 @@ class Notices:
             return
         who = _who(msg)
         user = self._due[who][0]
-        self._recorded[who] = True
         try:
-            if user.stored:  # a user with no row (nothing stored about them) is remembered in memory only
+            await self._remember(msg)
+            if user.stored:  # a user with no row (nothing stored about them) only in memory (and in shared)
                 await self._store.set_notice_shown(user)
         except STORE_ERRORS as exc:  # shown; not recorded: it may be shown once more later
             log.warning("could not record the first-message notice as shown: %s", exc or type(exc).__name__)

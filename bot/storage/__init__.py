@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.faq_editing import ModerationLog
+from bot.core.notices import SeenNotices
 from bot.core.ports import StartupError
 from bot.core.ratelimit import FloodControl
 from bot.core.store import ChatQueue, Inbox, Store, StoreUnavailable, new_owner
@@ -88,6 +89,16 @@ def make_moderation_log(store: Store) -> ModerationLog:
     from bot.storage.postgres.moderation import PgModerationLog
 
     return PgModerationLog(store)  # type: ignore[arg-type]
+
+
+def make_seen_notices(store: Store, keep_days: int) -> SeenNotices | None:
+    """Who has seen the first-message notice, shared through the database on PostgreSQL (kept ``keep_days``); None
+    otherwise (one process remembers it in memory)."""
+    if not _on_postgres(store):
+        return None
+    from bot.storage.postgres.flood import PgSeenNotices
+
+    return PgSeenNotices(store, keep_days)  # type: ignore[arg-type]
 
 
 class _NoModerationLog:

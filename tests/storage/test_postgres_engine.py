@@ -37,3 +37,15 @@ async def test_one_runner_s_turns_are_serialised_across_processes(pg_url: str) -
             )
             moved += [first.kind, second.kind].count("expired") == 1  # one moved the check on, one found it moved
         assert moved == 10
+
+
+async def test_a_runner_without_a_row_sees_the_notice_once_whichever_process_answers(pg_url: str) -> None:
+    await pgtest.empty_tables(pg_url)
+    settings = Settings(database=DatabaseSettings(url=pg_url))
+    notice = "I'm not for emergencies"
+    async with build(settings, knowledge_path=KNOWLEDGE) as one, build(settings, knowledge_path=KNOWLEDGE) as two:
+        first = await one.engine.handle(dm("why does my lower back hurt after running?", user="wanderer"))
+        second = await two.engine.handle(dm("should I stretch before a run?", user="wanderer"))
+        assert any(notice in r.text for r in first.replies)
+        assert not any(notice in r.text for r in second.replies)  # the other process knew
+        assert await one.store.find_user("test", "wanderer") is None  # still no row about them

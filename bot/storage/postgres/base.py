@@ -31,6 +31,9 @@ PG_ERRORS: tuple[type[BaseException], ...] = (
 )
 #: connections per process; a message being handled holds one for its whole turn (see ``serialized``)
 POOL_SIZE = 10
+#: connections never taken by turns: what a turn itself may ask for meanwhile (flood control, the notice, the inbox,
+#: the counters' batches, claims) always finds one, so turns cannot starve each other of connections
+RESERVED = 3
 CONNECT_SECONDS = 5.0
 #: how long a statement may wait for a free connection before the message is answered from memory
 ACQUIRE_SECONDS = 2.0
@@ -80,6 +83,8 @@ class PostgresBase:
         self._clock = clock
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        #: turns at once: the pool minus the reserved connections
+        self._turns = asyncio.Semaphore(max(1, pool_size - RESERVED))
         self._turn: ContextVar[_Turn | None] = ContextVar(f"runbot-turn-{id(self)}", default=None)
         self._pending_stats: dict[tuple[str, str], int] = {}
         self._pending_unanswered: dict[tuple[str, int], tuple[int, str, str]] = {}
@@ -217,12 +222,13 @@ class PostgresBase:
     async def serialized(self, platform: str, platform_user_id: str) -> AsyncIterator[None]:
         """One user's turn: every statement of the task runs in one transaction holding the user's advisory lock
         (``pg_advisory_xact_lock``), so another process handling the same user's next message waits until this one
-        committed. Nested turns of the same task share it; tasks it starts use the pool."""
+        committed. Nested turns of the same task share it; tasks it starts use the pool. At most ``pool_size -
+        RESERVED`` turns run at once (the rest wait without holding a connection)."""
         if self._turn.get() is not None and self._turn.get().task is asyncio.current_task():  # type: ignore[union-attr]
             yield
             return
         try:
-            async with self._pool_conn() as con, con.transaction():
+            async with self._turns, self._pool_conn() as con, con.transaction():
                 await con.execute("SELECT pg_advisory_xact_lock($1)", user_lock_key(platform, platform_user_id))
                 token = self._turn.set(_Turn(con, asyncio.current_task()))
                 try:
