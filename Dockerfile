@@ -12,7 +12,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 # installed in place (-e): runbot finds docs/ and knowledge/ next to its code; everything stays root's, read-only
-RUN pip install -e ".[metrics]"
+RUN pip install -e ".[metrics,postgres]"
 COPY docs ./docs
 COPY knowledge ./knowledge
 COPY deploy/config.docker.yaml ./config.yaml

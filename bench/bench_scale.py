@@ -35,6 +35,7 @@ from tests.helpers.telegram_cluster import (  # noqa: E402  (after the path set-
     UPDATES_PER_USER,
     BotProcess,
     Expected,
+    check,
     expected_conversation,
     new_api,
     run_cluster,
@@ -97,7 +98,7 @@ async def one_run(system: str, processes: int, users: int, expected: Expected, f
         runners = [FIRST_USER + i for i in range(users)]
         seconds = await run_cluster(api, bots, runners, expected, within=600)
         await asyncio.sleep(1.0)  # a duplicate would arrive now
-        wrong = sum(tuple(m["text"] for m in api.sent(u)) != expected.texts for u in runners)
+        verdict = check(api, runners, expected)
     finally:
         for bot in bots:
             await bot.stop()
@@ -110,7 +111,7 @@ async def one_run(system: str, processes: int, users: int, expected: Expected, f
     return {
         "system": system, "processes": processes, "users": users, "updates": updates, "seconds": round(seconds, 2),
         "updates_per_s": round(updates / seconds, 1), "replies_per_s": round(users * len(expected.texts) / seconds, 1),
-        "wrong_chats": wrong, "tracebacks": errors,
+        "wrong_chats": len(verdict.wrong), "repeated_notices": verdict.repeated_notices, "tracebacks": errors,
         # CPU over the whole run (start-up and shutdown included): the bots, and this process (the fake Telegram)
         "bot_cpu_s": round(cpu_after[1] - cpu_before[1], 1), "harness_cpu_s": round(cpu_after[0] - cpu_before[0], 1),
     }
@@ -140,13 +141,15 @@ async def main() -> int:
                 result["run"] = run + 1
                 results.append(result)
                 print(f"run {run + 1}: {system} x{processes}: {result['updates_per_s']} updates/s "
-                      f"({result['seconds']} s; wrong chats {result['wrong_chats']}; bots' CPU "
+                      f"({result['seconds']} s; wrong chats {result['wrong_chats']}, repeated notices "
+                      f"{result['repeated_notices']}; bots' CPU "
                       f"{result['bot_cpu_s']} s, fake Telegram's {result['harness_cpu_s']} s; "
                       f"wall {time.monotonic() - started:.0f} s)", file=sys.stderr)
     print(f"\n{users} runners x {UPDATES_PER_USER} updates ({users * UPDATES_PER_USER} updates, "
           f"{users * len(expected.texts)} replies) per run, median of {runs}\n")
-    print("| database | processes | updates/s | replies/s | seconds | runs (updates/s) | wrong chats |")
-    print("|---|---|---|---|---|---|---|")
+    print("| database | processes | updates/s | replies/s | seconds | runs (updates/s) | wrong chats "
+          "| repeated notices |")
+    print("|---|---|---|---|---|---|---|---|")
     for system, processes in configs:
         mine = [r for r in results if (r["system"], r["processes"]) == (system, processes)]
         rate = statistics.median(r["updates_per_s"] for r in mine)
@@ -154,7 +157,8 @@ async def main() -> int:
         seconds = statistics.median(r["seconds"] for r in mine)
         each = " / ".join(f"{r['updates_per_s']:g}" for r in mine)
         wrong = sum(r["wrong_chats"] for r in mine)
-        print(f"| {system} | {processes} | {rate:g} | {replies:g} | {seconds:g} | {each} | {wrong} |")
+        notices = " / ".join(str(r["repeated_notices"]) for r in mine)
+        print(f"| {system} | {processes} | {rate:g} | {replies:g} | {seconds:g} | {each} | {wrong} | {notices} |")
     if args.json:
         await asyncio.to_thread(Path(args.json).write_text, json.dumps(results, indent=2), encoding="utf-8")
     return 0

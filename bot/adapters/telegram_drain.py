@@ -3,7 +3,9 @@
 Every process that runs the Telegram adapter on the same database drains the inbox: it holds chats nobody holds
 (``bot.core.store.ChatQueue``), handles each held chat's pending updates one after the other (an update's replies are
 delivered before the chat's next update is handled, so replies never overtake one another even when the next update
-is handled elsewhere), marks them done, writes the marks, and lets the chat go once it has nothing pending. Which
+is handled elsewhere), marks them done and writes the marks. A chat with nothing pending stays with the process for
+the rest of its lease (up to 30 s), so the conversation's next message finds the process that remembers it (a
+safety question waiting for its answer, the first-message notice of a runner with no row); then it is free. Which
 process received an update (a webhook receiver, the poller) does not matter: receiving only stores.
 
 The poller's lease lives here too: Telegram gives getUpdates to one consumer per bot, so a second process started in
@@ -23,8 +25,11 @@ from bot.core.store import ChatQueue, InboxUnavailable
 
 log = logging.getLogger(__name__)
 
-#: chats one process works on at once
+#: chats one process works on at once (most of them wait for their replies to go out at the chat's pace)
 MAX_CHATS = 64
+#: chats reading the inbox at once (the store bounds the engine's turns itself: database.pool_size); the receiver's
+#: writes, the claims and the done marks need connections without waiting
+READERS = 3
 #: how often an idle process looks for chats with new updates (it is woken at once by what it stores itself)
 IDLE_SECONDS = 0.05
 #: updates read per round from one chat
@@ -40,6 +45,7 @@ class Drain:
         self.bot = bot
         self.queue = queue
         self._handle = handle
+        self._readers = asyncio.Semaphore(READERS)
         self._chats: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -79,7 +85,7 @@ class Drain:
             try:
                 free = MAX_CHATS - len(self._chats)
                 if free > 0:
-                    keys = await self.queue.claim(free)
+                    keys = await self.queue.claim(free, list(self._chats))
                     full = len(keys) == free
                     for key in keys:
                         if key not in self._chats:  # a chat of ours whose lease ran out is still being worked on
@@ -106,7 +112,8 @@ class Drain:
         inbox = self.queue.inbox
         try:
             while not self._stopping:
-                rows = await self.queue.updates(key, BATCH)
+                async with self._readers:
+                    rows = await self.queue.updates(key, BATCH)
                 if not rows:
                     break
                 for update_id, payload in rows:
@@ -125,7 +132,7 @@ class Drain:
             self._chats.pop(key, None)
             with contextlib.suppress(InboxUnavailable):
                 await inbox.flush()
-                await self.queue.release(key)
+            # not released: the chat stays with this process for the rest of its lease (ChatQueue.release)
             self._wake.set()  # room for another chat
 
 

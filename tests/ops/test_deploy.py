@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -47,7 +48,7 @@ def test_compose_mounts_the_places_runbot_writes() -> None:
     assert str(Path(image_config.database.path).parent) in mounts
     assert "/app/knowledge" in mounts  # moderators' edits from the chat survive a new image
     assert set(mounts.values()) <= set(compose["volumes"])
-    assert set(bot["environment"]) == {"DISCORD_TOKEN", "TELEGRAM_TOKEN", "TELEGRAM_WEBHOOK_SECRET"}
+    assert {"DISCORD_TOKEN", "TELEGRAM_TOKEN", "TELEGRAM_WEBHOOK_SECRET"} <= set(bot["environment"])
 
 
 @pytest.mark.slow
@@ -60,3 +61,22 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path: Path) -> None:
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_postgres_profile_runs_one_receiver_and_workers_on_one_database() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert {name for name, svc in services.items() if "postgres" in svc.get("profiles", [])} == {
+        "postgres", "receiver", "worker"}
+    configs = {}
+    for name in ("receiver", "worker"):
+        mount = next(m for m in services[name]["volumes"] if m.endswith(":/app/config.yaml:ro"))
+        configs[name] = load_settings(ROOT / mount.split(":")[0])
+    receiver, worker = configs["receiver"], configs["worker"]
+    assert receiver.database.url == worker.database.url and receiver.database.postgres
+    assert urlsplit(receiver.database.url).hostname == "postgres"  # the compose service
+    assert (receiver.telegram.mode, receiver.telegram.inbox) == ("webhook", "shared")
+    assert (worker.telegram.mode, worker.telegram.inbox) == ("worker", "shared")
+    assert worker.discord.enabled is False  # Discord's shards stay in one process unless shard_ids split them
+    assert "RUNBOT_DATABASE_PASSWORD" in services["receiver"]["environment"]
+    assert '".[metrics,postgres]"' in DOCKERFILE  # the image carries the PostgreSQL driver

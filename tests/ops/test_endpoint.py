@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import pgtest
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import KNOWLEDGE, build_shipped
@@ -20,7 +22,15 @@ from support import KNOWLEDGE, build_shipped
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
 from bot.app import App
 from bot.bootstrap import Runtime
-from bot.config import ConfigError, KnowledgeSettings, OpsSettings, RateLimitSettings, Settings, load_settings
+from bot.config import (
+    ConfigError,
+    DatabaseSettings,
+    KnowledgeSettings,
+    OpsSettings,
+    RateLimitSettings,
+    Settings,
+    load_settings,
+)
 from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 from tests.adapters.fake_telegram import FakeBotAPI
 
@@ -216,3 +226,46 @@ def test_a_wrong_ops_listen_is_one_line_with_its_line(tmp_path: Path, value: str
     with pytest.raises(ConfigError) as info:
         load_settings(cfg)
     assert str(info.value).startswith(f"{cfg}:3: ops.listen: "), str(info.value)
+
+
+async def _allow_connections(url: str, allowed: bool) -> None:
+    """Let connections to the test database in again, or cut every one and refuse new ones (the database is gone)."""
+    import asyncpg
+
+    name = urlsplit(url).path.lstrip("/")
+    con = await asyncpg.connect(pgtest.ADMIN_URL)
+    try:
+        await con.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}')
+        if not allowed:
+            await con.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+    finally:
+        await con.close()
+
+
+@pytest.mark.slow
+async def test_healthz_on_postgresql_turns_503_when_its_connections_are_cut_and_200_when_it_is_back() -> None:
+    pgtest.skip_without_postgres()
+    url = await pgtest.create_database()
+    port = free_port()
+    settings = Settings(
+        knowledge=KnowledgeSettings(path=str(KNOWLEDGE), watch=False), database=DatabaseSettings(url=url),
+        ops=OpsSettings(listen=str(port)),
+    )
+    app = App(settings, runtime=build_shipped(settings))
+    task = asyncio.create_task(app.run(adapters=[]))
+    try:
+        async with aiohttp.ClientSession() as http:
+            r = Running(app, app.runtime, None, f"http://127.0.0.1:{port}", http)  # type: ignore[arg-type]
+            await r.wait_status(200, 20)
+            await _allow_connections(url, False)  # every connection terminated, new ones refused
+            took, body = await r.wait_status(503, 5)
+            assert took < 5 and body["database"]["ok"] is False, body
+            assert body["scheduler"]["ok"] is True  # only the database is down
+            await _allow_connections(url, True)
+            _, body = await r.wait_status(200, 10)
+            assert body["database"]["ok"] is True
+    finally:
+        await _allow_connections(url, True)
+        app.request_stop()
+        await asyncio.wait_for(task, 15)
+        await pgtest.drop_database(url)

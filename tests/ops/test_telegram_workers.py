@@ -10,12 +10,16 @@ import sqlite3
 import time
 from pathlib import Path
 
+import aiohttp
+import pgtest
 import pytest
 
 from tests.helpers.telegram_cluster import (
     QUESTION,
     BotProcess,
+    check,
     expected_conversation,
+    free_port,
     new_api,
     run_cluster,
     wait_until,
@@ -54,9 +58,9 @@ async def test_a_shared_inbox_answers_each_update_once_in_order(tmp_path: Path) 
         await bot.stop()
         await api.stop()
     assert "Traceback" not in bot.stderr(), bot.stderr()[-3000:]
-    wrong = {u: [m["text"][:40] for m in api.sent(u)] for u in users if
-             tuple(m["text"] for m in api.sent(u)) != expected.texts}
-    assert not wrong, f"{len(wrong)} chat(s) without exactly the expected replies in order: {list(wrong.items())[:2]}"
+    verdict = check(api, users, expected)
+    assert not verdict.wrong, f"{len(verdict.wrong)} chat(s) without the expected replies: {verdict.wrong}"
+    assert verdict.repeated_notices == 0  # one process: it remembers every notice it showed
     assert set(_triage_steps(db, users).values()) == {expected.step_id}
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT state, COUNT(*) FROM inbox GROUP BY state").fetchall() == [("done", 4 * len(users))]
@@ -101,3 +105,67 @@ async def test_a_second_poller_says_so_in_one_line_and_takes_over_when_the_first
     counts = [len(api.sent(FIRST_USER + i)) for i in range(40)]
     assert counts == [2] * 40, counts  # notice + answer, once: never fetched by both
     assert took < 15, f"the second poller took {took:.1f} s to take over"
+
+
+async def _pg_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    import asyncpg
+
+    con = await asyncpg.connect(url, timeout=5)
+    try:
+        return [tuple(r) for r in await con.fetch(sql)]
+    finally:
+        await con.close()
+
+
+async def _handled(port: int) -> float:
+    """Messages this process answered, from its /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "runbot_messages_total")
+
+
+@pytest.mark.slow
+async def test_500_runners_through_the_webhook_to_two_processes_on_postgres(tmp_path: Path) -> None:
+    """The acceptance test of issue 18: 500 runners x 4 updates through the fake Telegram webhook to a receiving
+    process and a worker on one PostgreSQL database -> every update answered once, in order, triage consistent."""
+    pgtest.skip_without_postgres()
+    expected = await expected_conversation()
+    url = await pgtest.create_database()
+    api = new_api()
+    await api.start()
+    ports = [free_port(), free_port()]
+    receiver = BotProcess(tmp_path / "receiver", api.port, f"database:\n  url: {url}\nops:\n  listen: {ports[0]}\n",
+                          extra="  inbox: shared\n")
+    worker = BotProcess(tmp_path / "worker", api.port, f"database:\n  url: {url}\nops:\n  listen: {ports[1]}\n",
+                        mode="worker", extra="  inbox: shared\n")
+    bots = [receiver, worker]
+    users = [FIRST_USER + i for i in range(500)]
+    try:
+        for bot in bots:
+            await bot.start()
+        await wait_until(lambda: bool(api.calls_to("setWebhook")), 60, "setWebhook", bots)
+        seconds = await run_cluster(api, bots, users, expected, within=300)
+        await asyncio.sleep(1.0)  # a duplicate would arrive now
+        shares = [await _handled(port) for port in ports]
+        for bot in bots:
+            assert await bot.stop() == 0, bot.stderr()[-3000:]
+        verdict = check(api, users, expected)
+        assert not verdict.wrong, f"{len(verdict.wrong)} chat(s) without the expected replies: {verdict.wrong}"
+        steps = dict(await _pg_rows(url, "SELECT u.platform_user_id, t.step_id FROM users u"
+                                         " JOIN triage_state t ON t.user_id = u.id"))
+        assert {steps.get(str(u)) for u in users} == {expected.step_id}
+        assert await _pg_rows(url, "SELECT state, COUNT(*) FROM inbox GROUP BY state") == [("done", 4 * len(users))]
+        assert await _pg_rows(url, "SELECT COUNT(*) FROM inbox_chats") == [(0,)]
+    finally:
+        for bot in bots:
+            await bot.stop()
+        await api.stop()
+        await pgtest.drop_database(url)
+    for bot in bots:
+        assert "Traceback" not in bot.stderr(), bot.stderr()[-3000:]
+    assert all(share > 0 for share in shares), f"one process answered nothing: {shares}"
+    print(f"postgres, receiver + worker: {4 * len(users)} updates in {seconds:.1f} s, answered {shares}, "
+          f"{verdict.repeated_notices} first-message notice(s) shown again")

@@ -57,7 +57,8 @@ async def test_processes_hold_whole_chats_in_order_and_never_one_another_s(open_
         held_a = await a.claim(2)
         held_b = await b.claim(2)
         assert held_a == ["chat1", "chat2"] and held_b == ["chat0"]  # oldest update first; nobody's chat twice
-        assert await b.claim(5) == []
+        assert await b.claim(5, busy=held_b) == []  # the others' chats never; its own busy ones left out
+        assert await b.claim(5) == ["chat0"]  # its own chat with updates pending, taken back (not busy any more)
         assert [uid for uid, _ in await a.updates("chat1")] == [1, 4, 7]  # in update order
         for uid, payload in await a.updates("chat1"):
             assert payload == {"n": uid}
@@ -65,11 +66,11 @@ async def test_processes_hold_whole_chats_in_order_and_never_one_another_s(open_
         await a.inbox.flush()
         await a.release("chat1")
         await a.inbox.add([(20, "chat1", {"n": 20})])
-        assert await b.claim(5) == ["chat1"]  # a released chat goes to whoever asks
+        assert await b.claim(5, busy=["chat0"]) == ["chat1"]  # a released chat goes to whoever asks
         assert [uid for uid, _ in await b.updates("chat1")] == [20]
         assert await a.renew(["chat1", "chat2"]) == {"chat2"}  # a no longer holds chat1
         await a.release_all()
-        assert await b.claim(5) == ["chat2"]
+        assert await b.claim(5, busy=["chat0", "chat1"]) == ["chat2"]
     finally:
         for q in (a, b):
             await q.release_all()

@@ -32,19 +32,22 @@ class PgChatQueue:
     async def open(self) -> None:
         """The tables come with migration 0006: nothing to create."""
 
-    async def claim(self, limit: int) -> list[str]:
-        """Hold up to ``limit`` chats that have pending updates and no holder (oldest update first)."""
+    async def claim(self, limit: int, busy: Sequence[str] = ()) -> list[str]:
+        """Hold up to ``limit`` chats that have pending updates and no other holder (oldest update first), leaving
+        out ``busy`` (this process's chats being worked on)."""
         now = datetime.now(UTC)
         async with self.inbox._con() as con:
             rows = await con.fetch(
                 "INSERT INTO inbox_chats AS c (platform, chat_key, owner, lease_until)"
                 " SELECT platform, chat_key, $1, $2 FROM inbox i WHERE i.platform = $3 AND i.state = 'pending'"
                 " AND NOT EXISTS (SELECT 1 FROM inbox_chats h WHERE h.platform = i.platform"
-                " AND h.chat_key = i.chat_key AND h.lease_until >= $4)"
+                " AND h.chat_key = i.chat_key AND h.lease_until >= $4 AND h.owner <> $1)"
+                " AND i.chat_key <> ALL($6::text[])"
                 " GROUP BY platform, chat_key ORDER BY MIN(update_id) LIMIT $5"
                 " ON CONFLICT (platform, chat_key) DO UPDATE SET owner = excluded.owner,"
-                " lease_until = excluded.lease_until WHERE c.lease_until < $4 RETURNING chat_key",
-                self.owner, now + self.lease, self.platform, now, limit,
+                " lease_until = excluded.lease_until WHERE c.lease_until < $4 OR c.owner = excluded.owner"
+                " RETURNING chat_key",
+                self.owner, now + self.lease, self.platform, now, limit, list(busy),
             )
         return [str(r[0]) for r in rows]
 

@@ -39,6 +39,9 @@ class PgInbox:
         self._flusher: asyncio.Task[None] | None = None
         self._open = False
         self._failing = False
+        #: one flush at a time: a flush returns only once every mark made before it is written (the shared inbox
+        #: lets a chat go right after; a mark still being written by the background flush would be read as pending)
+        self._flush_lock = asyncio.Lock()
 
     @property
     def durable(self) -> bool:
@@ -141,6 +144,10 @@ class PgInbox:
             self._failing = False
 
     async def flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         ids, self._done = self._done, []
         if not ids or not self._open:
             self._done = ids + self._done if ids else self._done

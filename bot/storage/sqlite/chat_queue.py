@@ -62,18 +62,21 @@ class SQLiteChatQueue:
         await self._write_script(_SCHEMA)
 
     # ----------------------------------------------------------------- chats
-    async def claim(self, limit: int) -> list[str]:
-        """Hold up to ``limit`` chats that have pending updates and no holder (oldest update first)."""
+    async def claim(self, limit: int, busy: Sequence[str] = ()) -> list[str]:
+        """Hold up to ``limit`` chats that have pending updates and no other holder (oldest update first): chats
+        nobody holds, and this process's own idle ones (see ``release``); ``busy``: this process's chats being worked
+        on (left out: they would fill the limit)."""
         now = datetime.now(UTC)
         rows = await self._write(
             "INSERT INTO inbox_chats (platform, chat_key, owner, lease_until)"
             " SELECT platform, chat_key, ?, ? FROM inbox i WHERE i.platform = ? AND i.state = 'pending'"
             " AND NOT EXISTS (SELECT 1 FROM inbox_chats c WHERE c.platform = i.platform AND c.chat_key = i.chat_key"
-            " AND c.lease_until >= ?)"
+            " AND c.lease_until >= ? AND c.owner <> ?)"
+            f" AND i.chat_key NOT IN ({','.join('?' * len(busy))})"
             " GROUP BY platform, chat_key ORDER BY MIN(update_id) LIMIT ?"
             " ON CONFLICT (platform, chat_key) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until"
-            " WHERE inbox_chats.lease_until < ? RETURNING chat_key",
-            (self.owner, _at(now + self.lease), self.platform, _at(now), limit, _at(now)),
+            " WHERE inbox_chats.lease_until < ? OR inbox_chats.owner = excluded.owner RETURNING chat_key",
+            (self.owner, _at(now + self.lease), self.platform, _at(now), self.owner, *busy, limit, _at(now)),
         )
         return [str(r[0]) for r in rows]
 
@@ -109,7 +112,9 @@ class SQLiteChatQueue:
         return {str(r[0]) for r in rows}
 
     async def release(self, chat_key: str) -> None:
-        """Let the chat go (its done marks must be written first: ``inbox.flush()``)."""
+        """Let the chat go now (at shutdown; its done marks must be written first: ``inbox.flush()``). A chat with
+        nothing pending is not released: it stays with this process for the rest of its lease, so a conversation's
+        next message finds the process that remembers it (a safety question waiting for its answer, the notice)."""
         await self._write(
             "DELETE FROM inbox_chats WHERE platform = ? AND chat_key = ? AND owner = ? RETURNING chat_key",
             (self.platform, chat_key, self.owner),

@@ -66,6 +66,9 @@ class SQLiteInbox:
         self._flusher: asyncio.Task[None] | None = None
         self._lock = store._lock if store is not None else asyncio.Lock()
         self._failing = False
+        #: one flush at a time: a flush returns only once every mark made before it is written (the shared inbox
+        #: lets a chat go right after; a mark still being written by the background flush would be read as pending)
+        self._flush_lock = asyncio.Lock()
 
     @property
     def durable(self) -> bool:
@@ -237,6 +240,10 @@ class SQLiteInbox:
             self._failing = False
 
     async def flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         ids, self._done = self._done, []
         if not ids or self._db is None:
             return
