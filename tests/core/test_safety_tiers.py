@@ -160,6 +160,7 @@ def test_urgent_and_pidgin_wordings_raise_their_category(detector: RedFlagDetect
         "knot in the muscle next to my spine, the foam roller gets it out",
         "upper back a bit tight after the rowing session",
         "lump in my throat at the finish, what a race",
+        "the upper back of my vest is all sweaty constantly",
     ],
 )
 def test_everyday_lumps_knots_and_tight_upper_backs_stay_quiet(detector: RedFlagDetector, quiet: str) -> None:
