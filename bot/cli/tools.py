@@ -81,6 +81,9 @@ async def explain(args: argparse.Namespace, settings: Settings) -> int:
             elif h.chance is not None:
                 why += f", asked instead: the learned check puts the chance at {h.chance}"
             print(f"{tier}: {h.category} ({h.level}), {why}, words {list(h.words)}")
+    also = ex.assessment.also_ask
+    if also is not None:
+        print(f"then asks: {also.category} ({also.level}), after the alarm ({also.file}:{also.rule_line})")
     print(f"tier: {ex.tier}")
     return 0
 

@@ -43,7 +43,6 @@ Waker = Callable[[], None]
 Reloader = Callable[[], Awaitable[str]]
 
 
-
 @dataclass
 class EngineOptions:
     """Switches for one-shot tools: ``ask`` and ``eval`` show no first-time notice and skip flood control."""
@@ -167,7 +166,7 @@ class Engine:
             return await self._listen_only(msg, k, text, escalation)
         if escalation is not None:  # before any storage: the reply never waits for the database
             self.safety.take(_who(msg))
-            return await self._escalate(self._unloaded(msg, k), escalation)
+            return self._ask_also(msg, k, assessment, await self._escalate(self._unloaded(msg, k), escalation))
         verdict = await self._flood(_who(msg))
         if verdict != "ok":
             return Outcome((Reply(replies.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
@@ -185,6 +184,19 @@ class Engine:
             reply = Reply(question, SafetyGate.choices(check), private=not msg.is_private)
             return Outcome((reply,), "safety-check", safety_check=check)
         return await self._route(await self._context(msg, k), stripped, command)
+
+    def _ask_also(self, msg: IncomingMessage, k: Knowledge, assessment: Assessment, outcome: Outcome) -> Outcome:
+        """After an alarm that went out, the question about something more severe it must not hide (privately in a
+        group; never in a listen channel, where only the alarm acts)."""
+        also = assessment.also_ask
+        if also is None or not outcome.replies or also.category not in k.red_flags.categories:
+            return outcome
+        check = k.red_flags.safety_check(also, self.settings.safety)
+        self.safety.ask(_who(msg), check, msg.text, after_alarm=True)
+        question = Reply(
+            replies.safety_check_after_alarm(check.question), SafetyGate.choices(check), private=not msg.is_private
+        )
+        return replace(outcome, replies=(*outcome.replies, question), safety_check=check)
 
     def _unloaded(self, msg: IncomingMessage, k: Knowledge) -> Context:
         return Context(msg, resilience.transient_user(msg, self.clock.now()), k, degraded=True, loaded=False)
@@ -257,6 +269,8 @@ class Engine:
             return await self._escalate(ctx, Escalation(cat.level, cat.id))  # writes nothing before the reply
         if pending is None:
             return Outcome((Reply(replies.SAFETY_CHECK_ASK_AGAIN),), "fallback")
+        if pending.after_alarm:  # the message had its alarm already: nothing to carry on with
+            return Outcome((Reply(replies.SAFETY_CHECK_AFTER_ALARM_NO, private=ctx.private),), "safety-check")
         if not ctx.loaded:
             ctx = await self._context(ctx.msg, ctx.k)
         carried_text = pending.text[:MAX_MATCH_CHARS].strip()

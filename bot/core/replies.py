@@ -62,7 +62,7 @@ def help_text(knowledge: Knowledge) -> str:
     topics = ", ".join(e.title for e in list(knowledge.entries.values())[:12])
     return (
         "I can help with lower back pain after running.\n\n"
-        "• Ask a question in your own words, e.g. \"why does my lower back hurt after running?\"\n"
+        '• Ask a question in your own words, e.g. "why does my lower back hurt after running?"\n'
         f"• /triage – a short guided check (up to {knowledge.triage.max_questions} questions) with a personal plan\n"
         "• /cancel – leave the check\n"
         "• /followups on|off – allow or stop check-ins a few days later\n"
@@ -204,7 +204,12 @@ def safety_check_text(question: str) -> str:
     return f"Before I answer, one quick safety question:\n\n{question}"
 
 
+def safety_check_after_alarm(question: str) -> str:
+    return f"One more safety question, because these signs are easy to miss:\n\n{question}"
+
+
 SAFETY_CHECK_CARRY_ON = "Thanks — glad to hear it."
+SAFETY_CHECK_AFTER_ALARM_NO = "Thanks. The advice above still stands; if that changes, call for help straight away."
 SAFETY_CHECK_ASK_AGAIN = "Thanks. What would you like to ask about your back?"
 
 
@@ -221,8 +226,11 @@ def triage_plan(
     parts = [fill(p, safety) for p in plan_paragraphs(knowledge.triage, outcome)]
     if escalation is not None:
         parts.insert(0, fill(EMERGENCY_HEADER if escalation.level == "emergency" else URGENT_HEADER, safety))
-    linked = [] if outcome.disposition == "emergency" else [knowledge.entries[f] for f in outcome.faq
-                                                             if f in knowledge.entries]
+    linked = (
+        []
+        if outcome.disposition == "emergency"
+        else [knowledge.entries[f] for f in outcome.faq if f in knowledge.entries]
+    )
     if linked:
         parts.append("Worth reading: " + "; ".join(e.title for e in linked) + ".")
     parts.append(DISCLAIMER)

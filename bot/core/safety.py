@@ -34,6 +34,8 @@ class Pending:
     check: SafetyCheck
     text: str
     asked_at: float
+    #: asked after an alarm (``Assessment.also_ask``): the message was answered already, "no" adds nothing more
+    after_alarm: bool = False
 
 
 class SafetyGate:
@@ -57,9 +59,9 @@ class SafetyGate:
     def choices(check: SafetyCheck) -> tuple[Choice, ...]:
         return (Choice("Yes", payloads.check_yes(check.category)), Choice("No", payloads.check_no()))
 
-    def ask(self, who: str, check: SafetyCheck, text: str) -> None:
+    def ask(self, who: str, check: SafetyCheck, text: str, *, after_alarm: bool = False) -> None:
         self._pending.pop(who, None)
-        self._pending[who] = Pending(check, text, self._monotonic())
+        self._pending[who] = Pending(check, text, self._monotonic(), after_alarm)
         while len(self._pending) > PENDING_LIMIT:
             self._pending.popitem(last=False)
 

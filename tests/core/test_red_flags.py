@@ -122,8 +122,12 @@ def test_recall_and_false_escalations(detector: RedFlagDetector, name: str) -> N
 def test_every_category_is_named_for_the_wordings_written_for_it(detector: RedFlagDetector) -> None:
     """Not only the level: the tuners' lines for each catalogue category (the redflag_extra* sets) get that category
     (nine in ten at least), so the escalation message is the one written for it."""
-    rows = [r for path in sorted(DATA.glob("redflag_extra*.jsonl")) for r in _rows(path.name)
-            if r.get("escalation", "none") != "none" and r.get("category")]
+    rows = [
+        r
+        for path in sorted(DATA.glob("redflag_extra*.jsonl"))
+        for r in _rows(path.name)
+        if r.get("escalation", "none") != "none" and r.get("category")
+    ]
     for cid in sorted((EMERGENCY_IDS | URGENT_IDS) - LATER_URGENT_IDS):
         lines = [r["text"] for r in rows if r["category"] == cid]
         missed = [t for t in lines if cid not in {e.category for e in detector.detect_all(t)}]
@@ -556,6 +560,43 @@ categories:
 def _parse(text: str) -> tuple[RedFlagDetector | None, list[str]]:
     det, problems = parse_red_flags(load_text(text, "rf.yaml"), "rf.yaml")
     return det, [str(p) for p in problems]
+
+
+_TWO_LEVELS = (
+    _GOOD
+    + """\
+  - id: sore-leg
+    level: urgent
+    title: Sore leg
+    message: See a doctor today.
+    then_ask: cauda-equina
+    rules:
+      - [numb]
+"""
+)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("then_ask: cauda-equina", "then_ask: cauda"), "rf.yaml:12: 'sore-leg' has then_ask 'cauda', which is not"),
+        (("then_ask: cauda-equina", "then_ask: Cauda Equina"), "rf.yaml:16: 'then_ask' must be the id of"),
+        (("then_ask: cauda-equina", "then_ask: sore-leg"), "which is not more severe (urgent)"),
+        (("then_ask: cauda-equina", "then_ask: cauda-equina"), "which has no 'check' question to ask"),
+    ],
+)
+def test_then_ask_must_name_a_graver_category_with_a_question(edit: tuple[str, str], expected: str) -> None:
+    _, problems = _parse(_TWO_LEVELS.replace(*edit))
+    assert any(expected in p for p in problems), problems
+
+
+def test_then_ask_follows_the_alarm() -> None:
+    text = _TWO_LEVELS.replace("      - [numb, saddle]\n", "      - [numb, saddle]\n    check: Numb groin right now?\n")
+    det, problems = _parse(text)
+    assert problems == [] and det is not None
+    found = det.assess("my leg is numb")
+    assert found.escalation == Escalation("urgent", "sore-leg")
+    assert found.also_ask is not None and found.also_ask.category == "cauda-equina"
 
 
 def test_minimal_catalogue_parses_and_works() -> None:

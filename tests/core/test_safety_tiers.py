@@ -250,6 +250,64 @@ async def test_listen_channels_act_on_alarms_only(runtime: Runtime) -> None:
     assert alarm.escalation is not None and alarm.escalation.level == "emergency"
 
 
+# --- an alarm never hides something worse ------------------------------------------------------
+
+WEAK_LEG = "my left ankle feels weak since my back flared up"
+FEVER_AND_PEE = "had a fever of 38.5 since yesterday with this back pain, and peeing feels a bit odd"
+
+
+def test_an_urgent_alarm_carries_its_then_ask_question(detector: RedFlagDetector) -> None:
+    found = detector.assess(WEAK_LEG)
+    assert [h.category for h in found.alarms] == ["new-leg-weakness"]
+    assert found.also_ask is not None
+    assert (found.also_ask.category, found.also_ask.level) == ("progressive-weakness", "emergency")
+
+
+def test_a_graver_possible_hit_is_not_hidden_by_an_urgent_alarm(detector: RedFlagDetector) -> None:
+    found = detector.assess(FEVER_AND_PEE)
+    assert found.escalation is not None and found.escalation.level == "urgent"
+    assert found.also_ask is not None and found.also_ask.category == "cauda-equina"
+    assert detector.assess("my groin is numb and I can't pee").also_ask is None  # already the gravest
+
+
+async def test_the_alarm_goes_out_first_then_the_graver_question(runtime: Runtime) -> None:
+    outcome = await runtime.engine.handle(dm(WEAK_LEG))
+    assert outcome.kind == "escalation"
+    assert outcome.escalation is not None and outcome.escalation.category == "new-leg-weakness"
+    assert outcome.safety_check is not None and outcome.safety_check.level == "emergency"
+    alarm, question = outcome.replies
+    assert "see a doctor today" in alarm.text.lower() and not alarm.choices
+    assert outcome.safety_check.question in question.text and "suddenly" in question.text
+    assert [c.payload for c in question.choices] == [check_yes("progressive-weakness"), check_no()]
+    yes = await runtime.engine.handle(dm(choice=check_yes("progressive-weakness")))
+    assert yes.escalation is not None and yes.escalation.level == "emergency"
+    assert "call 999" in yes.replies[0].text.lower()
+
+
+async def test_no_after_the_alarm_keeps_its_advice_and_answers_nothing_else(runtime: Runtime) -> None:
+    await runtime.engine.handle(dm("why does my back hurt after running? " + WEAK_LEG))
+    outcome = await runtime.engine.handle(dm("no"))
+    assert outcome.escalation is None and outcome.faq_id is None
+    assert [r.text for r in outcome.replies] == [
+        "Thanks. The advice above still stands; if that changes, call for help straight away."
+    ]
+
+
+async def test_in_a_group_the_follow_up_question_is_private(runtime: Runtime) -> None:
+    outcome = await runtime.engine.handle(group(FEVER_AND_PEE))
+    assert outcome.escalation is not None and outcome.escalation.category == "infection"
+    assert outcome.safety_check is not None and outcome.safety_check.category == "cauda-equina"
+    assert outcome.replies[-1].private and outcome.replies[-1].choices
+    assert not outcome.replies[0].private  # the short public line
+
+
+async def test_a_listen_channel_gets_the_alarm_without_the_question(runtime: Runtime) -> None:
+    msg = IncomingMessage("test", "u5", "club", text=WEAK_LEG, is_private=False, listen_only=True)
+    outcome = await runtime.engine.handle(msg)
+    assert outcome.escalation is not None and outcome.escalation.category == "new-leg-weakness"
+    assert outcome.safety_check is None and not any(r.choices for r in outcome.replies)
+
+
 # --- the CLI contract ---------------------------------------------------------------------------
 
 

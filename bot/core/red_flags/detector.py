@@ -44,6 +44,9 @@ class RedFlagCategory:
     #: lets the message open instead, e.g. support first for self-harm) and ends with the "not a diagnosis" note
     header: bool = True
     footer: bool = True
+    #: a more severe category whose safety question follows this category's alarm ("then_ask" in the YAML): people
+    #: rarely mention the graver signs unless asked (new leg weakness -> is it sudden, worse, in both legs?)
+    then_ask: str = ""
 
     def render(self, safety: SafetySettings) -> str:
         """The message with every placeholder filled for ``safety``."""
@@ -73,6 +76,9 @@ class Assessment:
 
     alarms: tuple[RuleHit, ...] = ()
     checks: tuple[RuleHit, ...] = ()
+    #: with an alarm: the question about something more severe that the alarm must not hide (a check hit above the
+    #: alarm's level, or the alarm category's ``then_ask``); the bot asks it after the alarm
+    also_ask: RuleHit | None = None
 
     @property
     def escalation(self) -> Escalation | None:
@@ -143,7 +149,7 @@ class RedFlagDetector:
         if toks is None:
             return Assessment()
         ctx = self._context(toks)
-        return self._learned_check(toks, Assessment() if ctx is None else self._assess(ctx))
+        return self._also_ask(self._learned_check(toks, Assessment() if ctx is None else self._assess(ctx)))
 
     def words(self, text: str) -> Tokens | None:
         """The message as the rules and the learned check see it: unified words, variants rewritten."""
@@ -174,6 +180,22 @@ class RedFlagDetector:
         # model hears an emergency): the model's question comes first
         asked = RuleHit(cat.id, cat.level, 0, guess.words, "check", f"red_flags/{MODEL_FILE}", chance)
         return Assessment((), (asked, *found.checks))
+
+    def _also_ask(self, found: Assessment) -> Assessment:
+        """An alarm never hides a more severe possibility: a check hit above the alarm's level is asked after it,
+        else the alarm category's ``then_ask`` question (for the signs people do not mention unless asked)."""
+        if not found.alarms:
+            return found
+        top = found.alarms[0]
+        graver = [h for h in found.checks if LEVEL_RANK[h.level] < LEVEL_RANK[top.level]]
+        if graver:
+            return replace(found, also_ask=graver[0])
+        where = self.categories.get(top.category)
+        follow = self.categories.get(where.then_ask) if where is not None else None
+        if where is None or follow is None or LEVEL_RANK[follow.level] >= LEVEL_RANK[top.level]:
+            return found
+        asked = RuleHit(follow.id, follow.level, where.line, top.words, "check", where.file)
+        return replace(found, also_ask=asked)
 
     def _assess(self, ctx: MessageContext) -> Assessment:
         alarms: list[RuleHit] = []
@@ -219,7 +241,7 @@ class RedFlagDetector:
             if not concept.startswith("~")
             for h in hits
         )
-        return Explanation(terms, self._learned_check(toks, self._assess(ctx)))
+        return Explanation(terms, self._also_ask(self._learned_check(toks, self._assess(ctx))))
 
     def _context(self, toks: Tokens) -> MessageContext | None:
         hits = self._m.find(toks) + self._lexicon.age_hits(toks)

@@ -27,7 +27,19 @@ _CONTEXT_KEYS = frozenset({"version", "settings", "real_words", "variants", "age
 _TOP_KEYS = frozenset({*_CONTEXT_KEYS, "concepts", "categories"})
 _EXAMPLE_KEYS = ("examples", "check_examples", "not")
 _CATEGORY_KEYS = frozenset(
-    {"id", "level", "title", "message", "source", "rules", "check", "check_rules", *_EXAMPLE_KEYS, *_SWITCH_KEYS}
+    {
+        "id",
+        "level",
+        "title",
+        "message",
+        "source",
+        "rules",
+        "check",
+        "check_rules",
+        "then_ask",
+        *_EXAMPLE_KEYS,
+        *_SWITCH_KEYS,
+    }
 )
 _RULE_KEYS = frozenset({"all", "unless", "within"})
 _CONCEPT_KEYS = frozenset({"terms", "past_ok", "note"})
@@ -109,6 +121,7 @@ def parse_red_flag_docs(docs: Sequence[tuple[str, Any]]) -> tuple[RedFlagDetecto
                 check_rules[parsed[0].id] = parsed[2]
     if not categories and not b.problems:
         b.problem(1, "no red-flag categories")
+    _check_then_ask(b, categories)
 
     for file, block, cline in raw_concepts:
         b.file = file
@@ -210,6 +223,10 @@ def _parse_category(
         if not isinstance(value, bool):
             b.problem(key_line(cat, key, line), f"'{key}' must be true or false")
             ok = False
+    then_ask = cat.get("then_ask", "")
+    if not isinstance(then_ask, str) or (then_ask and not _ID_RE.match(then_ask)):
+        b.problem(key_line(cat, "then_ask", line), "'then_ask' must be the id of another category, like cauda-equina")
+        ok = False
     if "source" in cat and not (isinstance(cat["source"], str) and cat["source"].strip()):
         b.problem(key_line(cat, "source", line), "'source' must be non-empty text")
     parsed_rules = _parse_rules(b, cat, "rules", line, used, required=True)
@@ -243,8 +260,25 @@ def _parse_category(
         examples["not"],
         header=switches["header"],
         footer=switches["footer"],
+        then_ask=then_ask,
     )
     return category, parsed_rules, parsed_checks
+
+
+def _check_then_ask(b: Builder, categories: Sequence[RedFlagCategory]) -> None:
+    """A ``then_ask`` names a category that exists, has a question, and is more severe than the one asking."""
+    by_id = {c.id: c for c in categories}
+    for cat in categories:
+        if not cat.then_ask:
+            continue
+        b.file = cat.file
+        follow = by_id.get(cat.then_ask)
+        if follow is None:
+            b.problem(cat.line, f"'{cat.id}' has then_ask '{cat.then_ask}', which is not a red-flag category")
+        elif LEVELS.index(follow.level) >= LEVELS.index(cat.level):
+            b.problem(cat.line, f"'{cat.id}' has then_ask '{follow.id}', which is not more severe ({follow.level})")
+        elif not follow.check:
+            b.problem(cat.line, f"'{cat.id}' has then_ask '{follow.id}', which has no 'check' question to ask")
 
 
 def _placeholders_ok(b: Builder, text: str, key: str, line: int) -> bool:
