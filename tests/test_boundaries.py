@@ -163,3 +163,18 @@ def test_one_shot_ask_does_not_import_platform_libraries() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert "LOADED []" in res.stderr, res.stderr
+
+
+def _too_long(folder: str, limit: int) -> list[str]:
+    paths = sorted((ROOT / folder).rglob("*.py"))
+    assert paths, folder
+    lengths = {p.relative_to(ROOT).as_posix(): len(p.read_text(encoding="utf-8").splitlines()) for p in paths}
+    return [f"{name}: {n} lines" for name, n in lengths.items() if n > limit]
+
+
+def test_no_module_in_bot_is_over_400_lines() -> None:
+    assert _too_long("bot", 400) == []
+
+
+def test_no_red_flag_module_is_over_350_lines() -> None:
+    assert _too_long("bot/core/red_flags", 350) == []

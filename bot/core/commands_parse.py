@@ -40,6 +40,12 @@ class Command:
         return self.bot is None or self.bot.casefold() == bot_username.casefold()
 
     @property
+    def asks_a_question(self) -> bool:
+        """ "/ask <question>" (Discord's and Telegram's /ask) is a question like any other: a possible red flag in
+        it gets the safety question; other commands never do."""
+        return self.name == "ask" and bool(self.args)
+
+    @property
     def text(self) -> str:
         """The command as the engine reads it, without the bot's name: ``/ask why?``."""
         return f"/{self.name} {self.args}".strip()

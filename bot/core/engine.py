@@ -156,7 +156,7 @@ class Engine:
         if msg.listen_only:
             outcome = overheard(outcome)
         if failed:  # fail closed: whatever else the message gets, it also gets the safety line
-            outcome = _plus(outcome, Reply(replies.safety_line(self.settings.safety)))
+            outcome = outcome.plus(Reply(replies.safety_line(self.settings.safety)))
         return outcome
 
     async def _handle_assessed(self, msg: IncomingMessage, k: Knowledge, assessment: Assessment) -> Outcome:
@@ -177,26 +177,23 @@ class Engine:
                 return await self._check_answer(self._unloaded(msg, k), answer, None)
         command = parse_command(stripped)
         possible = assessment.possible
-        if possible is not None and (command is None or _asks_a_question(command)):
-            check = k.red_flags.safety_check(possible, self.settings.safety)
-            self.safety.ask(_who(msg), check, msg.text)
-            question = replies.safety_check_text(check.question)
-            reply = Reply(question, SafetyGate.choices(check), private=not msg.is_private)
+        if possible is not None and (command is None or command.asks_a_question):
+            reply, check = self.safety.question(
+                k, _who(msg), possible, self.settings.safety, msg.text, private=not msg.is_private
+            )
             return Outcome((reply,), "safety-check", safety_check=check)
         return await self._route(await self._context(msg, k), stripped, command)
 
     def _ask_also(self, msg: IncomingMessage, k: Knowledge, assessment: Assessment, outcome: Outcome) -> Outcome:
-        """After an alarm that went out, the question about something more severe it must not hide (privately in a
-        group; never in a listen channel, where only the alarm acts)."""
-        also = assessment.also_ask
-        if also is None or not outcome.replies or also.category not in k.red_flags.categories:
+        """After an alarm that went out, the question about something graver it must not hide (privately in a group;
+        never in a listen channel, where only the alarm acts)."""
+        if assessment.also_ask is None or not outcome.replies:
             return outcome
-        check = k.red_flags.safety_check(also, self.settings.safety)
-        self.safety.ask(_who(msg), check, msg.text, after_alarm=True)
-        question = Reply(
-            replies.safety_check_after_alarm(check.question), SafetyGate.choices(check), private=not msg.is_private
+        who, safety = _who(msg), self.settings.safety
+        reply, check = self.safety.question(
+            k, who, assessment.also_ask, safety, msg.text, private=not msg.is_private, after_alarm=True
         )
-        return replace(outcome, replies=(*outcome.replies, question), safety_check=check)
+        return replace(outcome.plus(reply), safety_check=check)
 
     def _unloaded(self, msg: IncomingMessage, k: Knowledge) -> Context:
         return Context(msg, resilience.transient_user(msg, self.clock.now()), k, degraded=True, loaded=False)
@@ -275,7 +272,7 @@ class Engine:
             ctx = await self._context(ctx.msg, ctx.k)
         carried_text = pending.text[:MAX_MATCH_CHARS].strip()
         carried = await self._route(ctx, carried_text, parse_command(carried_text))
-        return _plus(carried, Reply(replies.SAFETY_CHECK_CARRY_ON, private=ctx.private), first=True)
+        return carried.plus(Reply(replies.SAFETY_CHECK_CARRY_ON, private=ctx.private), first=True)
 
     async def handle_choice(self, msg: IncomingMessage, k: Knowledge | None = None) -> Outcome:
         k = k or self.knowledge.current
@@ -398,16 +395,5 @@ class Engine:
         return replace(outcome, replies=(*ctx.prefix, *outcome.replies))
 
 
-def _asks_a_question(command: Command) -> bool:
-    """ "/ask <question>" (Discord's and Telegram's /ask) is a question like any other: a possible red flag in it
-    gets the safety question; other commands never do."""
-    return command.name == "ask" and bool(command.args)
-
-
 def _who(msg: IncomingMessage) -> str:
     return f"{msg.platform}:{msg.user_id}"
-
-
-def _plus(outcome: Outcome, reply: Reply, *, first: bool = False) -> Outcome:
-    """The outcome with one more reply (before the others when ``first``)."""
-    return replace(outcome, replies=(reply, *outcome.replies) if first else (*outcome.replies, reply))

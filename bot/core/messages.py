@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from bot.core.payloads import MAX_PAYLOAD_BYTES, fits
@@ -120,5 +120,10 @@ class Outcome:
     escalation: Escalation | None = None
     confidence: float = 0.0
     alternatives: tuple[str, ...] = field(default=())
-    #: set when the bot asked a safety question about a possible red flag instead of escalating
+    #: set when the bot asked a safety question: about a possible red flag instead of escalating, or about a graver
+    #: one right after an urgent alarm
     safety_check: SafetyCheck | None = None
+
+    def plus(self, *more: Reply, first: bool = False) -> Outcome:
+        """This outcome with more replies (before the others when ``first``)."""
+        return replace(self, replies=(*more, *self.replies) if first else (*self.replies, *more))

@@ -13,10 +13,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.core import payloads
+from bot.core import payloads, replies
 from bot.core.knowledge import Knowledge
-from bot.core.messages import Choice, SafetyCheck
-from bot.core.red_flags import Assessment
+from bot.core.messages import Choice, Reply, SafetyCheck
+from bot.core.red_flags import Assessment, RuleHit
+from bot.core.settings import SafetySettings
 from bot.core.text import normalize
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,24 @@ class SafetyGate:
     @staticmethod
     def choices(check: SafetyCheck) -> tuple[Choice, ...]:
         return (Choice("Yes", payloads.check_yes(check.category)), Choice("No", payloads.check_no()))
+
+    def question(
+        self,
+        k: Knowledge,
+        who: str,
+        hit: RuleHit,
+        safety: SafetySettings,
+        text: str,
+        *,
+        private: bool,
+        after_alarm: bool = False,
+    ) -> tuple[Reply, SafetyCheck]:
+        """The yes/no question for a possible red flag (or, ``after_alarm``, for a graver one after an alarm),
+        remembered as ``who``'s open question."""
+        check = k.red_flags.safety_check(hit, safety)
+        self.ask(who, check, text, after_alarm=after_alarm)
+        words = replies.safety_check_after_alarm if after_alarm else replies.safety_check_text
+        return Reply(words(check.question), self.choices(check), private=private), check
 
     def ask(self, who: str, check: SafetyCheck, text: str, *, after_alarm: bool = False) -> None:
         self._pending.pop(who, None)
