@@ -34,6 +34,8 @@ COINCIDENCES = frozenset(
         "should i see a physio for my ankle",
         "how do i stop overstriding",
         "should i see a physio for my lower back",
+        # faq_blind_e (written 2026-12-05 likewise)
+        "can i run with sciatica",
     }
 )
 
