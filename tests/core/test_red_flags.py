@@ -33,7 +33,7 @@ EMERGENCY_IDS = {
 }
 #: added from the NHS "Back pain" urgent list after the extra sets were written (redflag_blind_d covers them)
 LATER_URGENT_IDS = {"back-lump", "thoracic"}
-LATER_EMERGENCY_IDS = {"sepsis", "stroke"}
+LATER_EMERGENCY_IDS = {"sepsis", "stroke", "anaphylaxis", "asthma-attack", "hyponatraemia"}
 URGENT_IDS = {"infection", "cancer", "fracture-risk", "night-pain", "kidney", "new-leg-weakness", *LATER_URGENT_IDS}
 
 
