@@ -395,3 +395,64 @@ async def test_discord_ask_command_with_a_possible_hit_gets_an_ephemeral_questio
     [question] = await env.fake.wait_sent(1)
     assert question.ephemeral
     _assert_discord_question(question, outcome, check_category(knowledge, EREC))
+
+
+# ------------------------------------------------------------- an urgent alarm, then the graver question
+
+#: alarm tier, infection (urgent); "peeing feels a bit odd" asks the cauda-equina question after it
+URGENT_AND_GRAVER = "had a fever of 38.5 since yesterday with this back pain, and peeing feels a bit odd"
+
+
+def test_the_urgent_sample_carries_a_graver_question(knowledge: Knowledge) -> None:
+    found = knowledge.red_flags.assess(URGENT_AND_GRAVER)
+    assert found.escalation is not None and found.escalation.level == "urgent"
+    assert found.also_ask is not None and found.also_ask.level == "emergency"
+
+
+async def test_telegram_group_alarm_goes_public_short_and_the_graver_question_privately(
+    api: FakeBotAPI, telegram: TelegramAdapter, tg_engine: tg.RecordingEngine, knowledge: Knowledge
+) -> None:
+    graver = knowledge.red_flags.assess(URGENT_AND_GRAVER).also_ask
+    assert graver is not None
+    await tg._group_say(api, tg.USER, f"@{tg.BOT} {URGENT_AND_GRAVER}")
+    await api.wait_for(lambda: len(tg_engine.seen) == 1)
+    _, outcome = tg_engine.last
+    assert outcome.escalation is not None and outcome.safety_check is not None
+    public = [r for r in outcome.replies if not r.private]
+    private = [r for r in outcome.replies if r.private]
+    assert len(public) == 1 and not public[0].choices  # the short line, no question in the group
+    in_group = await api.wait_sent(tg.GROUP, 1)
+    assert tg._texts(in_group)[0] == public[0].text
+    assert "pee" not in in_group[0]["text"].lower()
+    sent = await api.wait_sent(tg.USER, len(private))
+    assert tg._texts(sent) == [r.text for r in private]
+    question = sent[-1]
+    assert outcome.safety_check.question in question["text"]
+    assert tg._payloads(question) == yes_no(graver.category)
+
+    pressed = await tg._private_press(api, tg_engine, tg.USER, question, check_yes(graver.category))
+    _, outcome = tg_engine.last
+    assert outcome.escalation is not None and outcome.escalation.level == "emergency"
+    assert tg._texts(pressed) == [r.text for r in outcome.replies]
+
+
+async def test_discord_dm_alarm_then_the_graver_question_and_no_keeps_the_advice(
+    env: dc.Env, knowledge: Knowledge
+) -> None:
+    graver = knowledge.red_flags.assess(URGENT_AND_GRAVER).also_ask
+    assert graver is not None
+    sent = await env.ask_dm(env.alice, URGENT_AND_GRAVER)
+    _, outcome = env.engine.last()
+    assert outcome.escalation is not None and outcome.escalation.level == "urgent"
+    assert [s.content for s in sent] == dc.texts(outcome.replies)
+    question = sent[-1]
+    assert [b["custom_id"] for b in question.buttons] == yes_no(graver.category)
+    assert not any(s.buttons for s in sent[:-1])  # the alarm itself has no buttons
+
+    mark = env.fake.mark()
+    await env.fake.click(env.alice, question, check_no())
+    _, outcome = await dc._next_call(env, 2)
+    assert outcome.escalation is None and outcome.faq_id is None
+    answered = await env.fake.wait_sent(len(outcome.replies), since=mark)
+    assert [s.content for s in answered] == dc.texts(outcome.replies)
+    assert "advice above still stands" in answered[0].content
