@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from bot.core import payloads
 from bot.core.analysis import Analyzer
 from bot.core.consent_text import CONSENT_FILE, DEFAULT_CONSENT, ConsentText, parse_consent
 from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
+from bot.core.lru import LruCache
 from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs
 from bot.core.red_flags.learned import MODEL_FILE, parse_learned
 from bot.core.schema import KEBAB, Checker
@@ -29,6 +31,7 @@ TRIAGE_FILE = "triage.yaml"
 RED_FLAGS_DIR = "red_flags"
 #: read first: the context vocabulary and the concepts shared by several categories
 RED_FLAGS_FIRST = ("context.yaml", "shared.yaml")
+MODEL_NAME = f"{RED_FLAGS_DIR}/{MODEL_FILE}"
 CHATTER_FILE = "chatter.yaml"
 #: the matcher's id for club chatter: when it wins, no FAQ answer is given
 CHATTER_ID = "_chatter"
@@ -188,38 +191,77 @@ def _triage_checked(data: Any, ck: Checker) -> TriageFlow | None:
 
 
 def _read_red_flags(folder: _Folder) -> RedFlagDetector | None:
-    """The catalogue folder: context.yaml, shared.yaml, then one file per category."""
+    """The catalogue folder: context.yaml, shared.yaml, then one file per category, and the learned check's model.
+    Built once per content: loading the knowledge again with these files unchanged (a reload after an FAQ change, a
+    moderator's change checked on a copy of the folder) reuses the detector, most of a load's time."""
     root = folder.root / RED_FLAGS_DIR
     if not root.is_dir():
         folder.problems.append(Problem(RED_FLAGS_DIR, 1, "the red-flag catalogue folder is missing"))
         return None
     names = [n for n in RED_FLAGS_FIRST if (root / n).exists()]
     names += sorted(p.name for p in root.glob("*.yaml") if p.name not in RED_FLAGS_FIRST)
-    docs = []
+    files: list[tuple[str, bytes]] = []
     for name in names:
-        data = folder.read(f"{RED_FLAGS_DIR}/{name}")
-        if data is None:
-            return None  # its problem is recorded
-        docs.append((f"{RED_FLAGS_DIR}/{name}", data))
+        display = f"{RED_FLAGS_DIR}/{name}"
+        try:
+            files.append((display, read_bytes(root / name, display)))
+        except YamlError as exc:
+            folder.problems.append(exc.problem)
+            return None
+    model: bytes | Problem | None = None
+    if (root / MODEL_FILE).exists():
+        try:
+            model = read_bytes(root / MODEL_FILE, MODEL_NAME)
+        except YamlError as exc:
+            model = exc.problem  # reported only when the catalogue itself loads
+    content = hashlib.sha256()  # what the detector is built from: its key in the cache
+    for display, raw in [*files, (MODEL_NAME, model)] if isinstance(model, bytes) else files:
+        folder.digest.update(display.encode() + b"\0" + raw)
+        content.update(display.encode() + b"\0" + len(raw).to_bytes(8, "big") + raw)
+    if isinstance(model, Problem):
+        content.update(str(model).encode())
+    key = content.digest()
+    with _CATALOGUES_LOCK:  # loads run in threads (the watcher's reload, a moderator's change being checked)
+        built = _CATALOGUES.get(key)
+    if built is None:
+        built = _build_red_flags(files, model)
+        with _CATALOGUES_LOCK:
+            _CATALOGUES[key] = built
+    detector, problems = built
+    folder.problems.extend(problems)
+    return detector
+
+
+#: the last two red-flag detectors built (about 10 MB each), by the bytes of their files: the one being served, and
+#: one more (a change being checked, or the one before an edit of the catalogue); a detector never changes once built
+_CATALOGUES: LruCache[bytes, tuple[RedFlagDetector | None, tuple[Problem, ...]]] = LruCache(2)
+_CATALOGUES_LOCK = threading.Lock()
+
+
+def _build_red_flags(
+    files: list[tuple[str, bytes]], model: bytes | Problem | None
+) -> tuple[RedFlagDetector | None, tuple[Problem, ...]]:
+    """The detector of the catalogue's files and the learned check's model (bytes, the problem reading it, or None
+    when there is none), and the problems found."""
+    docs = []
+    for name, raw in files:
+        try:
+            docs.append((name, load_bytes(raw, name)))
+        except YamlError as exc:
+            return None, (exc.problem,)
     detector, found = parse_red_flag_docs(docs)
-    folder.problems.extend(found)
-    model_path = root / MODEL_FILE
-    if detector is None or not model_path.exists():
-        return detector
-    name = f"{RED_FLAGS_DIR}/{MODEL_FILE}"
+    problems = tuple(found)
+    if detector is None or model is None:
+        return detector, problems
+    if isinstance(model, Problem):
+        return None, (*problems, model)
     try:
-        raw = read_bytes(model_path, name)
-        folder.digest.update(name.encode() + b"\0" + raw)
-        model, problem = parse_learned(json.loads(raw), detector.categories)
-    except YamlError as exc:
-        folder.problems.append(exc.problem)
-        return None
+        learned, problem = parse_learned(json.loads(model), detector.categories)
     except ValueError as exc:
-        model, problem = None, f"the learned-check model is not valid JSON ({exc})"
+        learned, problem = None, f"the learned-check model is not valid JSON ({exc})"
     if problem is not None:
-        folder.problems.append(Problem(name, 1, problem))
-        return None
-    return detector.with_learned(model)
+        return None, (*problems, Problem(MODEL_NAME, 1, problem))
+    return detector.with_learned(learned), problems
 
 
 def _default_title(questions: tuple[str, ...]) -> str:

@@ -114,3 +114,23 @@ def test_unsafe_tags_never_run_code(folder: Path, tmp_path: Path) -> None:
     with pytest.raises(KnowledgeError):
         load_knowledge(folder)
     assert not marker.exists()
+
+
+def test_an_unchanged_catalogue_is_reused_and_a_changed_one_built_again(folder: Path) -> None:
+    shipped = load_knowledge(folder)
+    (folder / "chatter.yaml").write_text("chatter:\n  - see you at the track\n", encoding="utf-8")
+    other_faq = load_knowledge(folder)
+    assert other_faq.red_flags is shipped.red_flags  # the FAQ side changed, the catalogue did not
+    assert other_faq.version != shipped.version and other_faq.chatter != shipped.chatter
+    kidney = folder / "red_flags" / "kidney.yaml"
+    kidney.write_text(kidney.read_text(encoding="utf-8") + "\n# a comment\n", encoding="utf-8")
+    edited = load_knowledge(folder)
+    assert edited.red_flags is not shipped.red_flags and edited.version != other_faq.version
+    kidney.write_text(kidney.read_text(encoding="utf-8") + "rules: [[\n", encoding="utf-8")
+    for _ in range(2):  # a broken catalogue is reported every time, built or not
+        assert any(p.startswith("red_flags/kidney.yaml:") for p in _problems(folder))
+    model = folder / "red_flags" / "learned-check.json"
+    kidney.write_bytes((KNOWLEDGE / "red_flags" / "kidney.yaml").read_bytes())
+    model.write_text("{not json", encoding="utf-8")
+    for _ in range(2):
+        assert any(p.startswith("red_flags/learned-check.json:1") for p in _problems(folder))
