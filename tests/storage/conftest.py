@@ -1,14 +1,16 @@
-"""Stores for the contract tests: every test that takes ``any_store`` runs on SQLite (a file in tmp_path) and on
+"""Stores for the contract tests: every test that takes ``any_store`` runs on SQLite (a new file in tmp_path) and on
 PostgreSQL (a database created for this test module and dropped after it; skipped with one line without a server)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pgtest
 import pytest
+from support import new_database
 
 from bot.core.ports import ManualClock
 from bot.storage import make_store
@@ -37,8 +39,11 @@ async def location(backend: str, request: pytest.FixtureRequest, tmp_path: Path)
 
 @pytest.fixture
 async def open_store(location: str, clock: ManualClock) -> AsyncIterator[Callable[[], Any]]:
-    """Opens more stores on the same database (each one = another process), all closed at the end."""
+    """Opens more stores on the same database (each one = another process), all closed at the end. A new SQLite file
+    starts migrated (``support.new_database``)."""
     opened: list[Any] = []
+    if not location.startswith("postgresql:"):
+        await asyncio.to_thread(new_database, Path(location))
 
     async def another() -> Any:
         store = make_store(location, clock=clock)

@@ -78,12 +78,10 @@ async def test_an_unreachable_database_stops_with_one_line(monkeypatch: pytest.M
 
 
 def test_the_pool_size_reaches_the_postgresql_store_and_is_checked(tmp_path: Path) -> None:
-    from support import KNOWLEDGE
-
-    from bot.bootstrap import build
+    from support import build_shipped
 
     settings = _load(tmp_path, "database:\n  url: postgresql://runbot@127.0.0.1:5999/runbot\n  pool_size: 3\n")
-    runtime = build(settings, knowledge_path=KNOWLEDGE)  # not opened: nothing needs to listen there
+    runtime = build_shipped(settings)  # not opened: nothing needs to listen there
     assert runtime.store._pool_size == 3  # type: ignore[attr-defined]
     with pytest.raises(ConfigError, match=r"config.yaml:3: database.pool_size: must be at most 200, got 500"):
         _load(tmp_path, "database:\n  url: postgresql://runbot@db/runbot\n  pool_size: 500\n")

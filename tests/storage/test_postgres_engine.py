@@ -9,9 +9,8 @@ from collections.abc import Iterator
 
 import pgtest
 import pytest
-from support import KNOWLEDGE, agree, button, dm
+from support import agree, build_shipped, button, dm
 
-from bot.bootstrap import build
 from bot.config import DatabaseSettings, RateLimitSettings, Settings
 
 
@@ -24,7 +23,7 @@ def pg_url() -> Iterator[str]:
 async def test_one_runner_s_turns_are_serialised_across_processes(pg_url: str) -> None:
     await pgtest.empty_tables(pg_url)
     settings = Settings(database=DatabaseSettings(url=pg_url), rate_limit=RateLimitSettings(enabled=False))
-    async with build(settings, knowledge_path=KNOWLEDGE) as one, build(settings, knowledge_path=KNOWLEDGE) as two:
+    async with build_shipped(settings) as one, build_shipped(settings) as two:
         moved = 0
         for round_ in range(10):
             who = f"runner-{round_}"
@@ -43,7 +42,7 @@ async def test_a_runner_without_a_row_sees_the_notice_once_whichever_process_ans
     await pgtest.empty_tables(pg_url)
     settings = Settings(database=DatabaseSettings(url=pg_url))
     notice = "I'm not for emergencies"
-    async with build(settings, knowledge_path=KNOWLEDGE) as one, build(settings, knowledge_path=KNOWLEDGE) as two:
+    async with build_shipped(settings) as one, build_shipped(settings) as two:
         first = await one.engine.handle(dm("why does my lower back hurt after running?", user="wanderer"))
         second = await two.engine.handle(dm("should I stretch before a run?", user="wanderer"))
         assert any(notice in r.text for r in first.replies)

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import pgtest
 import pytest
-from support import KNOWLEDGE, agree, dm
+from support import agree, build_shipped, dm
 
-from bot.bootstrap import Runtime, build
+from bot.bootstrap import Runtime
 from bot.config import DatabaseSettings, Settings
 from bot.core import resilience
 from bot.core.ports import ManualClock
@@ -34,7 +34,7 @@ def pg_url() -> Iterator[str]:
 async def rt(pg_url: str) -> AsyncIterator[Runtime]:
     await pgtest.empty_tables(pg_url)
     settings = Settings(database=DatabaseSettings(url=pg_url))
-    async with build(settings, clock=ManualClock(), knowledge_path=KNOWLEDGE) as runtime:
+    async with build_shipped(settings, clock=ManualClock()) as runtime:
         yield runtime
     await _allow(pg_url, True)
 
@@ -89,7 +89,7 @@ async def _linked_escalations(rt: Runtime, who: str) -> int:
 async def test_flood_control_and_the_repeat_guard_are_shared_by_processes(pg_url: str) -> None:
     await pgtest.empty_tables(pg_url)
     settings = Settings(database=DatabaseSettings(url=pg_url))
-    async with build(settings, knowledge_path=KNOWLEDGE) as one, build(settings, knowledge_path=KNOWLEDGE) as two:
+    async with build_shipped(settings) as one, build_shipped(settings) as two:
         burst = settings.rate_limit.burst
         verdicts = [await (one if i % 2 else two).engine.flood.check("test:flooder") for i in range(burst + 3)]
         assert verdicts == ["ok"] * burst + ["warn", "drop", "drop"]  # one bucket for both processes
