@@ -97,8 +97,9 @@ def fresh_database() -> Iterator[str]:
         _run(lambda: drop_database(url))
 
 
-#: every table the migrations create, emptied between tests that share one database
 async def empty_tables(url: str) -> None:
+    """Empty every table the migrations create and restart their ids, between tests that share one database. DELETE,
+    not TRUNCATE: on tables this small TRUNCATE (new files for every table and index) took 60 ms, DELETE 8 ms."""
     import asyncpg
 
     con = await asyncpg.connect(url, timeout=5)
@@ -106,7 +107,11 @@ async def empty_tables(url: str) -> None:
         tables = [r[0] for r in await con.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
         )]
-        if tables:
-            await con.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        sequences = [r[0] for r in await con.fetch(
+            "SELECT quote_ident(sequencename) FROM pg_sequences WHERE schemaname = 'public'"
+        )]
+        # one transaction; users' rows cascade to theirs, faq_changes' references are to its own rows
+        await con.execute("BEGIN; " + "".join(f'DELETE FROM "{t}"; ' for t in tables)
+                          + "".join(f"SELECT setval('{s}', 1, false); " for s in sequences) + "COMMIT;")
     finally:
         await con.close()
