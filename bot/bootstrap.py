@@ -41,12 +41,14 @@ class Runtime:
     #: the moderators' desk (review queue, in-chat editing); None when moderation.edit_from_chat is off
     moderation: ModeratorDesk | None = None
     adapters: dict[str, Adapter] = field(default_factory=dict)
+    #: how long close() gives escalation bookkeeping still waiting for storage before dropping it
+    drain_seconds: float = DRAIN_SECONDS
 
     async def start(self) -> None:
         await self.store.open()
 
     async def close(self) -> None:
-        dropped = await self.engine.bookkeeper.drain(DRAIN_SECONDS)
+        dropped = await self.engine.bookkeeper.drain(self.drain_seconds)
         if dropped:
             log.warning("%d escalation log write(s) still waiting for the database at shutdown were dropped", dropped)
         await self.store.close()

@@ -84,7 +84,7 @@ async def test_the_question_comes_first_privately_and_nothing_is_stored_before_y
     assert {"Yes, I agree", "No thanks"} <= set(payloads(asked))
     await rt.engine.handle(dm(RED_FLAG))  # a red flag works without consent ...
     await rt.engine.handle(dm(UNANSWERED))  # ... and so does a question
-    await asyncio.sleep(0.3)  # the escalation's bookkeeping runs after the reply
+    await rt.engine.bookkeeper.drain(5)  # the escalation's bookkeeping runs after the reply
     assert await health_rows(rt.store, "test", "u1") == dict.fromkeys(HEALTH, 0)
     async with rt.store.db.execute("SELECT user_id, level, category FROM escalations") as cur:
         logged = [tuple(r) for r in await cur.fetchall()]
@@ -176,7 +176,7 @@ async def test_withdrawal_leaves_no_health_rows_and_no_pending_checkins(rt: Runt
         await rt.engine.handle(dataclasses.replace(msg, text=RED_FLAG))
         await rt.engine.handle(dataclasses.replace(msg, text=UNANSWERED))
         await rt.engine.handle(dataclasses.replace(msg, text="/triage"))  # left half-way
-    await asyncio.sleep(0.3)
+    await rt.engine.bookkeeper.drain(5)  # the escalations' bookkeeping has run
     before = await health_rows(rt.store, "test", "u1")
     assert all(before.values()), before
     shown = await rt.engine.handle(dm("/consent"))
@@ -196,7 +196,7 @@ async def test_mydata_json_holds_every_row_tied_to_the_user(rt: Runtime) -> None
     await rt.engine.handle(dm(RED_FLAG))
     await rt.engine.handle(dm(UNANSWERED))
     await rt.engine.handle(dm("/triage"))
-    await asyncio.sleep(0.3)
+    await rt.engine.bookkeeper.drain(5)  # the escalations' bookkeeping has run
     out = await rt.engine.handle(dm("/mydata"))
     reply = out.replies[-1]
     assert reply.attachment is not None and reply.attachment.mime == "application/json"
