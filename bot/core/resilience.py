@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,8 @@ T = TypeVar("T")
 USER_BUDGET = 2.5
 #: how long everything after the safety gate may wait for storage before the memory-only answer is given
 STORAGE_BUDGET = 4.0
-#: an escalation reply waits at most this long for its bookkeeping (to say "I've stopped the back-pain check")
+#: an escalation reply waits at most this long for its bookkeeping's first attempt (to say "I've stopped the back-pain
+#: check")
 NOTE_WAIT = 0.25
 #: bookkeeping after a reply: attempts, each bounded, with a short pause between them; then dropped with a log line
 ATTEMPTS = 5
@@ -51,33 +53,42 @@ class Bookkeeper:
         self.failed = 0
         self.dropped = 0
 
-    def spawn(self, what: str, work: Callable[[], Awaitable[T]]) -> asyncio.Task[T | None] | None:
+    def spawn(
+        self, what: str, work: Callable[[], Awaitable[T]], *, tried: asyncio.Event | None = None
+    ) -> asyncio.Task[T | None] | None:
+        """Run ``work`` in the background; ``tried`` is set once its first attempt has succeeded or failed."""
         if len(self._tasks) >= MAX_PENDING:
             self.dropped += 1
             log.warning("%s: dropped (%d storage tasks already waiting)", what, len(self._tasks))
             return None
-        task: asyncio.Task[T | None] = asyncio.create_task(self._run(what, work), name=f"bookkeeping: {what}")
+        task: asyncio.Task[T | None] = asyncio.create_task(self._run(what, work, tried), name=f"bookkeeping: {what}")
         self._tasks.add(task)  # type: ignore[arg-type]
         task.add_done_callback(self._tasks.discard)  # type: ignore[arg-type]
         return task
 
-    async def _run(self, what: str, work: Callable[[], Awaitable[T]]) -> T | None:
+    async def _run(self, what: str, work: Callable[[], Awaitable[T]], tried: asyncio.Event | None) -> T | None:
         last: BaseException | None = None
-        for attempt in range(ATTEMPTS):
-            try:
-                return await asyncio.wait_for(work(), ATTEMPT_TIMEOUT)
-            except STORE_ERRORS as exc:
-                last = exc
-            except Exception:
-                log.exception("%s failed", what)
-                self.failed += 1
-                return None
-            if attempt < ATTEMPTS - 1:
-                await asyncio.sleep(RETRY_PAUSE * 2**attempt)
-        self.failed += 1
-        log.warning("%s: storage unavailable after %d attempts (%s); the reply went out without it", what,
-                    ATTEMPTS, last)
-        return None
+        try:
+            for attempt in range(ATTEMPTS):
+                try:
+                    return await asyncio.wait_for(work(), ATTEMPT_TIMEOUT)
+                except STORE_ERRORS as exc:
+                    last = exc
+                except Exception:
+                    log.exception("%s failed", what)
+                    self.failed += 1
+                    return None
+                if tried is not None:
+                    tried.set()  # failed: the retries happen after the reply
+                if attempt < ATTEMPTS - 1:
+                    await asyncio.sleep(RETRY_PAUSE * 2**attempt)
+            self.failed += 1
+            log.warning("%s: storage unavailable after %d attempts (%s); the reply went out without it", what,
+                        ATTEMPTS, last)
+            return None
+        finally:
+            if tried is not None:
+                tried.set()
 
     @property
     def pending(self) -> int:
@@ -117,9 +128,10 @@ async def record_escalation(
 ) -> bool:
     """The bookkeeping of an escalation (user row, end of a triage in progress, the log row) as a background task.
 
-    The reply waits for it at most ``NOTE_WAIT`` seconds (a healthy database takes milliseconds); full, locked or gone
-    storage never delays it longer, and a failure is retried, then logged, never shown. ``user`` None: look the row up
-    in the task (a red flag never creates one). True when a triage in progress was stopped in time to say so.
+    The reply waits for its first attempt, at most ``NOTE_WAIT`` seconds (a healthy database takes milliseconds): full,
+    locked or gone storage never delays it longer, one that fails at once not at all; a failure is retried in the
+    background, then logged, never shown. ``user`` None: look the row up in the task (a red flag never creates one).
+    True when a triage in progress was stopped in time to say so.
     """
 
     async def work() -> bool:
@@ -129,11 +141,13 @@ async def record_escalation(
             await log_escalation(store, row, escalation.level, escalation.category)
         return stopped
 
-    task = bookkeeper.spawn(f"escalation bookkeeping ({escalation.category})", work)
+    tried = asyncio.Event()
+    task = bookkeeper.spawn(f"escalation bookkeeping ({escalation.category})", work, tried=tried)
     if task is None:
         return False
-    done, _ = await asyncio.wait({task}, timeout=NOTE_WAIT)
-    return task in done and not task.cancelled() and bool(task.result())
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(tried.wait(), NOTE_WAIT)
+    return task.done() and not task.cancelled() and bool(task.result())
 
 
 async def log_escalation(store: Store, user: User | None, level: str, category: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 
@@ -10,6 +11,7 @@ from memory_store import MemoryStore
 from support import button, dm, press_agree
 
 from bot.bootstrap import Runtime
+from bot.core import resilience
 from bot.core.store import Store
 
 
@@ -44,12 +46,14 @@ async def test_a_whole_check_with_consent_and_a_checkin_offer_runs_in_memory(mem
 
 
 async def test_storage_down_in_memory_still_answers_questions_and_red_flags(
-    memory_runtime: Runtime, caplog: pytest.LogCaptureFixture
+    memory_runtime: Runtime, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     memory_runtime.store.down = True  # type: ignore[attr-defined]
     faq = await memory_runtime.engine.handle(dm("how often should I replace running shoes"))
     assert faq.kind == "answer" and faq.faq_id == "shoe-replacement"
-    alarm = await memory_runtime.engine.handle(dm("I can't feel my groin and I wet myself without noticing"))
+    monkeypatch.setattr(resilience, "NOTE_WAIT", 60.0)  # the reply waits for the safety log's first attempt only
+    red_flag = dm("I can't feel my groin and I wet myself without noticing")
+    alarm = await asyncio.wait_for(memory_runtime.engine.handle(red_flag), 10)
     assert alarm.kind == "escalation" and alarm.escalation is not None
     assert (await memory_runtime.engine.handle(dm("/mydata"))).kind == "unavailable"
     memory_runtime.drain_seconds = 0.05  # the safety log's write is still retrying: close drops it, with a warning
