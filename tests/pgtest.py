@@ -79,7 +79,7 @@ async def drop_database(url: str) -> None:
     await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to the end on a loop of its own in another thread (a fixture may be set up from inside a
     running loop)."""
     with ThreadPoolExecutor(1) as pool:
@@ -90,11 +90,11 @@ def _run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def fresh_database() -> Iterator[str]:
     """For a synchronous (e.g. module-scoped) fixture: create a database, yield its url, drop it."""
     skip_without_postgres()
-    url = _run(create_database)
+    url = run(create_database)
     try:
         yield url
     finally:
-        _run(lambda: drop_database(url))
+        run(lambda: drop_database(url))
 
 
 async def empty_tables(url: str) -> None:
