@@ -67,7 +67,11 @@ class _EndlessInput(io.TextIOBase):
 async def test_stdin_is_read_a_bounded_number_of_lines_ahead() -> None:
     stream = _EndlessInput(total=cli.MAX_QUEUED_LINES * 5)
     lines = cli.stdin_lines(stream)
-    await asyncio.sleep(0.3)  # nobody reads: the thread fills the queue, then waits for room
+    for _ in range(300):  # nobody reads: the thread fills the queue, then waits for room
+        if stream.read_lines >= cli.MAX_QUEUED_LINES:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # time to read thousands more lines if it did not wait
     assert cli.MAX_QUEUED_LINES <= stream.read_lines <= cli.MAX_QUEUED_LINES + 1
     got = 0
     while await lines.get() is not None:
