@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Settings
+from bot.core.embedding import availability, installed
 from bot.core.engine import Engine, EngineOptions
 from bot.core.faq_editing import FaqEditor
 from bot.core.faq_git import GitCommitter
@@ -90,14 +91,22 @@ def build(
     knowledge: Knowledge | None = None,
     db_path: str | Path | None = None,
     options: EngineOptions | None = None,
+    lazy_embeddings: bool = False,
 ) -> Runtime:
     """Wire the core. Raises KnowledgeError when the knowledge folder is invalid (nothing to serve). ``knowledge``:
     serve this already loaded knowledge (of ``knowledge_path``) instead of loading the folder again (it is
-    immutable, so tests share one)."""
+    immutable, so tests share one). ``lazy_embeddings``: embed the FAQ phrasings at the first message that needs
+    them rather than now (a one-shot ``ask`` whose message the words settle never loads them)."""
     settings = settings or Settings()
     clock = clock or SystemClock()
     path = Path(knowledge_path or settings.knowledge.path)
-    ref = KnowledgeRef(knowledge if knowledge is not None else load_knowledge(path))
+    ref = KnowledgeRef(
+        knowledge
+        if knowledge is not None
+        else load_knowledge(path, embeddings=settings.matching.embeddings, lazy=lazy_embeddings)
+    )
+    if settings.matching.embeddings and ref.current.vectors is None and not installed():
+        log.info("FAQ embeddings off: %s", availability().reason)
     store = store or make_store(db_path or settings.database.url, clock=clock, pool_size=settings.database.pool_size)
     # flood control in memory, or through the database when several processes answer the same people (PostgreSQL)
     engine = Engine(ref, store, settings, clock=clock, options=options, flood=make_flood_control(store, settings))

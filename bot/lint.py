@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from rapidfuzz import fuzz, process
@@ -14,6 +16,7 @@ from bot.core.analysis import STOP_STEMS, Analyzer
 from bot.core.decision import decide
 from bot.core.knowledge import CHATTER_FILE, CHATTER_ID, Knowledge, KnowledgeError, load_knowledge
 from bot.core.red_flags import Assessment, RedFlagCategory
+from bot.core.settings import MatchingSettings
 from bot.core.text import normalize
 from bot.core.triage import reachable
 from bot.core.yamlio import Problem
@@ -142,21 +145,32 @@ def _collisions(k: Knowledge, settings: Settings) -> list[Problem]:
     return out
 
 
+def modes(k: Knowledge, m: MatchingSettings) -> Iterator[tuple[str, MatchingSettings]]:
+    """The ways this bot can decide: as configured, and without the embeddings when they are loaded and on (the
+    same knowledge must work on an install without the extra). The label names the second."""
+    yield "", m
+    if k.vectors is not None and m.embeddings:
+        yield " without the embeddings", dataclasses.replace(m, embeddings=False)
+
+
 def phrasings(k: Knowledge, settings: Settings) -> list[Problem]:
     """Every phrasing is a test: run through the real answer path (red flags, then ``decide``), it must reach its own
-    entry confidently and raise no alarm or safety question. Warnings (errors under ``--strict``)."""
+    entry confidently and raise no alarm or safety question, with and without the embeddings. Warnings (errors
+    under ``--strict``)."""
     out: list[Problem] = []
     for entry in k.entries.values():
-        for question in entry.questions:
+        for question, (mode, m) in ((q, mode) for q in entry.questions for mode in modes(k, settings.matching)):
             found = k.red_flags.assess(question)
             if found.alarms or found.checks:
+                if mode:
+                    continue  # said once
                 hit = (found.alarms or found.checks)[0]
                 what = "raises the alarm" if found.alarms else "gets the safety question"
                 out.append(_warn(entry.file, entry.line, f"phrasing {question!r} of '{entry.id}' {what} for "
                                  f"'{hit.category}' ({hit.file}:{hit.rule_line}): runners asking it get no answer; "
                                  "reword it or narrow the red-flag rule"))
                 continue
-            d = decide(k, question, settings.matching)
+            d = decide(k, question, m)
             if d.kind == "answer" and d.candidates[0].id == entry.id:
                 continue
             if d.kind == "answer":
@@ -166,7 +180,7 @@ def phrasings(k: Knowledge, settings: Settings) -> list[Problem]:
             else:
                 how = f"gets {d.kind}" + (f" ({d.part})" if d.part else "")
             out.append(_warn(entry.file, entry.line, f"phrasing {question!r} of '{entry.id}' does not reach its "
-                             f"own entry confidently: it {how}; reword it or give the entry its own words"))
+                             f"own entry confidently{mode}: it {how}; reword it or give the entry its own words"))
     return out
 
 
@@ -205,18 +219,19 @@ def _examples(k: Knowledge, entry_id: str, settings: Settings) -> list[Problem]:
         if not normalize(example):
             out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' has no words"))
             continue
-        d = decide(k, example, settings.matching)
-        if d.kind == "chatter":
-            out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' looks like club "
-                               f"chatter ({CHATTER_FILE}), so the bot gives no answer"))
-        elif d.kind != "answer":
-            top = d.candidates
-            best = f" (best: '{top[0].id}' at {top[0].confidence:.0f})" if top else ""
-            out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' gets no confident "
-                               f"answer{best}"))
-        elif d.candidates[0].id != entry.id:
-            out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' lands on "
-                               f"'{d.candidates[0].id}' instead"))
+        for mode, m in modes(k, settings.matching):
+            d = decide(k, example, m)
+            if d.kind == "chatter":
+                out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' looks like club "
+                                   f"chatter ({CHATTER_FILE}){mode}, so the bot gives no answer"))
+            elif d.kind != "answer":
+                top = d.candidates
+                best = f" (best: '{top[0].id}' at {top[0].confidence:.0f})" if top else ""
+                out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' gets no confident "
+                                   f"answer{mode}{best}"))
+            elif d.candidates[0].id != entry.id:
+                out.append(Problem(entry.file, entry.line, f"example {example!r} of '{entry.id}' lands on "
+                                   f"'{d.candidates[0].id}' instead{mode}"))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,18 @@ def _one_tls_context() -> Iterator[None]:
     patch.setattr(transport, "create_ssl_context", shared)
     yield
     patch.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The FAQ embeddings' disk cache goes to a temp folder, not the home folder (child processes inherit it)."""
+    before = os.environ.get("RUNBOT_CACHE_DIR")
+    os.environ["RUNBOT_CACHE_DIR"] = str(tmp_path_factory.mktemp("runbot-cache"))
+    yield
+    if before is None:
+        os.environ.pop("RUNBOT_CACHE_DIR", None)
+    else:
+        os.environ["RUNBOT_CACHE_DIR"] = before
 
 
 @pytest.fixture

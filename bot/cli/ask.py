@@ -43,7 +43,9 @@ async def ask(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.engine import EngineOptions
 
     options = EngineOptions(first_notice=False, rate_limit=False)
-    runtime = build(settings, knowledge_path=args.knowledge, db_path=args.db or ":memory:", options=options)
+    runtime = build(
+        settings, knowledge_path=args.knowledge, db_path=args.db or ":memory:", options=options, lazy_embeddings=True
+    )
     async with runtime:
         engine = runtime.engine
         if args.json is not None:

@@ -33,6 +33,18 @@ async def chat(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def embeddings_line(settings: Settings) -> str:
+    """Whether the FAQ matcher re-ranks with the embeddings here, and why not when it doesn't."""
+    from bot.core.embedding import availability
+
+    found = availability()
+    if not found.ok:
+        return f"embeddings: off, the lexical matcher alone ({found.reason})"
+    if not settings.matching.embeddings:
+        return "embeddings: installed but off (matching.embeddings: false)"
+    return f"embeddings: on ({found.reason}); phrasings and examples were checked with and without them"
+
+
 async def check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.lint import check_folder
 
@@ -42,6 +54,7 @@ async def check(args: argparse.Namespace, settings: Settings) -> int:
     warnings = [p for p in problems if p.severity != "error"]
     for p in problems:
         print(p)
+    print(embeddings_line(settings))
     if errors or (args.strict and warnings):
         print(f"{folder}: {len(errors)} error(s), {len(warnings)} warning(s)", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from bot.core.faq import Candidate
 from bot.core.knowledge import CHATTER_ID, Knowledge
 from bot.core.scope import focus, mentions_back, other_part
 from bot.core.settings import MatchingSettings
+from bot.core.text import normalize
 
 DecisionKind = Literal["greeting", "chatter", "out-of-scope", "answer", "did-you-mean", "fallback"]
 
@@ -74,9 +75,43 @@ def _decide_terms(
     if chatter and candidates and candidates[0].id == CHATTER_ID and candidates[0].confidence >= m.suggest:
         return FaqDecision("chatter")
     candidates = [c for c in candidates if c.id != CHATTER_ID]
+    if m.embeddings and k.vectors is not None:
+        candidates = rerank(k, text, candidates, m, known=k.matcher.known_share(terms))
     if is_confident(candidates, m):
         return FaqDecision("answer", tuple(candidates))
     suggestions = [c for c in candidates if c.confidence >= m.suggest][: m.max_suggestions]
     if suggestions:
         return FaqDecision("did-you-mean", tuple(suggestions))
     return FaqDecision("fallback", tuple(candidates))
+
+
+def rerank(
+    k: Knowledge, text: str, candidates: list[Candidate], m: MatchingSettings, *, known: float = 1.0
+) -> list[Candidate]:
+    """Neighbours the words cannot tell apart, told apart by meaning (the ``embeddings`` extra).
+
+    The candidates within ``rerank_window`` points of the best are ordered by their confidence plus ``w`` points
+    for each 0.01 of embedding similarity with the message (the mean of the entry's three closest phrasings)
+    they have over the closest of them, i.e. minus ``100 * w * (best similarity - theirs)``. ``w`` is
+    ``rerank_weight`` times ``known``, the share of the message's words the FAQ knows: a message's embedding is
+    the mean of all its words, so one that is mostly names, filler or another topic says little about which entry
+    it means. The winner takes the best confidence of the group: re-ranking changes which entry, never how sure the
+    bot is, so answering, "did you mean" and the fallback stay where the lexical matcher put them.
+    """
+    if len(candidates) < 2 or k.vectors is None:
+        return candidates
+    top = candidates[0].confidence
+    close = [c for c in candidates if top - c.confidence <= m.rerank_window]
+    if len(close) < 2:
+        return candidates
+    sims = k.vectors.similarities([normalize(text)], only=[c.id for c in close])
+    values = [sims.get(c.id, (0.0, 0.0))[1] for c in close]
+    closest = max(values)
+    weight = 100.0 * m.rerank_weight * max(0.0, min(1.0, known))
+    ranked = sorted(
+        zip(close, values, strict=True), key=lambda cv: (-(cv[0].confidence + weight * (cv[1] - closest)), cv[0].id)
+    )
+    order = [c for c, _ in ranked]
+    best = order[0]
+    winner = Candidate(best.id, top, best.lexical, best.phrase)
+    return [winner, *order[1:], *candidates[len(close) :]]

@@ -186,6 +186,12 @@ class FaqMatcher:
         out.sort(key=lambda c: (-c.confidence, c.id))
         return self._break_ties(text, out)[:limit]
 
+    def known_share(self, terms: Sequence[str]) -> float:
+        """The share of a message's terms (repeats counted) that the FAQ knows, typos forgiven; 0 for no terms."""
+        if not terms:
+            return 0.0
+        return sum(1 for term in terms if self._expand(term)) / len(terms)
+
     def _break_ties(self, text: str, ranked: list[Candidate]) -> list[Candidate]:
         """Entries that score alike once synonyms and stopwords are applied are told apart by the raw wording."""
         if len(ranked) < 2 or ranked[0].confidence - ranked[1].confidence > TIE_MARGIN:

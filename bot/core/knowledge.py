@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from bot.core import payloads
 from bot.core.analysis import Analyzer
 from bot.core.consent_text import CONSENT_FILE, DEFAULT_CONSENT, ConsentText, parse_consent
+from bot.core.embedding import EntryVectors, installed, shipped_embedder
 from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
 from bot.core.lru import LruCache
 from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs
@@ -70,6 +71,8 @@ class Knowledge:
     warnings: tuple[Problem, ...] = field(default=())
     #: the consent question asked before health data is stored (knowledge/consent.yaml; built-in when absent)
     consent: ConsentText = DEFAULT_CONSENT
+    #: every phrasing and keyword embedded (the embeddings extra), or None when it is not installed or not wanted
+    vectors: EntryVectors | None = None
 
     def still_has(self, payload: payloads.Payload) -> bool:
         """Whether this knowledge still has what a button points at (an FAQ entry, a red-flag category, a triage
@@ -287,8 +290,12 @@ def _parse_synonyms(data: Any, ck: Checker) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowledge:
-    """Load and validate a knowledge folder; raise KnowledgeError listing every problem."""
+def load_knowledge(
+    path: str | Path, params: MatchParams | None = None, *, embeddings: bool = True, lazy: bool = False
+) -> Knowledge:
+    """Load and validate a knowledge folder; raise KnowledgeError listing every problem. ``embeddings``: embed the
+    phrasings when the embeddings extra is installed (False: the lexical matcher alone, as without the extra);
+    ``lazy``: not now but at the first message that needs them (one-shot ``runbot ask``)."""
     root = Path(path)
     if not root.is_dir():
         raise KnowledgeError([Problem(str(root), 1, "knowledge folder not found")])
@@ -339,16 +346,9 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
     if any(p.severity == "error" for p in problems) or triage is None or red_flags is None:
         raise KnowledgeError(problems or [Problem(str(root), 1, "knowledge could not be loaded")])
     analyzer = Analyzer(synonyms)
-    # a title the moderators wrote points at its entry like a keyword; a title taken from the first question doesn't
-    indexed = [
-        IndexedEntry(
-            e.id, e.questions, e.keywords if e.title == _default_title(e.questions) else (*e.keywords, e.title)
-        )
-        for e in entries.values()
-    ]
-    if chatter:
-        indexed.append(IndexedEntry(CHATTER_ID, chatter))
-    matcher = FaqMatcher(indexed, analyzer, params)
+    matcher, vectors = build_index(entries.values(), chatter, analyzer, params, embeddings=embeddings)
+    if vectors is not None and not lazy and not vectors.prepare():  # installed but unreadable: logged once
+        vectors = None
     return Knowledge(
         entries=MappingProxyType(entries),
         synonyms=MappingProxyType(synonyms),
@@ -360,7 +360,30 @@ def load_knowledge(path: str | Path, params: MatchParams | None = None) -> Knowl
         version=folder.digest.hexdigest()[:12],
         warnings=tuple(sorted(p for p in problems if p.severity != "error")),
         consent=consent or DEFAULT_CONSENT,
+        vectors=vectors,
     )
+
+
+def build_index(
+    entries: Iterable[FaqEntry],
+    chatter: Sequence[str],
+    analyzer: Analyzer,
+    params: MatchParams | None = None,
+    *,
+    embeddings: bool = True,
+) -> tuple[FaqMatcher, EntryVectors | None]:
+    """The matcher over phrasings, keywords, titles and chatter; their vectors (embedded on first use) if wanted."""
+    # a title the moderators wrote points at its entry like a keyword; a title taken from the first question doesn't
+    indexed = [
+        IndexedEntry(
+            e.id, e.questions, e.keywords if e.title == _default_title(e.questions) else (*e.keywords, e.title)
+        )
+        for e in entries
+    ]
+    if chatter:
+        indexed.append(IndexedEntry(CHATTER_ID, tuple(chatter)))
+    matcher = FaqMatcher(indexed, analyzer, params)
+    return matcher, EntryVectors.of(indexed, shipped_embedder) if embeddings and installed() else None
 
 
 class KnowledgeRef:

@@ -30,6 +30,11 @@ class MatchingSettings:
     margin: float = _num(15.0, 0, 100)
     suggest: float = _num(35.0, 0, 100)
     max_suggestions: int = _num(3, 1, 10)
+    #: with the embeddings extra installed: re-rank the candidates within ``rerank_window`` points of the best by
+    #: meaning, each 0.01 of embedding similarity worth ``rerank_weight`` points (bot/core/decision.py ``rerank``)
+    embeddings: bool = True
+    rerank_window: float = _num(10.0, 0, 100)
+    rerank_weight: float = _num(0.3, 0, 10)
 
     def __post_init__(self) -> None:
         if not self.suggest <= self.likely <= self.confident:
