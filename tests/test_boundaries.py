@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 
@@ -15,8 +16,7 @@ def test_no_platform_imports_outside_adapters() -> None:
     for path in (ROOT / "bot").rglob("*.py"):
         if "adapters" in path.relative_to(ROOT / "bot").parts:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
+        for node in ast.walk(_tree(path.read_text(encoding="utf-8"))):
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
@@ -28,10 +28,16 @@ def test_no_platform_imports_outside_adapters() -> None:
     assert offenders == []
 
 
+@functools.cache
+def _tree(source: str) -> ast.Module:
+    """A source file parsed once for all the checks here (they only read the tree)."""
+    return ast.parse(source)
+
+
 def _imports(source: str, package: str) -> list[str]:
     """Every module a source file imports, anywhere in it (absolute names; relative ones resolved in ``package``)."""
     found: list[str] = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(_tree(source)):
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
