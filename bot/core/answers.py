@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core import replies
-from bot.core.decision import decide
+from bot.core.decision import decide, runners_up
 from bot.core.masking import mask
 from bot.core.messages import Outcome, Reply
 from bot.core.telemetry import NoTelemetry, Telemetry
@@ -30,11 +30,17 @@ class FaqAnswers:
         self.record_unanswered = record_unanswered
         self.telemetry: Telemetry = NoTelemetry()  # the operations endpoint's counters (bot/ops), when it is on
 
-    def entry(self, k: Knowledge, entry_id: str, confidence: float = 100.0) -> Outcome:
-        """One FAQ entry's answer (a pressed FAQ button, a confident match)."""
+    def entry(
+        self, k: Knowledge, entry_id: str, confidence: float = 100.0, runners_up: tuple[str, ...] = ()
+    ) -> Outcome:
+        """One FAQ entry's answer (a pressed FAQ button, a confident match); ``runners_up``: entries that came close,
+        offered as "did you mean" buttons with it (the outcome's ``alternatives``)."""
         entry = k.entries[entry_id]
-        reply = replies.answer(entry, k, self.settings.safety)
-        return Outcome((reply,), "answer", faq_id=entry.id, confidence=confidence)
+        close = [k.entries[i] for i in runners_up if i in k.entries and i != entry_id]
+        reply = replies.answer(entry, k, self.settings.safety, close)
+        return Outcome(
+            (reply,), "answer", faq_id=entry.id, confidence=confidence, alternatives=tuple(e.id for e in close)
+        )
 
     async def answer(self, ctx: Context, text: str) -> Outcome:
         """The FAQ path: confident answer, did-you-mean, or the fallback."""
@@ -51,7 +57,7 @@ class FaqAnswers:
         if d.kind == "out-of-scope":
             return Outcome((replies.out_of_scope(k, d.part),), "fallback", confidence=0.0)
         if d.kind == "answer":
-            return self.entry(k, d.candidates[0].id, confidence)
+            return self.entry(k, d.candidates[0].id, confidence, runners_up(d.candidates, self.settings.matching))
         if d.kind == "did-you-mean":
             entries = [k.entries[c.id] for c in d.candidates]
             return Outcome(

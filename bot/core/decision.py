@@ -12,6 +12,9 @@ from bot.core.scope import focus, mentions_back, other_part
 from bot.core.settings import MatchingSettings
 from bot.core.text import normalize
 
+#: wording score (0-100) at or above which a message is one of the answer's own phrasings: no runners-up offered
+OWN_WORDING = 90.0
+
 DecisionKind = Literal["greeting", "chatter", "out-of-scope", "answer", "did-you-mean", "fallback"]
 
 
@@ -35,6 +38,21 @@ def is_confident(candidates: Sequence[Candidate], m: MatchingSettings) -> bool:
     top = candidates[0].confidence
     second = candidates[1].confidence if len(candidates) > 1 else 0.0
     return top >= m.confident or (top >= m.likely and top - second >= m.margin)
+
+
+def runners_up(candidates: Sequence[Candidate], m: MatchingSettings) -> tuple[str, ...]:
+    """The entries that came within ``runner_up_window`` points of an answer (a close call), offered with it as
+    "did you mean" buttons: at most ``max_suggestions - 1``, none below ``suggest``, and none when the message is
+    worded (nearly) as one of the answer's own phrasings."""
+    if not candidates or m.runner_up_window <= 0 or candidates[0].phrase >= OWN_WORDING:
+        return ()
+    top = candidates[0].confidence
+    close = [
+        c.id
+        for c in candidates[1:]
+        if c.confidence >= m.suggest and top - c.confidence <= m.runner_up_window and c.id != candidates[0].id
+    ]
+    return tuple(close[: max(0, m.max_suggestions - 1)])
 
 
 def decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from bot.core import payloads
 from bot.core.commands_parse import Command
@@ -75,13 +76,20 @@ def help_text(knowledge: Knowledge) -> str:
     )
 
 
-def answer(entry: FaqEntry, knowledge: Knowledge, safety: SafetySettings) -> Reply:
+def answer(
+    entry: FaqEntry, knowledge: Knowledge, safety: SafetySettings, runners_up: Sequence[FaqEntry] = ()
+) -> Reply:
+    """An FAQ answer with buttons: the close runners-up of a close call first ("did you mean"), then the entry's
+    related entries, three at most."""
     parts = [entry.title, "", fill(entry.answer.strip(), safety)]
     if entry.source:
         parts += ["", source_line(entry.source, safety.region)]
     parts += ["", DISCLAIMER]
-    related = [knowledge.entries[r] for r in entry.related if r in knowledge.entries][:3]
-    choices = tuple(Choice(r.title, payloads.faq(r.id)) for r in related)
+    if runners_up:
+        parts += ["", "Not what you asked? Did you mean " + " or ".join(f'"{e.title}"' for e in runners_up) + "?"]
+    related = [knowledge.entries[r] for r in entry.related if r in knowledge.entries]
+    shown = list({e.id: e for e in (*runners_up, *related) if e.id != entry.id}.values())[:3]
+    choices = tuple(Choice(r.title, payloads.faq(r.id)) for r in shown)
     return Reply("\n".join(parts), choices=choices)
 
 

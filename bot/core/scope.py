@@ -27,6 +27,9 @@ OTHER_PARTS: dict[str, str] = {
     "neck": "neck", "shoulder": "shoulder", "shoulders": "shoulder",
     "elbow": "elbow", "groin": "groin",
     "blister": "blister", "blisters": "blister", "chafing": "chafing",
+    "hip": "hip", "hips": "hip", "leg": "leg", "legs": "leg", "wrist": "wrist", "wrists": "wrist", "arm": "arm",
+    "arms": "arm", "hand": "hand", "hands": "hand", "finger": "finger", "fingers": "finger", "stomach": "stomach",
+    "tummy": "stomach", "gut": "stomach", "headache": "head", "headaches": "head",
 }
 #: two-word names (checked on the canonical text)
 OTHER_PHRASES: dict[str, str] = {
@@ -48,6 +51,7 @@ _NEUTRAL = re.compile(
     r"|\b(?:foot|feet|heel|forefoot|midfoot) (?:strike|striking|striker|strikers|lands|landing|placement|slap\w*)\b"
     r"|\b(?:squash\w*|squeez\w*|squish\w*|crush\w*|pinch\w*) (?:my |your |the )?toes\b|\btoe box\b"
     r"|\b(?:heel|toe) (?:to toe )?drop\b|\b(?:at|on|under) the (?:heel|toe)\b|\bfeet land\w*\b"
+    r"|\b(?:leg|arm)s? swing\w*\b|\bswing\w* (?:my |your |the |their )?(?:arms?|legs?)\b"
 )
 #: pain travelling down a leg (or zapping, shooting into it) is the sciatica entry's business, whatever part it reaches
 _DOWN_LEG = re.compile(
@@ -66,11 +70,13 @@ _NOT_BACK = re.compile(
 
 #: parts also named for form or kit ("tense shoulders", "room at the toes", "lean from the ankles"): they count
 #: only with a complaint about them
-SOFT_PARTS = frozenset({"shoulder", "toe", "heel", "ankle", "hip flexor"})
+SOFT_PARTS = frozenset(
+    {"shoulder", "toe", "heel", "ankle", "hip flexor", "hip", "leg", "wrist", "arm", "hand", "finger", "stomach"}
+)
 _COMPLAINT = re.compile(
     r"\b(?:pain\w*|ache|aches|aching|achy|hurt\w*|sore\w*|injur\w*|strain\w*|sprain\w*|tendin\w*|\w+itis|pulled|"
     r"tear|torn|twist\w*|rolled|went over|numb\w*|cramp\w*|blister\w*|swollen|swelling|bruis\w*|rub\w*|raw|agony|"
-    r"killing|niggl\w*|tweak\w*)\b"
+    r"killing|niggl\w*|tweak\w*|recover\w*)\b"
 )
 
 
@@ -84,8 +90,10 @@ def other_part(text: str) -> str | None:
         return None  # most messages: no body-part word at all, no regex work
     canon = _NEUTRAL.sub(" ", " ".join(plain))
     ws = canon.split()
-    parts = [OTHER_PARTS[w] for w in ws if w in OTHER_PARTS]
-    parts += [name for phrase, name in OTHER_PHRASES.items() if f" {phrase} " in f" {canon} "]
+    phrases = [(phrase, name) for phrase, name in OTHER_PHRASES.items() if f" {phrase} " in f" {canon} "]
+    # a word inside a two-word name gives the longer name: "hip flexor" says more than "hip"
+    parts = [next((n for ph, n in phrases if w in ph.split()), OTHER_PARTS[w]) for w in ws if w in OTHER_PARTS]
+    parts += [name for _, name in phrases]
     if parts and not _COMPLAINT.search(canon):
         parts = [p for p in parts if p not in SOFT_PARTS]
     if not parts:

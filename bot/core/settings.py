@@ -35,6 +35,8 @@ class MatchingSettings:
     embeddings: bool = True
     rerank_window: float = _num(10.0, 0, 100)
     rerank_weight: float = _num(0.3, 0, 10)
+    #: an answer whose runners-up came within this many points also offers them as "did you mean" buttons (0: never)
+    runner_up_window: float = _num(15.0, 0, 100)
 
     def __post_init__(self) -> None:
         if not self.suggest <= self.likely <= self.confident:

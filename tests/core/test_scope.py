@@ -27,6 +27,11 @@ def k():  # type: ignore[no-untyped-def]
         ("hip flexor tendinopathy from hill sprints, how long out?", "hip flexor"),
         ("plantar fasciitis remedies?", "plantar fascia"),
         ("pain at the back of my knee after intervals", "knee"),
+        ("my legs are cramping at 30k, how do i stop it", "leg"),
+        ("hip pain on the outside when i run downhill", "hip"),
+        ("stomach cramps every long run", "stomach"),
+        ("my wrist is sore from the watch strap", "wrist"),
+        ("legs still sore three days after the race, how long to recover", "leg"),
         ("getting back to running after a calf strain", "calf"),
     ],
 )
@@ -45,6 +50,11 @@ def test_other_body_parts_are_out_of_scope(text: str, part: str) -> None:
         "how much room should i have at the toes in running shoes",  # kit, not a complaint about the toes
         "clenched fists and tight shoulders on runs, does it matter",  # form
         "why does my back hurt after long runs",
+        "leg swings before a run, worth it for my back?",  # a warm-up, not a complaint about the legs
+        "should my hips be tucked under when i run",  # form
+        "my arms swing across my body, is that bad form",
+        "tight hips from sitting all day, could that be it",  # the tight-hips entry: no complaint about the hip
+        "pain in my lower back and hip after runs",
     ],
 )
 def test_back_sciatica_form_and_kit_stay_in_scope(text: str) -> None:
