@@ -8,10 +8,12 @@ from typing import Literal
 
 from bot.core.faq import Candidate
 from bot.core.knowledge import CHATTER_ID, Knowledge
-from bot.core.scope import focus, mentions_back, other_part
+from bot.core.scope import about_the_bot, back_pain, focus, mentions_back, other_part
 from bot.core.settings import MatchingSettings
 from bot.core.text import normalize
 
+#: the entry about the bot itself: questions shaped like "what can you help with" go to it (``scope.about_the_bot``)
+ABOUT_BOT = "about-bot"
 #: wording score (0-100) at or above which a message is one of the answer's own phrasings: no runners-up offered
 OWN_WORDING = 90.0
 
@@ -58,10 +60,22 @@ def runners_up(candidates: Sequence[Candidate], m: MatchingSettings) -> tuple[st
 def decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
     """The one place that turns match scores into an answer, suggestions or nothing (engine and lint both use it).
 
-    A message about another body part (and not the back) is out of scope. In a message of several sentences the
+    A question about the bot itself ("who are you", "what can you help with") goes to its entry. A message about
+    another body part (and not the back) is out of scope. In a message of several sentences the
     question part (``scope.focus``) is matched too when the whole message finds no answer: a race report or
     congratulations before the question do not make it chatter or a fallback.
     """
+    if ABOUT_BOT in k.entries and about_the_bot(text):
+        usual = _decide(k, text, m)
+        # "are you a physio? my back hurts when i bend", "what can you do for a sore back": a back question is answered
+        back_question = mentions_back(text) and back_pain(text)
+        if usual.kind == "answer" and (usual.candidates[0].id == ABOUT_BOT or back_question):
+            return usual
+        return FaqDecision("answer", (Candidate(ABOUT_BOT, 100.0, 100.0, 100.0),))
+    return _decide(k, text, m)
+
+
+def _decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
     terms = k.analyzer.terms(text)
     if not terms:
         return FaqDecision("greeting")

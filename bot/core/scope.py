@@ -119,6 +119,39 @@ def mentions_back(text: str) -> bool:
     return not SPINE_WORDS.isdisjoint(_NOT_BACK.sub(" ", " ".join(plain)).split())
 
 
+# ------------------------------------------------------------------------------------------ about the bot itself
+_YOU = r"(?:you|u|ya|this bot|the bot|this thing|this chat|this|it|runbot)"
+#: questions about what the bot is, does or covers: they are mostly words the matcher drops ("what can you help
+#: with", "what kind of questions can i ask you"), so they are recognised by their shape
+_ABOUT_BOT = re.compile(
+    r"\bwhat (?:kinds?|sorts?|types?) of (?:questions?|things?|stuff|topics?) (?:(?:can|could|do|should|may) (?:i|we)"
+    r"|(?:i|we) (?:can|could)) ask\b"
+    rf"|\bwhat (?:can|do|could|does|will) {_YOU} (?:actually |even |really |exactly )?"
+    r"(?:do(?=$| exactly| here| actually)|help with|help me with|answer|cover|know)\b"
+    r"|\bwhat (?:is|s) (?:this bot|this thing|runbot|the bot)(?: for)?\b|\bwhat (?:are|r) (?:you|u) (?:for|exactly)\b"
+    r"|\bwho (?:are|r) (?:you|u)\b|\bwho (?:made|built|runs|wrote|created) (?:this|you|u|runbot|the bot)\b"
+    r"|\b(?:are|r) (?:you|u) (?:a |an )?(?:bot|robot|ai|human|person|real|program|machine)\b"
+    r"|\bis (?:this|it) (?:a |an )?(?:bot|robot|ai|real (?:doctor|physio|person))\b"
+    r"|\b(?:can|do) (?:you|u) (?:only )?(?:help|answer|cover|do) (?:with )?\w+ (?:\w+ )?(?:only|just)\b"
+    r"|\b(?:only|just) (?:do|does|answer|answers|cover|covers) (?:back|back pain)\b"
+)
+
+
+#: how runners say something hurts (narrower than a complaint: "back stuff or other injuries" is no pain)
+_PAIN = re.compile(r"\b(?:pain\w*|ache\w*|aching|achy|hurt\w*|sore\w*|stiff\w*|tight\w*|niggl\w*|twinge\w*|agony)\b")
+
+
+def back_pain(text: str) -> bool:
+    """Whether a message says something hurts (with ``mentions_back``: a back-pain question, not one about the bot)."""
+    return bool(_PAIN.search(" ".join(words(text[:MAX_MATCH_CHARS]))))
+
+
+def about_the_bot(text: str) -> bool:
+    """Whether a message asks what the bot is, does or covers ("who are you", "what can you help with", "are you a
+    real physio or a robot", "what kind of questions can i ask you")."""
+    return bool(_ABOUT_BOT.search(" ".join(words(text[:MAX_MATCH_CHARS]))))
+
+
 # ----------------------------------------------------------------------------------------------- the question
 #: where a sentence or a clause ends: . ! ? ; newlines, dashes between words, ellipses
 _SPLIT = re.compile(

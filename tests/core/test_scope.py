@@ -9,7 +9,7 @@ from bot.bootstrap import Runtime
 from bot.config import Settings
 from bot.core.decision import decide
 from bot.core.messages import IncomingMessage
-from bot.core.scope import focus, mentions_back, other_part
+from bot.core.scope import about_the_bot, focus, mentions_back, other_part
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +110,25 @@ async def test_engine_answers_another_body_part_with_what_it_covers(quiet_runtim
     assert out.faq_id is None and out.kind == "fallback"
     text = out.replies[0].text
     assert "only cover lower back pain" in text and "neck" in text and "What I can help with" in text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what sort of things can i ask you",
+        "hey, what can you actually help me with?",
+        "r u a human or a robot",
+        "is this a real physio answering",
+        "does it only cover back pain",
+    ],
+)
+def test_questions_about_the_bot_reach_its_entry(text: str) -> None:
+    assert about_the_bot(text)
+    d = decide(shipped_knowledge(), text, Settings().matching)
+    assert (d.kind, d.candidates[0].id) == ("answer", "about-bot")
+
+
+def test_a_back_question_beside_a_question_about_the_bot_is_answered() -> None:
+    assert not about_the_bot("what do you do with the things i type here")  # a privacy question
+    d = decide(shipped_knowledge(), "are you a physio? my lower back hurts when i bend over", Settings().matching)
+    assert d.kind == "answer" and d.candidates[0].id != "about-bot"
