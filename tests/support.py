@@ -37,9 +37,13 @@ def build_shipped(settings: Settings | None = None, **parts: Any) -> Runtime:
     """``bootstrap.build`` on the shipped knowledge, loaded once per test session (``shipped_knowledge``). A
     ``db_path`` that does not exist yet starts as ``new_database`` (a copy of a migrated file)."""
     db_path = parts.get("db_path")
-    if db_path is not None and not str(db_path).startswith("postgresql:") and not Path(db_path).exists():
+    if db_path is not None and not _in_memory_or_server(str(db_path)) and not Path(db_path).exists():
         new_database(Path(db_path))
     return build(settings, knowledge_path=KNOWLEDGE, knowledge=shipped_knowledge(), **parts)
+
+
+def _in_memory_or_server(location: str) -> bool:
+    return location == ":memory:" or location.startswith(("postgresql:", "sqlite:"))
 
 
 @functools.cache
