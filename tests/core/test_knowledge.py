@@ -134,3 +134,13 @@ def test_an_unchanged_catalogue_is_reused_and_a_changed_one_built_again(folder: 
     model.write_text("{not json", encoding="utf-8")
     for _ in range(2):
         assert any(p.startswith("red_flags/learned-check.json:1") for p in _problems(folder))
+
+
+def test_an_oversized_red_flag_file_or_model_is_named_every_time(folder: Path) -> None:
+    model = folder / "red_flags" / "learned-check.json"
+    model.write_bytes(b" " * (MAX_FILE_BYTES + 1))
+    for _ in range(2):  # the model is read before the cache is asked: its problem is reported both times
+        assert any(p.startswith("red_flags/learned-check.json:1: file is") and "limit" in p for p in _problems(folder))
+    model.unlink()
+    (folder / "red_flags" / "kidney.yaml").write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+    assert any(p.startswith("red_flags/kidney.yaml:1: file is") and "limit" in p for p in _problems(folder))
