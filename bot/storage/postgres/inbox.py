@@ -16,13 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.core.store import InboxUnavailable, StoreUnavailable
+from bot.storage.inbox_marks import DoneMarks
 from bot.storage.postgres.base import PG_ERRORS
 from bot.storage.postgres.store import PostgresStore
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.01
-RETRY_SECONDS = 5.0
 KEEP_DONE = timedelta(days=2)
 #: an insert, read or mark waits at most this long; then the update is handled from memory (never late)
 WRITE_SECONDS = 1.0
@@ -35,13 +34,8 @@ class PgInbox:
     def __init__(self, store: PostgresStore, platform: str) -> None:
         self._store = store
         self.platform = platform
-        self._done: list[int] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._open = False
-        self._failing = False
-        #: one flush at a time: a flush returns only once every mark made before it is written (the shared inbox
-        #: lets a chat go right after; a mark still being written by the background flush would be read as pending)
-        self._flush_lock = asyncio.Lock()
+        self._marks = DoneMarks(self._mark, lambda: self._open)
 
     @property
     def durable(self) -> bool:
@@ -66,15 +60,8 @@ class PgInbox:
     async def close(self) -> None:
         if not self._open:
             return
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
         try:
-            await self.flush()
-        except InboxUnavailable as exc:
-            log.warning("inbox: could not record the last answered updates (%s); they may be answered again", exc)
+            await self._marks.close()
         finally:
             self._open = False
 
@@ -120,48 +107,18 @@ class PgInbox:
 
     # ----------------------------------------------------------------- done marks
     def done(self, update_id: int) -> None:
-        self._done.append(update_id)
-        self._schedule(FLUSH_SECONDS)
-
-    def _schedule(self, delay: float) -> None:
-        if self._open and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.create_task(self._flush_later(delay), name="inbox-flush")
-
-    async def _flush_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        try:
-            while self._done:
-                await self.flush()
-        except InboxUnavailable as exc:
-            if not self._failing:
-                log.warning("inbox: cannot mark updates answered (%s); retrying", exc)
-            self._failing = True
-            self._flusher = None
-            self._schedule(RETRY_SECONDS)
-        else:
-            if self._failing:
-                log.info("inbox: writing again")
-            self._failing = False
+        self._marks.add(update_id)
 
     async def flush(self) -> None:
-        async with self._flush_lock:
-            await self._flush()
+        await self._marks.flush()
 
-    async def _flush(self) -> None:
-        ids, self._done = self._done, []
-        if not ids or not self._open:
-            self._done = ids + self._done if ids else self._done
-            return
-        try:
-            async with self._con() as con:
-                await con.execute(
-                    "UPDATE inbox SET state = 'done', payload = '', done_at = $3"
-                    " WHERE platform = $1 AND update_id = ANY($2::bigint[])",
-                    self.platform, ids, datetime.now(UTC),
-                )
-        except InboxUnavailable:
-            self._done = ids + self._done
-            raise
+    async def _mark(self, ids: list[int]) -> None:
+        async with self._con() as con:
+            await con.execute(
+                "UPDATE inbox SET state = 'done', payload = '', done_at = $3"
+                " WHERE platform = $1 AND update_id = ANY($2::bigint[])",
+                self.platform, ids, datetime.now(UTC),
+            )
 
     async def count(self, state: str) -> int:
         async with self._con() as con:

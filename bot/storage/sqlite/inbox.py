@@ -4,8 +4,8 @@ Table ``inbox`` (migration 0002) in the bot's database file, written through the
 its write lock when one is given (one writer per process: the inbox and the Store no longer compete for SQLite's
 write lock), else through a connection of its own. Each add is committed with ``synchronous = FULL`` so a row is on
 disk before the platform is told it may forget the update: after a crash or a power cut every update the platform
-no longer holds is still here. ``done()`` marks are batched (written every ``FLUSH_SECONDS``),
-so a crash can replay the few updates answered in the last moments: at most once more.
+no longer holds is still here. ``done()`` marks are batched (written within ``FLUSH_SECONDS``:
+bot/storage/inbox_marks.py), so a crash can replay the few updates answered in the last moments: at most once more.
 
 A done row keeps only the update id (payload cleared at once, row purged after ``KEEP_DONE``), so message text
 stays in the database only while its answer is outstanding.
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,17 +25,16 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from bot.core.store import InboxUnavailable
+from bot.storage.inbox_marks import DoneMarks
 
 if TYPE_CHECKING:
     from bot.storage.sqlite.store import SQLiteStore
 
 log = logging.getLogger(__name__)
 
-FLUSH_SECONDS = 0.01
 #: how long a write waits for a lock held by another connection before the update is handled from memory (a locked
 #: database must not delay an answer, least of all an emergency one)
 BUSY_MS = 1000
-RETRY_SECONDS = 5.0
 KEEP_DONE = timedelta(days=2)
 #: rows per statement (5 parameters each: well under SQLite's limit of 32,766)
 CHUNK = 200
@@ -62,13 +61,8 @@ class SQLiteInbox:
         self.platform = platform
         self._store = store
         self._db: aiosqlite.Connection | None = None
-        self._done: list[int] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._lock = store._lock if store is not None else asyncio.Lock()
-        self._failing = False
-        #: one flush at a time: a flush returns only once every mark made before it is written (the shared inbox
-        #: lets a chat go right after; a mark still being written by the background flush would be read as pending)
-        self._flush_lock = asyncio.Lock()
+        self._marks = DoneMarks(self._mark, lambda: self._db is not None)
 
     @property
     def durable(self) -> bool:
@@ -133,15 +127,8 @@ class SQLiteInbox:
     async def close(self) -> None:
         if self._db is None:
             return
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
         try:
-            await self.flush()
-        except InboxUnavailable as exc:
-            log.warning("inbox: could not record the last answered updates (%s); they may be answered again", exc)
+            await self._marks.close()
         finally:
             if self._store is None:  # the Store's connection is the Store's to close
                 await self._db.close()
@@ -215,57 +202,25 @@ class SQLiteInbox:
 
     def done(self, update_id: int) -> None:
         """Mark an update answered (written within ``FLUSH_SECONDS``; while the database fails, retried every
-        ``RETRY_SECONDS``)."""
-        self._done.append(update_id)
-        self._schedule(FLUSH_SECONDS)
-
-    def _schedule(self, delay: float) -> None:
-        if self._db is not None and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.create_task(self._flush_later(delay), name="inbox-flush")
-
-    async def _flush_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        try:
-            while self._done:  # marks that came in while the last batch was written go in the next one
-                await self.flush()
-        except InboxUnavailable as exc:
-            if not self._failing:
-                log.warning("inbox: cannot mark updates answered (%s); retrying", exc)
-            self._failing = True
-            self._flusher = None
-            self._schedule(RETRY_SECONDS)
-        else:
-            if self._failing:
-                log.info("inbox: writing again")
-            self._failing = False
+        ``RETRY_SECONDS``: bot/storage/inbox_marks.py)."""
+        self._marks.add(update_id)
 
     async def flush(self) -> None:
-        async with self._flush_lock:
-            await self._flush()
+        await self._marks.flush()
 
-    async def _flush(self) -> None:
-        ids, self._done = self._done, []
-        if not ids or self._db is None:
-            return
+    async def _mark(self, ids: list[int]) -> None:
+        now = _now()
         try:
             async with self._locked():
-                await self._mark(ids)
-        except InboxUnavailable:
-            self._done = ids + self._done
-            raise
+                for start in range(0, len(ids), CHUNK):
+                    chunk = ids[start : start + CHUNK]
+                    await self.db.execute(
+                        "UPDATE inbox SET state = 'done', payload = '', done_at = ? WHERE platform = ? AND update_id"
+                        " IN (" + ",".join("?" * len(chunk)) + ")",
+                        (now, self.platform, *chunk),
+                    )
         except (aiosqlite.Error, OSError) as exc:
-            self._done = ids + self._done
             raise InboxUnavailable(str(exc)) from exc
-
-    async def _mark(self, ids: Iterable[int]) -> None:
-        now, ids = _now(), list(ids)
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            await self.db.execute(
-                "UPDATE inbox SET state = 'done', payload = '', done_at = ? WHERE platform = ? AND update_id IN ("
-                + ",".join("?" * len(chunk)) + ")",
-                (now, self.platform, *chunk),
-            )
 
     async def count(self, state: str) -> int:
         async with self.db.execute(
