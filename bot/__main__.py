@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+", help="JSON lines with text, escalation and category (dev sets)")
     sp.add_argument("--out", help="where to write the model (default: KNOWLEDGE/red_flags/learned-check.json)")
 
+    sp = sub.add_parser("train-faq", help="fit the FAQ model on the FAQ and dev sets (never on a blind set)")
+    knowledge_arg(sp)
+    sp.add_argument("files", nargs="+", help="JSON lines with text and faq_id (dev sets)")
+    sp.add_argument("--out", help="where to write the model (default: KNOWLEDGE/faq-model.json)")
+
     sp = sub.add_parser("eval", help="measure FAQ accuracy and red-flag recall on a JSONL file")
     knowledge_arg(sp)
     sp.add_argument("file", help="JSON lines with text and faq_id and/or escalation")
@@ -140,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "explain": tools.explain,
         "privacy-notice": tools.privacy_notice,
         "train-checks": tools.train_checks,
+        "train-faq": tools.train_faq,
         "run": tools.run,
         "report": tools.report,
         "followups": tools.followups,

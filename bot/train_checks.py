@@ -9,15 +9,13 @@ was trained on is a dev set from then on.
 from __future__ import annotations
 
 import json
-import math
-import random
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.knowledge import Knowledge
 from bot.core.red_flags.learned import NONE_LABEL, LearnedCheck, features
+from bot.softmax import fit, kept
 
 #: Chance of a red flag at or above which the learned check asks (chosen on held-out dev sets; see README).
 DEFAULT_THRESHOLD = 0.5
@@ -79,36 +77,10 @@ def train(
 ) -> LearnedCheck:
     """Plain stochastic gradient descent on the softmax loss with L2; the learning rate shrinks each epoch."""
     labels = tuple(sorted({label for _, label in data.rows} | {NONE_LABEL}))
-    index = {label: j for j, label in enumerate(labels)}
-    n = len(labels)
-    seen: Counter[str] = Counter(f for words, _ in data.rows for f in features(words))
-    xs = [(sorted(f for f in features(words) if seen[f] >= MIN_LINES), index[label]) for words, label in data.rows]
-    weights: dict[str, list[float]] = {}
-    bias = [0.0] * n
-    rng = random.Random(seed)
-    for _ in range(epochs):
-        rng.shuffle(xs)
-        for fs, y in xs:
-            rows = [weights.setdefault(f, [0.0] * n) for f in fs]
-            z = bias[:]
-            for w in rows:
-                for j in range(n):
-                    z[j] += w[j]
-            top = max(z)
-            exp = [math.exp(v - top) for v in z]
-            total = sum(exp)
-            grad = [exp[j] / total - (1.0 if j == y else 0.0) for j in range(n)]
-            for j in range(n):
-                bias[j] -= rate * grad[j]
-            for w in rows:
-                for j in range(n):
-                    w[j] -= rate * (grad[j] + l2 * w[j])
-        rate *= 0.7
-    kept = {
-        f: tuple((j, w[j]) for j in range(n) if abs(w[j]) >= PRUNE_BELOW)
-        for f, w in weights.items()
-    }
-    nonzero = {f: r for f, r in kept.items() if r}
+    weights, bias = fit(
+        data.rows, features, labels, epochs=epochs, rate=rate, decay=0.7, l2=l2, seed=seed, min_lines=MIN_LINES
+    )
+    nonzero = {f: tuple(row) for f, row in kept(weights, PRUNE_BELOW)}
     return LearnedCheck(labels, tuple(bias), nonzero, threshold, data.sources, demote_below)
 
 

@@ -1,5 +1,5 @@
-"""The `runbot` commands other than `ask`: chat, check, privacy-notice, explain, train-checks, eval, run, report, faq,
-followups, db. Each imports what it needs when it runs (a one-shot command loads no platform library)."""
+"""The `runbot` commands other than `ask`: chat, check, privacy-notice, explain, train-checks, train-faq, eval, run,
+report, faq, followups, db. Each imports what it needs when it runs (a one-shot command loads no platform library)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -102,21 +102,34 @@ async def explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def train_checks(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.core.knowledge import load_knowledge
+    from bot import train_checks as trainer
     from bot.core.red_flags.learned import MODEL_FILE
-    from bot.train_checks import summary, train, training_set, write_model
+
+    return await _train(args, settings, trainer, Path("red_flags") / MODEL_FILE)
+
+
+async def train_faq(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import train_faq as trainer
+    from bot.core.faq_model import MODEL_FILE
+
+    return await _train(args, settings, trainer, Path(MODEL_FILE))
+
+
+async def _train(args: argparse.Namespace, settings: Settings, trainer: Any, default_out: Path) -> int:
+    """A learned model (``trainer``: training_set, train, write_model, summary) fitted to the knowledge and files."""
+    from bot.core.knowledge import load_knowledge
 
     root = Path(args.knowledge or settings.knowledge.path)
     k = await asyncio.to_thread(load_knowledge, root)
     try:
-        data = await asyncio.to_thread(training_set, k, [Path(f) for f in args.files])
+        data = await asyncio.to_thread(trainer.training_set, k, [Path(f) for f in args.files])
     except (OSError, ValueError) as exc:
         print(f"runbot: {exc}", file=sys.stderr)
         return 1
-    model = await asyncio.to_thread(train, data)
-    out = Path(args.out) if args.out else root / "red_flags" / MODEL_FILE
-    await asyncio.to_thread(write_model, model, out)
-    for line in summary(model, data):
+    model = await asyncio.to_thread(trainer.train, data)
+    out = Path(args.out) if args.out else root / default_out
+    await asyncio.to_thread(trainer.write_model, model, out)
+    for line in trainer.summary(model, data):
         print(line)
     print(f"wrote {out}")
     return 0

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core import replies
-from bot.core.decision import decide, runners_up
+from bot.core.decision import decide
 from bot.core.masking import mask
 from bot.core.messages import Outcome, Reply
+from bot.core.scope import asks
 from bot.core.telemetry import NoTelemetry, Telemetry
 from bot.core.text import normalize
 
@@ -42,6 +43,14 @@ class FaqAnswers:
             (reply,), "answer", faq_id=entry.id, confidence=confidence, alternatives=tuple(e.id for e in close)
         )
 
+    def sure(self, k: Knowledge, text: str) -> Outcome | None:
+        """The answer when ``text`` asks a question the FAQ answers confidently, else None (a report of symptoms
+        gets its safety question first). Memory only: nothing is recorded."""
+        d = decide(k, text, self.settings.matching) if normalize(text) and asks(text) else None
+        if d is None or d.kind != "answer":
+            return None
+        return self.entry(k, d.candidates[0].id, d.candidates[0].confidence, d.runners_up)
+
     async def answer(self, ctx: Context, text: str) -> Outcome:
         """The FAQ path: confident answer, did-you-mean, or the fallback."""
         k = ctx.k
@@ -57,7 +66,7 @@ class FaqAnswers:
         if d.kind == "out-of-scope":
             return Outcome((replies.out_of_scope(k, d.part),), "fallback", confidence=0.0)
         if d.kind == "answer":
-            return self.entry(k, d.candidates[0].id, confidence, runners_up(d.candidates, self.settings.matching))
+            return self.entry(k, d.candidates[0].id, confidence, d.runners_up)
         if d.kind == "did-you-mean":
             entries = [k.entries[c.id] for c in d.candidates]
             return Outcome(

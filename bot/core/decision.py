@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.core.faq import Candidate
+from bot.core.faq_model import OFF
 from bot.core.knowledge import CHATTER_ID, Knowledge
 from bot.core.scope import about_the_bot, back_pain, focus, mentions_back, other_part
 from bot.core.settings import MatchingSettings
@@ -31,6 +32,8 @@ class FaqDecision:
     kind: DecisionKind
     candidates: tuple[Candidate, ...] = ()
     part: str = ""
+    #: with an answer: the entries that came close, offered as "did you mean" buttons with it
+    runners_up: tuple[str, ...] = ()
 
 
 def is_confident(candidates: Sequence[Candidate], m: MatchingSettings) -> bool:
@@ -82,6 +85,13 @@ def _decide(k: Knowledge, text: str, m: MatchingSettings) -> FaqDecision:
     part = other_part(text)
     if part is not None:
         return FaqDecision("out-of-scope", part=part)
+    if m.model and k.faq_model is not None:
+        return _with_model(k, text, terms, m)
+    return _lexical(k, text, terms, m)
+
+
+def _lexical(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) -> FaqDecision:
+    """The words alone: the whole message, then its question part (``scope.focus``)."""
     # chatter.yaml holds no back-pain words, so a message naming the back is never club chatter
     whole = _decide_terms(k, text, terms, m, chatter=not mentions_back(text))
     if whole.kind == "answer":
@@ -110,7 +120,7 @@ def _decide_terms(
     if m.embeddings and k.vectors is not None:
         candidates = rerank(k, text, candidates, m, known=k.matcher.known_share(terms))
     if is_confident(candidates, m):
-        return FaqDecision("answer", tuple(candidates))
+        return FaqDecision("answer", tuple(candidates), runners_up=runners_up(candidates, m))
     suggestions = [c for c in candidates if c.confidence >= m.suggest][: m.max_suggestions]
     if suggestions:
         return FaqDecision("did-you-mean", tuple(suggestions))
@@ -147,3 +157,34 @@ def rerank(
     best = order[0]
     winner = Candidate(best.id, top, best.lexical, best.phrase)
     return [winner, *order[1:], *candidates[len(close) :]]
+
+
+def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) -> FaqDecision:
+    """The FAQ model's decision when it is sure (an entry, or "not for this FAQ"), else the lexical one, with the
+    model's likeliest entries as the "did you mean" buttons. While the FAQ has entries the model does not know
+    (added since it was trained), a confident lexical answer for one of them comes first."""
+    model = k.faq_model
+    assert model is not None
+    if any(eid not in model.labels for eid in k.entries):
+        lexical = _lexical(k, text, terms, m)
+        if lexical.kind == "answer" and lexical.candidates[0].id not in model.labels:
+            return lexical
+    guess = model.guess(k.analyzer.stems(text), known=k.entries)
+    ranked = tuple(Candidate(eid, round(100 * p, 1), 0.0, 0.0) for eid, p in guess.entries(0.0))
+    if guess.chance >= m.model_answer and guess.label != OFF:
+        close = tuple(c.id for c in ranked[1:] if c.confidence >= 100 * m.model_suggest)
+        return FaqDecision("answer", ranked, runners_up=close[: max(0, m.max_suggestions - 1)])
+    lexical = _lexical(k, text, terms, m)
+    if guess.chance >= m.model_answer:  # sure it is not for this FAQ: no answer (unless the words are sure and it is
+        # not very sure), but chatter stays chatter and suggestions stay suggestions (a tap away if it is wrong)
+        if lexical.kind != "answer" or guess.chance < m.model_reject:
+            return lexical
+        return FaqDecision("fallback", lexical.candidates)
+    if lexical.kind == "answer":
+        return lexical
+    offered = [c for c in ranked if c.confidence >= 100 * m.model_suggest]
+    if lexical.kind == "did-you-mean" and guess.chance < 2 * m.model_suggest:  # a flat guess says little ("sore back")
+        offered = [*lexical.candidates, *(c for c in offered if c.id not in {s.id for s in lexical.candidates})]
+    if offered:
+        return FaqDecision("did-you-mean", tuple(offered[: m.max_suggestions]))
+    return lexical

@@ -23,7 +23,7 @@ from bot.core.notices import Notices
 from bot.core.payloads import Kind
 from bot.core.ports import Clock, SystemClock
 from bot.core.ratelimit import FloodControl, MemoryFloodControl, Verdict
-from bot.core.red_flags import Assessment
+from bot.core.red_flags import Assessment, RuleHit
 from bot.core.safety import SafetyGate
 from bot.core.settings import CoreSettings
 from bot.core.store import STORE_ERRORS, Store
@@ -166,7 +166,9 @@ class Engine:
             return await self._listen_only(msg, k, text, escalation)
         if escalation is not None:  # before any storage: the reply never waits for the database
             self.safety.take(_who(msg))
-            return self._ask_also(msg, k, assessment, await self._escalate(self._unloaded(msg, k), escalation))
+            return self._ask_after(
+                msg, k, assessment.also_ask, await self._escalate(self._unloaded(msg, k), escalation)
+            )
         verdict = await self._flood(_who(msg))
         if verdict != "ok":
             return Outcome((Reply(replies.SLOW_DOWN),) if verdict == "warn" else (), "throttled")
@@ -178,21 +180,20 @@ class Engine:
         command = parse_command(stripped)
         possible = assessment.possible
         if possible is not None and (command is None or command.asks_a_question):
-            reply, check = self.safety.question(
-                k, _who(msg), possible, self.settings.safety, msg.text, private=not msg.is_private
-            )
+            sure = self.answers.sure(k, command.args if command else stripped) if possible.level == "urgent" else None
+            if sure is not None:  # a plain question the FAQ answers: the urgent safety question follows the answer
+                return self._ask_after(msg, k, possible, sure)
+            safety, private = self.settings.safety, not msg.is_private
+            reply, check = self.safety.question(k, _who(msg), possible, safety, msg.text, private=private)
             return Outcome((reply,), "safety-check", safety_check=check)
         return await self._route(await self._context(msg, k), stripped, command)
 
-    def _ask_also(self, msg: IncomingMessage, k: Knowledge, assessment: Assessment, outcome: Outcome) -> Outcome:
-        """After an alarm that went out, the question about something graver it must not hide (privately in a group;
-        never in a listen channel, where only the alarm acts)."""
-        if assessment.also_ask is None or not outcome.replies:
+    def _ask_after(self, msg: IncomingMessage, k: Knowledge, hit: RuleHit | None, outcome: Outcome) -> Outcome:
+        """``hit``'s safety question after an alarm or an FAQ answer (privately in a group; never when overheard)."""
+        if hit is None or not outcome.replies:
             return outcome
         who, safety = _who(msg), self.settings.safety
-        reply, check = self.safety.question(
-            k, who, assessment.also_ask, safety, msg.text, private=not msg.is_private, after_alarm=True
-        )
+        reply, check = self.safety.question(k, who, hit, safety, msg.text, private=not msg.is_private, answered=True)
         return replace(outcome.plus(reply), safety_check=check)
 
     def _unloaded(self, msg: IncomingMessage, k: Knowledge) -> Context:
@@ -266,8 +267,8 @@ class Engine:
             return await self._escalate(ctx, Escalation(cat.level, cat.id))  # writes nothing before the reply
         if pending is None:
             return Outcome((Reply(replies.SAFETY_CHECK_ASK_AGAIN),), "fallback")
-        if pending.after_alarm:  # the message had its alarm already: nothing to carry on with
-            return Outcome((Reply(replies.SAFETY_CHECK_AFTER_ALARM_NO, private=ctx.private),), "safety-check")
+        if pending.answered:  # the message had its alarm or answer already: nothing to carry on with
+            return Outcome((Reply(replies.SAFETY_CHECK_ANSWERED_NO, private=ctx.private),), "safety-check")
         if not ctx.loaded:
             ctx = await self._context(ctx.msg, ctx.k)
         carried_text = pending.text[:MAX_MATCH_CHARS].strip()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +14,10 @@ from bot.core.analysis import Analyzer
 from bot.core.consent_text import CONSENT_FILE, DEFAULT_CONSENT, ConsentText, parse_consent
 from bot.core.embedding import EntryVectors, installed, shipped_embedder
 from bot.core.faq import FaqMatcher, IndexedEntry, MatchParams
-from bot.core.lru import LruCache
-from bot.core.red_flags import RedFlagDetector, parse_red_flag_docs
-from bot.core.red_flags.learned import MODEL_FILE, parse_learned
+from bot.core.faq_model import MODEL_FILE as FAQ_MODEL_FILE
+from bot.core.faq_model import FaqModel, read_faq_model, stale_warning
+from bot.core.red_flags import RedFlagDetector
+from bot.core.red_flags.folder import read_catalogue
 from bot.core.schema import KEBAB, Checker
 from bot.core.triage import TriageFlow
 from bot.core.triage_load import parse as parse_triage
@@ -29,10 +28,6 @@ T = TypeVar("T")
 FAQ_GLOB = "faq*.yaml"
 SYNONYMS_FILE = "synonyms.yaml"
 TRIAGE_FILE = "triage.yaml"
-RED_FLAGS_DIR = "red_flags"
-#: read first: the context vocabulary and the concepts shared by several categories
-RED_FLAGS_FIRST = ("context.yaml", "shared.yaml")
-MODEL_NAME = f"{RED_FLAGS_DIR}/{MODEL_FILE}"
 CHATTER_FILE = "chatter.yaml"
 #: the matcher's id for club chatter: when it wins, no FAQ answer is given
 CHATTER_ID = "_chatter"
@@ -73,6 +68,8 @@ class Knowledge:
     consent: ConsentText = DEFAULT_CONSENT
     #: every phrasing and keyword embedded (the embeddings extra), or None when it is not installed or not wanted
     vectors: EntryVectors | None = None
+    #: the FAQ model (faq-model.json), or None: the lexical matcher decides alone
+    faq_model: FaqModel | None = None
 
     def still_has(self, payload: payloads.Payload) -> bool:
         """Whether this knowledge still has what a button points at (an FAQ entry, a red-flag category, a triage
@@ -193,80 +190,6 @@ def _triage_checked(data: Any, ck: Checker) -> TriageFlow | None:
     return flow
 
 
-def _read_red_flags(folder: _Folder) -> RedFlagDetector | None:
-    """The catalogue folder: context.yaml, shared.yaml, then one file per category, and the learned check's model.
-    Built once per content: loading the knowledge again with these files unchanged (a reload after an FAQ change, a
-    moderator's change checked on a copy of the folder) reuses the detector, most of a load's time."""
-    root = folder.root / RED_FLAGS_DIR
-    if not root.is_dir():
-        folder.problems.append(Problem(RED_FLAGS_DIR, 1, "the red-flag catalogue folder is missing"))
-        return None
-    names = [n for n in RED_FLAGS_FIRST if (root / n).exists()]
-    names += sorted(p.name for p in root.glob("*.yaml") if p.name not in RED_FLAGS_FIRST)
-    files: list[tuple[str, bytes]] = []
-    for name in names:
-        display = f"{RED_FLAGS_DIR}/{name}"
-        try:
-            files.append((display, read_bytes(root / name, display)))
-        except YamlError as exc:
-            folder.problems.append(exc.problem)
-            return None
-    model: bytes | Problem | None = None
-    if (root / MODEL_FILE).exists():
-        try:
-            model = read_bytes(root / MODEL_FILE, MODEL_NAME)
-        except YamlError as exc:
-            model = exc.problem  # reported only when the catalogue itself loads
-    content = hashlib.sha256()  # what the detector is built from: its key in the cache
-    for display, raw in [*files, (MODEL_NAME, model)] if isinstance(model, bytes) else files:
-        folder.digest.update(display.encode() + b"\0" + raw)
-        content.update(display.encode() + b"\0" + len(raw).to_bytes(8, "big") + raw)
-    if isinstance(model, Problem):
-        content.update(str(model).encode())
-    key = content.digest()
-    with _CATALOGUES_LOCK:  # loads run in threads (the watcher's reload, a moderator's change being checked)
-        built = _CATALOGUES.get(key)
-    if built is None:
-        built = _build_red_flags(files, model)
-        with _CATALOGUES_LOCK:
-            _CATALOGUES[key] = built
-    detector, problems = built
-    folder.problems.extend(problems)
-    return detector
-
-
-#: the last two red-flag detectors built (about 10 MB each), by the bytes of their files: the one being served, and
-#: one more (a change being checked, or the one before an edit of the catalogue); a detector never changes once built
-_CATALOGUES: LruCache[bytes, tuple[RedFlagDetector | None, tuple[Problem, ...]]] = LruCache(2)
-_CATALOGUES_LOCK = threading.Lock()
-
-
-def _build_red_flags(
-    files: list[tuple[str, bytes]], model: bytes | Problem | None
-) -> tuple[RedFlagDetector | None, tuple[Problem, ...]]:
-    """The detector of the catalogue's files and the learned check's model (bytes, the problem reading it, or None
-    when there is none), and the problems found."""
-    docs = []
-    for name, raw in files:
-        try:
-            docs.append((name, load_bytes(raw, name)))
-        except YamlError as exc:
-            return None, (exc.problem,)
-    detector, found = parse_red_flag_docs(docs)
-    problems = tuple(found)
-    if detector is None or model is None:
-        return detector, problems
-    if isinstance(model, Problem):
-        return None, (*problems, model)
-    try:
-        learned, problem = parse_learned(json.loads(model), detector.categories)
-    except ValueError as exc:
-        learned, problem = None, f"the learned-check model is not valid JSON ({exc})"
-    if problem is not None:
-        return None, (*problems, Problem(MODEL_NAME, 1, problem))
-    return detector.with_learned(learned), problems
-
-
 def _default_title(questions: tuple[str, ...]) -> str:
     first = questions[0]
     return first[: MAX_TITLE - 1] + "…" if len(first) > MAX_TITLE else first
@@ -333,7 +256,7 @@ def load_knowledge(
                     problems.append(
                         Problem(TRIAGE_FILE, outcome.line, f"outcome '{outcome.id}' links unknown id '{fid}'")
                     )
-    red_flags = _read_red_flags(folder)
+    red_flags = read_catalogue(folder)
     consent = folder.check(CONSENT_FILE, parse_consent, None)
 
     known = {f.name for f in faq_files} | {SYNONYMS_FILE, TRIAGE_FILE, CHATTER_FILE, CONSENT_FILE}
@@ -343,6 +266,11 @@ def load_knowledge(
                 Problem(other.name, 1, f"file not used: FAQ files must be named {FAQ_GLOB}", severity="warning")
             )
 
+    faq_model, raw_model, model_problem = read_faq_model(root / FAQ_MODEL_FILE)
+    folder.digest.update(FAQ_MODEL_FILE.encode() + b"\0" + raw_model)
+    stale = faq_model and stale_warning(faq_model, {e.id: e.questions for e in entries.values()})
+    if model_problem or stale:
+        problems.append(Problem(FAQ_MODEL_FILE, 1, model_problem or stale or "", severity="warning"))
     if any(p.severity == "error" for p in problems) or triage is None or red_flags is None:
         raise KnowledgeError(problems or [Problem(str(root), 1, "knowledge could not be loaded")])
     analyzer = Analyzer(synonyms)
@@ -361,6 +289,7 @@ def load_knowledge(
         warnings=tuple(sorted(p for p in problems if p.severity != "error")),
         consent=consent or DEFAULT_CONSENT,
         vectors=vectors,
+        faq_model=faq_model,
     )
 
 

@@ -212,12 +212,12 @@ def safety_check_text(question: str) -> str:
     return f"Before I answer, one quick safety question:\n\n{question}"
 
 
-def safety_check_after_alarm(question: str) -> str:
+def safety_check_after_answer(question: str) -> str:
     return f"One more safety question, because these signs are easy to miss:\n\n{question}"
 
 
 SAFETY_CHECK_CARRY_ON = "Thanks — glad to hear it."
-SAFETY_CHECK_AFTER_ALARM_NO = "Thanks. The advice above still stands; if that changes, call for help straight away."
+SAFETY_CHECK_ANSWERED_NO = "Thanks. The advice above still stands; if that changes, call for help straight away."
 SAFETY_CHECK_ASK_AGAIN = "Thanks. What would you like to ask about your back?"
 
 

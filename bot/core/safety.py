@@ -35,8 +35,8 @@ class Pending:
     check: SafetyCheck
     text: str
     asked_at: float
-    #: asked after an alarm (``Assessment.also_ask``): the message was answered already, "no" adds nothing more
-    after_alarm: bool = False
+    #: asked after a reply that answered the message (an alarm, or an FAQ answer): "no" adds nothing more
+    answered: bool = False
 
 
 class SafetyGate:
@@ -69,18 +69,18 @@ class SafetyGate:
         text: str,
         *,
         private: bool,
-        after_alarm: bool = False,
+        answered: bool = False,
     ) -> tuple[Reply, SafetyCheck]:
-        """The yes/no question for a possible red flag (or, ``after_alarm``, for a graver one after an alarm),
+        """The yes/no question for a possible red flag (``answered``: after a reply that answered the message),
         remembered as ``who``'s open question."""
         check = k.red_flags.safety_check(hit, safety)
-        self.ask(who, check, text, after_alarm=after_alarm)
-        words = replies.safety_check_after_alarm if after_alarm else replies.safety_check_text
+        self.ask(who, check, text, answered=answered)
+        words = replies.safety_check_after_answer if answered else replies.safety_check_text
         return Reply(words(check.question), self.choices(check), private=private), check
 
-    def ask(self, who: str, check: SafetyCheck, text: str, *, after_alarm: bool = False) -> None:
+    def ask(self, who: str, check: SafetyCheck, text: str, *, answered: bool = False) -> None:
         self._pending.pop(who, None)
-        self._pending[who] = Pending(check, text, self._monotonic(), after_alarm)
+        self._pending[who] = Pending(check, text, self._monotonic(), answered)
         while len(self._pending) > PENDING_LIMIT:
             self._pending.popitem(last=False)
 

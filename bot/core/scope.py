@@ -188,6 +188,13 @@ def _is_question(sentence: str) -> bool:
     return bool(ws) and ws[0] in _QUESTION_START
 
 
+def asks(text: str) -> bool:
+    """Whether the message asks something (a sentence ending in "?" or opening with a question word), rather than
+    only reporting how it is ("my periods stopped and my back aches on every run")."""
+    parts = _SPLIT.split(unify(text[:MAX_MATCH_CHARS]))
+    return any(_is_question(p) for p in parts if p and p.strip(" .!?;,"))
+
+
 def focus(text: str) -> tuple[str, ...]:
     """The question in a message of several sentences or clauses, as one or two readings to match besides the whole
     message: the last question (or what follows "anyway", "random one —", "quick q"), and the same with the sentence

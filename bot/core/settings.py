@@ -37,6 +37,13 @@ class MatchingSettings:
     rerank_weight: float = _num(0.3, 0, 10)
     #: an answer whose runners-up came within this many points also offers them as "did you mean" buttons (0: never)
     runner_up_window: float = _num(15.0, 0, 100)
+    #: the FAQ model (knowledge/faq-model.json) names the entry when its chance is at least ``model_answer``; when
+    #: unsure, the lexical matcher decides, and the model's entries of at least ``model_suggest`` are the buttons;
+    #: its "not for this FAQ" silences a confident lexical answer only from ``model_reject``
+    model: bool = True
+    model_answer: float = _num(0.5, 0, 1)
+    model_suggest: float = _num(0.1, 0, 1)
+    model_reject: float = _num(0.95, 0, 1)
 
     def __post_init__(self) -> None:
         if not self.suggest <= self.likely <= self.confident:

@@ -378,10 +378,11 @@ async def test_ask_answers_in_the_channel(env: Env) -> None:
 
 def vague_question(runtime: Runtime) -> str:
     """A question the current knowledge is unsure about (moderators edit it, so don't hard-code one)."""
+    from bot.core.decision import decide
+
     k, m = runtime.knowledge.current, runtime.settings.matching
     for text in VAGUE_CANDIDATES:
-        found = k.matcher.match(text, limit=1)
-        if found and m.suggest <= found[0].confidence < m.confident:
+        if decide(k, text, m).kind == "did-you-mean":
             return text
     pytest.fail(f"none of {VAGUE_CANDIDATES} gets a 'did you mean' from the knowledge any more")
 

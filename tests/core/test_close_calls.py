@@ -1,11 +1,14 @@
 """Close calls (issue 15): an answer whose runners-up came within ``matching.runner_up_window`` points offers them
 as "did you mean" buttons with it, so a runner who got the neighbouring answer is one tap from the right one; a
-message worded as one of the entry's own phrasings, or a clear winner, gets the answer as before."""
+message worded as one of the entry's own phrasings, or a clear winner, gets the answer as before. These are the
+words' close calls (the FAQ model switched off); the model offers what came close by its own chances
+(tests/core/test_faq_model.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from support import build_shipped, dm, shipped_knowledge
 
 from bot.bootstrap import Runtime
@@ -15,10 +18,18 @@ from bot.core.decision import decide, runners_up
 from bot.core.engine import EngineOptions
 
 CLOSE_CALL = "should i stretch or warm up before a run to protect my back"
+WORDS = dataclasses.replace(Settings(), matching=dataclasses.replace(Settings().matching, model=False))
 
 
-async def test_a_close_call_answers_and_offers_the_runners_up_first(quiet_runtime: Runtime) -> None:
-    out = await quiet_runtime.engine.handle(dm(CLOSE_CALL))
+@pytest.fixture
+async def words_runtime(tmp_path):  # type: ignore[no-untyped-def]
+    runtime = build_shipped(WORDS, db_path=tmp_path / "runbot.db", options=EngineOptions(first_notice=False))
+    async with runtime:
+        yield runtime
+
+
+async def test_a_close_call_answers_and_offers_the_runners_up_first(words_runtime: Runtime) -> None:
+    out = await words_runtime.engine.handle(dm(CLOSE_CALL))
     assert (out.kind, out.faq_id) == ("answer", "warm-up-cool-down")
     assert out.alternatives[0] == "stretching" and "warm-up-cool-down" not in out.alternatives
     (reply,) = [r for r in out.replies if r.choices]
@@ -28,9 +39,9 @@ async def test_a_close_call_answers_and_offers_the_runners_up_first(quiet_runtim
     assert len(shown) <= 3 and len(set(shown)) == len(shown)
 
 
-async def test_a_clear_answer_keeps_its_related_buttons_and_offers_nothing(quiet_runtime: Runtime) -> None:
+async def test_a_clear_answer_keeps_its_related_buttons_and_offers_nothing(words_runtime: Runtime) -> None:
     k = shipped_knowledge()
-    out = await quiet_runtime.engine.handle(dm("why does my lower back hurt after running"))  # its own phrasing
+    out = await words_runtime.engine.handle(dm("why does my lower back hurt after running"))  # its own phrasing
     assert (out.kind, out.faq_id, out.alternatives) == ("answer", "back-pain-causes", ())
     (reply,) = [r for r in out.replies if r.choices]
     assert "Did you mean" not in reply.text
@@ -40,7 +51,7 @@ async def test_a_clear_answer_keeps_its_related_buttons_and_offers_nothing(quiet
 
 def test_no_shipped_phrasing_is_a_close_call() -> None:
     k = shipped_knowledge()
-    m = Settings().matching
+    m = WORDS.matching
     for entry in k.entries.values():
         for question in entry.questions:
             d = decide(k, question, m)
@@ -48,8 +59,7 @@ def test_no_shipped_phrasing_is_a_close_call() -> None:
 
 
 async def test_the_window_at_zero_offers_no_runners_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    base = Settings()
-    settings = dataclasses.replace(base, matching=dataclasses.replace(base.matching, runner_up_window=0))
+    settings = dataclasses.replace(WORDS, matching=dataclasses.replace(WORDS.matching, runner_up_window=0))
     runtime = build_shipped(settings, db_path=tmp_path / "runbot.db", options=EngineOptions(first_notice=False))
     async with runtime:
         out = await runtime.engine.handle(dm(CLOSE_CALL))

@@ -93,7 +93,7 @@ def test_close_neighbours_are_ordered_by_meaning_and_keep_the_best_confidence() 
 def test_a_neighbour_the_words_cannot_tell_apart(lexical_knowledge) -> None:  # type: ignore[no-untyped-def]
     """A dev-set question the lexical matcher sends to the causes entry; by meaning it is the cool-down one."""
     text = "does skipping the cool down make back pain worse the next day?"
-    m = Settings().matching
+    m = dataclasses.replace(Settings().matching, model=False)  # the words' path, where the embeddings re-rank
     assert decide(lexical_knowledge, text, m).candidates[0].id == "back-pain-causes"
     with_meaning = decide(shipped_knowledge(), text, m)
     assert (with_meaning.kind, with_meaning.candidates[0].id) == ("answer", "warm-up-cool-down")
@@ -177,6 +177,7 @@ def test_the_embedded_phrasings_are_cached_on_disk_and_a_broken_cache_is_compute
     fresh = lambda: embedding.Embedder(folder / embedding.WEIGHTS, folder / embedding.TOKENIZER)  # noqa: E731
     phrasings = {"a": ["how do i stretch my back", "back stretches"], "b": ["which shoes for a sore back"]}
     first = embedding.EntryVectors(phrasings, fresh)
+
     def flat(sims: dict[str, tuple[float, float]]) -> list[float]:
         return [x for entry_id in sorted(sims) for x in sims[entry_id]]
 

@@ -47,7 +47,8 @@ def test_no_eval_line_is_copied_into_the_knowledge() -> None:
         written += [*e.questions, *e.keywords, *e.examples]
     written_norm = [normalize(t) for t in written if len(normalize(t).split()) >= 4]
     copies = []
-    for path in sorted(DATA.parent.glob("*/*.jsonl")):  # dev and blind sets
+    # dev and blind sets; the FAQ model's training lines (data/train/) are learnt by design, not measured
+    for path in sorted(p for p in DATA.parent.glob("*/*.jsonl") if p.parent.name != "train"):
         for line in path.read_text(encoding="utf-8").splitlines():
             text = normalize(json.loads(line)["text"])
             if len(text.split()) < 4 or text in COINCIDENCES:

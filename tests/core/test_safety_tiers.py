@@ -308,6 +308,35 @@ async def test_a_listen_channel_gets_the_alarm_without_the_question(runtime: Run
     assert outcome.safety_check is None and not any(r.choices for r in outcome.replies)
 
 
+# --- a question the FAQ answers, with an urgent possible sign -----------------------------------
+
+ASKED_WITH_URGENT_SIGN = "can you get a stress fracture in your back from running?"
+
+
+async def test_a_question_the_faq_answers_gets_the_answer_then_the_urgent_question(runtime: Runtime) -> None:
+    found = shipped_knowledge().red_flags.assess(ASKED_WITH_URGENT_SIGN)
+    assert found.possible is not None and found.possible.level == "urgent"
+    outcome = await runtime.engine.handle(dm(ASKED_WITH_URGENT_SIGN))
+    assert (outcome.kind, outcome.faq_id, outcome.escalation) == ("answer", "bone-stress", None)
+    assert outcome.safety_check is not None and outcome.safety_check.category == found.possible.category
+    question = outcome.replies[-1]
+    assert outcome.safety_check.question in question.text
+    assert [c.payload for c in question.choices] == [check_yes(found.possible.category), check_no()]
+    no = await runtime.engine.handle(dm("no"))  # the question was answered already: nothing is repeated
+    assert no.faq_id is None and no.escalation is None and "advice above still stands" in no.replies[0].text
+    await runtime.engine.handle(dm(ASKED_WITH_URGENT_SIGN, user="u2"))
+    yes = await runtime.engine.handle(dm(choice=check_yes(found.possible.category), user="u2"))
+    assert yes.escalation is not None and yes.escalation.level == "urgent"
+
+
+async def test_a_report_of_symptoms_or_an_emergency_sign_still_gets_the_question_first(runtime: Runtime) -> None:
+    report = await runtime.engine.handle(dm("my periods stopped this year and my lower back aches on every run"))
+    assert report.kind == "safety-check" and report.faq_id is None
+    graver = await runtime.engine.handle(dm(POSSIBLE + ", why does my back hurt after running?", user="u3"))
+    assert graver.kind == "safety-check" and graver.safety_check is not None
+    assert graver.safety_check.level == "emergency" and graver.faq_id is None
+
+
 # --- the CLI contract ---------------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ BOSTON = ["how do i qualify for boston marathon", "can i qualify for the boston 
 ASHWA = ["is ashwagandha good for runners", "ashwagandha for runners"]
 OLD = ["does altitude training camp help", "does altitude training camp help"]
 ANSWERED = ["what data do you store about me", "who is behind runbot", "my lower back aches", "stretch"]
-DID_YOU_MEAN = ["shoes", "is a standing desk good for runners"]
+DID_YOU_MEAN = ["core", "is a standing desk good for runners"]
 RED_FLAGS = ["my back hurts and i cant control my bladder", "back pain with a fever and feeling really unwell"]
 
 

@@ -35,7 +35,7 @@ from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 from tests.adapters.fake_telegram import FakeBotAPI
 
 QUESTION = "why does my lower back hurt after running"
-VAGUE = "shoes"
+VAGUE = "core"
 UNANSWERED = "how do I register for the club relay league team"
 RED_FLAG = "sciatica down both legs now instead of just one, and weird numbness around my bum and groin"
 
