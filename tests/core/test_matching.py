@@ -84,7 +84,6 @@ MODEL_FLOORS = {
     "dev/faq_holdout2.jsonl": (1.0, 1.0),
     "dev/faq_blind_a.jsonl": (0.98, 0.98),
     "dev/faq_blind_b.jsonl": (0.98, 0.98),
-    **{f"train/faq_train_{n}.jsonl": (0.97, 0.97) for n in range(1, 9)},
 }
 
 
