@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -180,8 +181,11 @@ def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) 
         if lexical.kind != "answer" or guess.chance < m.model_reject:
             return lexical
         return FaqDecision("fallback", lexical.candidates)
-    if lexical.kind == "answer":
-        return lexical
+    if lexical.kind == "answer":  # the words are sure where the model is not: what the model liked is a tap away
+        top = lexical.candidates[0].id
+        liked = [c.id for c in ranked if c.confidence >= 100 * m.model_suggest and c.id != top]
+        close = list(dict.fromkeys([*lexical.runners_up, *liked]))[: max(0, m.max_suggestions - 1)]
+        return dataclasses.replace(lexical, runners_up=tuple(close))
     offered = [c for c in ranked if c.confidence >= 100 * m.model_suggest]
     if lexical.kind == "did-you-mean" and guess.chance < 2 * m.model_suggest:  # a flat guess says little ("sore back")
         offered = [*lexical.candidates, *(c for c in offered if c.id not in {s.id for s in lexical.candidates})]

@@ -15,7 +15,7 @@ from support import DATA, KNOWLEDGE, shipped_knowledge
 
 from bot.config import Settings
 from bot.core.decision import decide
-from bot.core.faq_model import MODEL_FILE, OFF, features, parse_faq_model
+from bot.core.faq_model import MODEL_FILE, OFF, FaqModel, features, parse_faq_model
 from bot.core.knowledge import load_knowledge
 from bot.train_faq import train, training_set
 
@@ -179,3 +179,15 @@ def test_trained_without_a_dev_set_the_model_still_answers_most_of_it() -> None:
         d = decide(k_held, r["text"], MATCHING)
         right += d.kind == "answer" and d.candidates[0].id in {r["faq_id"], *r.get("accept_faq", [])}
     assert right / len(inside) >= 0.90, right / len(inside)
+
+
+def test_when_only_the_words_are_sure_what_the_model_liked_is_offered_with_the_answer() -> None:
+    k = shipped_knowledge()
+    labels = [*k.entries, OFF]
+    unsure = [0.0] * len(labels)
+    for liked in ("stretching", "warm-up-cool-down", OFF):  # three near-equal guesses: none reaches model_answer
+        unsure[labels.index(liked)] = 5.0
+    k_unsure = dataclasses.replace(k, faq_model=FaqModel(labels, unsure, {}, trained_on=k.faq_model.trained_on))
+    d = decide(k_unsure, "why does my lower back hurt after running", MATCHING)
+    assert d.kind == "answer" and d.candidates[0].id == "back-pain-causes"  # the words' answer
+    assert set(d.runners_up) == {"stretching", "warm-up-cool-down"}
