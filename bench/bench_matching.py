@@ -186,7 +186,7 @@ async def run_engine(folder: Path, queries: list[tuple[str, int]], warm: list[st
     from bot.core.engine import Engine, EngineOptions
     from bot.core.knowledge import KnowledgeRef, load_knowledge
     from bot.core.messages import IncomingMessage
-    from bot.storage.sqlite import Store
+    from bot.storage.sqlite import SQLiteStore as Store
 
     base_rss, _ = rss_mb()
     t0 = time.perf_counter()

@@ -89,22 +89,39 @@ class FaqModel:
         #: ``fingerprint`` of the FAQ it was trained on
         self.trained_on = trained_on
         self.sources = tuple(sources)
+        #: rows split on first use (a one-shot ask splits a few dozen; a running bot keeps what it has met)
+        self._split: dict[str, tuple[tuple[int, float], ...]] = {}
+        self._kept_for: tuple[frozenset[str], tuple[int, ...]] | None = None
 
     def guess(self, stems: Sequence[str], known: Iterable[str] | None = None) -> FaqGuess:
         """The labels ranked for a message's stems; with ``known`` (the entry ids in the knowledge) the labels of
         entries no longer there are dropped and the chances renormalised."""
         z = list(self.bias)
-        n = len(z)
         for f in features(stems):
-            for j, w in _pairs(self.weights.get(f, "")):
-                if 0 <= j < n:  # checked here, not at load: a one-shot ask reads the file and asks once
-                    z[j] += w
-        keep = None if known is None else {*known, OFF}
-        pairs = [(label, v) for label, v in zip(self.labels, z, strict=True) if keep is None or label in keep]
-        top = max(v for _, v in pairs)
-        exp = [(label, math.exp(v - top)) for label, v in pairs]
+            row = self._split.get(f)
+            if row is None:
+                row = self._split[f] = self._row(f)
+            for j, w in row:
+                z[j] += w
+        kept = range(len(z)) if known is None else self._kept(known)
+        top = max(z[j] for j in kept)
+        exp = [(self.labels[j], math.exp(z[j] - top)) for j in kept]
         total = sum(e for _, e in exp)
         return FaqGuess(tuple(sorted(((label, e / total) for label, e in exp), key=lambda le: -le[1])))
+
+    def _kept(self, known: Iterable[str]) -> tuple[int, ...]:
+        """The indexes of the labels still in the knowledge (and ``OFF``), remembered for the last set asked."""
+        ids = frozenset(known)
+        if self._kept_for is None or self._kept_for[0] != ids:
+            keep = ids | {OFF}
+            self._kept_for = (ids, tuple(j for j, label in enumerate(self.labels) if label in keep))
+        return self._kept_for[1]
+
+    def _row(self, feature: str) -> tuple[tuple[int, float], ...]:
+        """A feature's weights, split; label indexes are checked here, not at load (a one-shot ask reads the file
+        and asks once)."""
+        n = len(self.bias)
+        return tuple((j, w) for j, w in _pairs(self.weights.get(feature, "")) if 0 <= j < n)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -260,8 +260,9 @@ class RedFlagDetector:
         *,
         uncertain: bool = False,
     ) -> RuleHit | None:
+        found = ctx.raw.keys()
         for rule in rules:
-            if not all(c in ctx.raw for c in rule.concepts):
+            if not rule.needs <= found:
                 continue
             combo = fire(rule, ctx, ctx.toks, uncertain=uncertain)
             if combo is not None:

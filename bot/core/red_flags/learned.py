@@ -70,6 +70,9 @@ class LearnedCheck:
         self.demote_below = demote_below
         self.trained_on = trained_on
         self._none = labels.index(NONE_LABEL)
+        #: each feature's evidence for a red flag (its weights for the categories minus its weight for none),
+        #: worked out on first use
+        self._evidence: dict[str, float] = {}
 
     def guess(self, words: Iterable[str]) -> Guess | None:
         """The likeliest red-flag category with the chance of any red flag; None when no feature is known."""
@@ -81,7 +84,10 @@ class LearnedCheck:
                 continue
             for j, w in row:
                 z[j] += w
-            seen.append((sum(w for j, w in row if j != self._none) - dict(row).get(self._none, 0.0), f))
+            evidence = self._evidence.get(f)
+            if evidence is None:
+                evidence = self._evidence[f] = sum(-w if j == self._none else w for j, w in row)
+            seen.append((evidence, f))
         if not seen:
             return None
         top = max(z)

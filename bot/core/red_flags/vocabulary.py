@@ -3,7 +3,7 @@ and the word-sense guards), the uncertain reasons, and the rule, concept and win
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: First words that give a term its own polarity: a negator in front of "can't pee" means nothing.
 POLARITY_FIRST = frozenset(
@@ -80,6 +80,11 @@ class Rule:
     scope: str | int  # "sentence" | "message" | window size in words
     line: int
     file: str = ""
+    #: the concepts that must all be in a message for the rule to be tried (one set test per rule and message)
+    needs: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs", frozenset(self.concepts))
 
 
 @dataclass(frozen=True, slots=True)
