@@ -187,7 +187,10 @@ def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) 
         close = list(dict.fromkeys([*lexical.runners_up, *liked]))[: max(0, m.max_suggestions - 1)]
         return dataclasses.replace(lexical, runners_up=tuple(close))
     offered = [c for c in ranked if c.confidence >= 100 * m.model_suggest]
-    if lexical.kind == "did-you-mean" and guess.chance < 2 * m.model_suggest:  # a flat guess says little ("sore back")
+    if guess.chance < 2 * m.model_suggest:  # a flat guess says little: the words' suggestions come first ("sore
+        # back"), and where the words found nothing it is the fallback, noted for the moderators ("kinesiology tape")
+        if lexical.kind != "did-you-mean":
+            return lexical
         offered = [*lexical.candidates, *(c for c in offered if c.id not in {s.id for s in lexical.candidates})]
     if offered:
         return FaqDecision("did-you-mean", tuple(offered[: m.max_suggestions]))

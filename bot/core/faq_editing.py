@@ -33,8 +33,13 @@ MAX_PHRASING = 300
 MAX_PROBLEMS_SHOWN = 6
 #: seconds after start before the check runs once in the background (see ``FaqEditor.warm_up``)
 WARM_UP_DELAY = 30.0
-#: warnings a change may add without being refused (shown to the moderator): a thin entry, a long answer
-_ADVISORY = (re.compile(r"has \d+ phrasing\(s\)"), re.compile(r"split into several Discord messages"))
+#: warnings a change may add without being refused (shown to the moderator): a thin entry, a long answer, and the
+#: FAQ model not knowing the change yet (the words answer for it until the host trains the model again)
+_ADVISORY = (
+    re.compile(r"has \d+ phrasing\(s\)"),
+    re.compile(r"split into several Discord messages"),
+    re.compile(r"since faq-model\.json was trained"),
+)
 _FILE_LINE = re.compile(r"\(([^()\s]+):\d+\)")
 
 #: (folder, {file name: new bytes}) -> the knowledge it would load (None: it would not) and every check problem
