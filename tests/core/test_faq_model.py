@@ -191,3 +191,23 @@ def test_when_only_the_words_are_sure_what_the_model_liked_is_offered_with_the_a
     d = decide(k_unsure, "why does my lower back hurt after running", MATCHING)
     assert d.kind == "answer" and d.candidates[0].id == "back-pain-causes"  # the words' answer
     assert set(d.runners_up) == {"stretching", "warm-up-cool-down"}
+
+
+def test_a_moderators_change_that_makes_the_model_stale_is_noted_not_refused() -> None:
+    from bot.core.faq_editing import verdict
+    from bot.core.yamlio import Problem
+
+    stale = Problem(MODEL_FILE, 1, "the FAQ changed since faq-model.json was trained; train it again", "warning")
+    refused, notes = verdict([], [stale], loads=True)
+    assert refused == [] and notes == [stale.message]
+    other = Problem("faq-x.yaml", 3, "questions of 'a' and 'b' are near-identical", "warning")
+    refused, _ = verdict([], [other], loads=True)
+    assert refused  # any other new warning still refuses the change
+
+
+def test_a_flat_guess_where_the_words_find_nothing_is_the_fallback() -> None:
+    k = shipped_knowledge()
+    labels = [*k.entries, OFF]
+    flat = [0.0] * len(labels)  # every label equally likely: about 3% each
+    k_flat = dataclasses.replace(k, faq_model=FaqModel(labels, flat, {}, trained_on=k.faq_model.trained_on))
+    assert decide(k_flat, "is kinesiology tape worth it", MATCHING).kind == "fallback"
