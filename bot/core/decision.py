@@ -166,9 +166,9 @@ def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) 
     (added since it was trained), a confident lexical answer for one of them comes first."""
     model = k.faq_model
     assert model is not None
-    if any(eid not in model.labels for eid in k.entries):
+    if not model.knows.issuperset(k.entries):
         lexical = _lexical(k, text, terms, m)
-        if lexical.kind == "answer" and lexical.candidates[0].id not in model.labels:
+        if lexical.kind == "answer" and lexical.candidates[0].id not in model.knows:
             return lexical
     guess = model.guess(k.analyzer.stems(text), known=k.entries)
     ranked = tuple(Candidate(eid, round(100 * p, 1), 0.0, 0.0) for eid, p in guess.entries(0.0))

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 MODEL_FILE = "faq-model.json"
+# Weights are written per feature as one string, "label:weight label:weight": the file loads in a few milliseconds
+# (a one-shot ``runbot ask`` reads it every time), and only a message's own features are split.
 MODEL_VERSION = 1
-#: Weights are written per feature as one string, "label:weight label:weight": the file loads in a few
-#: milliseconds (a one-shot ``runbot ask`` reads it every time), and only the message's own features are split.
 #: the label of messages this FAQ does not answer
 OFF = "_off"
 #: words at least this long also count by their four-letter pieces ("stretchs" still shares "stre", "tret")
@@ -84,6 +84,7 @@ class FaqModel:
         sources: Sequence[str] = (),
     ) -> None:
         self.labels = tuple(labels)
+        self.knows = frozenset(self.labels)
         self.bias = tuple(bias)
         self.weights = weights
         #: ``fingerprint`` of the FAQ it was trained on
