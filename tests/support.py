@@ -130,3 +130,30 @@ async def press_agree(engine: object, out: object, msg: IncomingMessage) -> obje
         return out
     payload = next(c.payload for r in out.replies for c in r.choices if button(c.payload, "consent", "yes"))
     return await engine.handle(replace(msg, text="", choice=payload))  # type: ignore[attr-defined]
+
+
+#: short, vague questions; the knowledge (and its FAQ model) decides which of them get a "did you mean"
+VAGUE_CANDIDATES = (
+    "hips",
+    "sore back",
+    "back pain",
+    "is a standing desk good for runners",
+    "stretch or ice",
+    "core",
+    "stretch",
+    "shoes",
+    "exercises",
+    "hamstrings",
+)
+
+
+def vague_questions(k: Knowledge, count: int = 1) -> list[str]:
+    """``count`` questions the shipped knowledge answers with "did you mean" (moderators and retraining change which
+    ones, so tests do not hard-code them)."""
+    from bot.config import Settings
+    from bot.core.decision import decide
+
+    m = Settings().matching
+    found = [t for t in VAGUE_CANDIDATES if decide(k, t, m).kind == "did-you-mean"][:count]
+    assert len(found) == count, f"only {found} of {VAGUE_CANDIDATES} get a 'did you mean' from the knowledge"
+    return found

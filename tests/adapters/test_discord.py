@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import button, real_runtime
+from support import button, real_runtime, vague_questions
 
 from bot.adapters.discord_adapter import (
     DMS_CLOSED_NOTE,
@@ -41,7 +41,6 @@ from tests.adapters.fake_discord import (
 TOKEN = "fake-token.abc.def"
 QUESTION = "why does my lower back hurt after running"
 #: one-word questions; the shipped knowledge answers at least one of them with "did you mean" buttons
-VAGUE_CANDIDATES = ("stretch", "shoes", "core", "exercises", "hamstrings", "hips", "back pain")
 CHATTER = "great run this morning everyone"
 RED_FLAG = "since this morning I can't feel my groin or bum and I wet myself without noticing"
 
@@ -378,13 +377,7 @@ async def test_ask_answers_in_the_channel(env: Env) -> None:
 
 def vague_question(runtime: Runtime) -> str:
     """A question the current knowledge is unsure about (moderators edit it, so don't hard-code one)."""
-    from bot.core.decision import decide
-
-    k, m = runtime.knowledge.current, runtime.settings.matching
-    for text in VAGUE_CANDIDATES:
-        if decide(k, text, m).kind == "did-you-mean":
-            return text
-    pytest.fail(f"none of {VAGUE_CANDIDATES} gets a 'did you mean' from the knowledge any more")
+    return vague_questions(runtime.knowledge.current)[0]
 
 
 async def test_a_did_you_mean_button_click_answers_and_disables_the_buttons(env: Env, runtime: Runtime) -> None:

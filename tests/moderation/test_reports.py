@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support import ROOT, build_shipped
+from support import ROOT, build_shipped, shipped_knowledge, vague_questions
 
 from bot.config import Settings
 from bot.core.engine import EngineOptions
@@ -27,7 +27,7 @@ BOSTON = ["how do i qualify for boston marathon", "can i qualify for the boston 
 ASHWA = ["is ashwagandha good for runners", "ashwagandha for runners"]
 OLD = ["does altitude training camp help", "does altitude training camp help"]
 ANSWERED = ["what data do you store about me", "who is behind runbot", "my lower back aches", "stretch"]
-DID_YOU_MEAN = ["core", "is a standing desk good for runners"]
+DID_YOU_MEAN = vague_questions(shipped_knowledge(), 2)
 RED_FLAGS = ["my back hurts and i cant control my bladder", "back pain with a fever and feeling really unwell"]
 
 

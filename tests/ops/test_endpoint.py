@@ -17,7 +17,7 @@ import aiohttp
 import pgtest
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support import KNOWLEDGE, build_shipped
+from support import KNOWLEDGE, build_shipped, shipped_knowledge, vague_questions
 
 from bot.adapters.telegram_adapter import TelegramAdapter, TelegramAdapterSettings
 from bot.app import App
@@ -35,7 +35,7 @@ from bot.storage.sqlite.inbox import SQLiteInbox as Inbox
 from tests.adapters.fake_telegram import FakeBotAPI
 
 QUESTION = "why does my lower back hurt after running"
-VAGUE = "core"
+VAGUE = vague_questions(shipped_knowledge())[0]
 UNANSWERED = "how do I register for the club relay league team"
 RED_FLAG = "sciatica down both legs now instead of just one, and weird numbness around my bum and groin"
 
