@@ -23,6 +23,7 @@ from bot.storage.sqlite.health import (
     describe_open_error,
     file_identity,
 )
+from bot.storage.sqlite.rows import fetch_one
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,7 @@ class SQLiteBase:
             await self.db.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
 
     async def schema_version(self) -> int:
-        async with self.db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, "PRAGMA user_version")
         return int(row[0]) if row else 0
 
     def _now(self) -> datetime:

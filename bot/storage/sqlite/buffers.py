@@ -11,6 +11,7 @@ from bot.core.store import StoreUnavailable
 from bot.storage.buffers import Stats, Unanswered, WriteBuffers
 from bot.storage.common import from_db, to_db
 from bot.storage.sqlite.base import SQLITE_ERRORS
+from bot.storage.sqlite.rows import fetch_all
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -68,8 +69,7 @@ class SQLiteBuffers(WriteBuffers):
             query += " WHERE last_seen >= ?"
             params = (to_db(since),)
         query += " GROUP BY normalized ORDER BY count DESC, last_seen DESC LIMIT ?"
-        async with self.db.execute(query, (*params, limit)) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch_all(self.db, query, (*params, limit))
         return [
             {"text": r["normalized"], "count": r["count"], "last_seen": from_db(r["last_seen"])} for r in rows
         ]
@@ -81,6 +81,5 @@ class SQLiteBuffers(WriteBuffers):
         if since is not None:
             query += " WHERE day >= ?"
             params = (since.astimezone(UTC).strftime("%Y-%m-%d"),)
-        async with self.db.execute(query + " GROUP BY kind", params) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch_all(self.db, query + " GROUP BY kind", params)
         return {r["kind"]: int(r["n"]) for r in rows}

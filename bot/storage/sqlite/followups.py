@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.store import ACTIVE_FOLLOWUP_STATES, Claim, Followup, User
 from bot.storage.common import RELEASABLE, UPDATABLE, checked_fields, from_db, owner_gone, to_db
+from bot.storage.sqlite.rows import fetch_all, fetch_one
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -71,39 +72,31 @@ class FollowupRows:
 
     async def next_due(self) -> datetime | None:
         """The earliest due time of a check-in that still has to be sent."""
-        async with self.db.execute(
-            "SELECT MIN(due_at) FROM followups WHERE state IN ('pending', 'sending')"
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, "SELECT MIN(due_at) FROM followups WHERE state IN ('pending', 'sending')")
         return from_db(row[0]) if row and row[0] else None
 
     async def due_followups(self, now: datetime, limit: int = 100) -> list[Followup]:
-        async with self.db.execute(
+        rows = await fetch_all(
+            self.db,
             _FOLLOWUP_SELECT + " WHERE f.state IN ('pending', 'sending') AND f.due_at <= ? ORDER BY f.due_at LIMIT ?",
             (to_db(now), limit),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [_followup(r) for r in rows]
 
     async def get_followup(self, followup_id: int) -> Followup | None:
-        async with self.db.execute(_FOLLOWUP_SELECT + " WHERE f.id = ?", (followup_id,)) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, _FOLLOWUP_SELECT + " WHERE f.id = ?", (followup_id,))
         return _followup(row) if row else None
 
     async def user_followups(self, user: User, *, active_only: bool = False) -> list[Followup]:
         query = _FOLLOWUP_SELECT + " WHERE f.user_id = ?"
         if active_only:
             query += " AND f.state IN ('pending', 'sending', 'awaiting')"
-        async with self.db.execute(query + " ORDER BY f.id", (user.id,)) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch_all(self.db, query + " ORDER BY f.id", (user.id,))
         return [_followup(r) for r in rows]
 
     async def list_followups(self, states: tuple[str, ...] = ACTIVE_FOLLOWUP_STATES) -> list[Followup]:
         marks = ",".join("?" * len(states))
-        async with self.db.execute(
-            _FOLLOWUP_SELECT + f" WHERE f.state IN ({marks}) ORDER BY f.due_at", states
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch_all(self.db, _FOLLOWUP_SELECT + f" WHERE f.state IN ({marks}) ORDER BY f.due_at", states)
         return [_followup(r) for r in rows]
 
     async def update_followup(self, followup_id: int, *, expect_state: str | None = None, **fields: Any) -> bool:
@@ -157,17 +150,16 @@ class FollowupRows:
         if not ids:
             return []
         id_marks = ",".join("?" * len(ids))
-        async with self.db.execute(
-            f"{_FOLLOWUP_SELECT} WHERE f.id IN ({id_marks}) ORDER BY f.due_at", ids
-        ) as cur:
-            found = await cur.fetchall()
+        found = await fetch_all(self.db, f"{_FOLLOWUP_SELECT} WHERE f.id IN ({id_marks}) ORDER BY f.due_at", ids)
         return [Claim(_followup(r), str(r["send_key"])) for r in found]
 
     async def _expire_dead_owners(self, now: datetime) -> None:
-        async with self.db.execute(
-            "SELECT DISTINCT lease_owner FROM followups WHERE state = 'sending' AND lease_until >= ?", (to_db(now),)
-        ) as cur:
-            owners = [r[0] for r in await cur.fetchall() if r[0]]
+        rows = await fetch_all(
+            self.db,
+            "SELECT DISTINCT lease_owner FROM followups WHERE state = 'sending' AND lease_until >= ?",
+            (to_db(now),),
+        )
+        owners = [r[0] for r in rows if r[0]]
         gone = [o for o in owners if owner_gone(o)]
         if gone:
             marks = ",".join("?" * len(gone))
@@ -177,15 +169,15 @@ class FollowupRows:
 
     async def claim_held(self, claim: Claim, owner: str) -> bool:
         """Whether ``owner`` still holds the row (not cancelled, answered or taken over since the claim)."""
-        async with self.db.execute(
+        row = await fetch_one(
+            self.db,
             "SELECT 1 FROM followups WHERE id = ? AND state = 'sending' AND lease_owner = ?",
             (claim.followup.id, owner),
-        ) as cur:
-            return await cur.fetchone() is not None
+        )
+        return row is not None
 
     async def already_sent(self, send_key: str) -> bool:
-        async with self.db.execute("SELECT 1 FROM sent_keys WHERE key = ?", (send_key,)) as cur:
-            return await cur.fetchone() is not None
+        return await fetch_one(self.db, "SELECT 1 FROM sent_keys WHERE key = ?", (send_key,)) is not None
 
     async def complete_claim(self, claim: Claim, owner: str, now: datetime) -> bool:
         """The check-in was delivered: record its key and move the row to ``awaiting`` (only while we hold it)."""
@@ -219,12 +211,12 @@ class FollowupRows:
         if not platforms:
             return None
         marks = ",".join("?" * len(platforms))
-        async with self.db.execute(
+        row = await fetch_one(
+            self.db,
             "SELECT MIN(CASE WHEN state = 'pending' THEN due_at ELSE COALESCE(lease_until, due_at) END)"
             f" FROM followups WHERE state IN ('pending', 'sending') AND platform IN ({marks})",
             sorted(platforms),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         return from_db(row[0]) if row and row[0] else None
 
     async def purge_sent_keys(self, before: datetime) -> int:

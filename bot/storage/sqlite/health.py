@@ -14,6 +14,7 @@ import aiosqlite
 
 from bot.core.ports import StartupError
 from bot.storage.common import SchemaTooNew
+from bot.storage.sqlite.rows import fetch_one
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,7 @@ class FileChecks:
 
     async def _quick_check(self) -> None:
         """A truncated or damaged file can still have a valid header: read every page once (fast for a club's data)."""
-        async with self.db.execute("PRAGMA quick_check(1)") as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, "PRAGMA quick_check(1)")
         if row is None or row[0] != "ok":
             raise sqlite3.DatabaseError(f"database disk image is malformed: {row[0] if row else 'no answer'}")
 

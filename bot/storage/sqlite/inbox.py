@@ -26,6 +26,7 @@ import aiosqlite
 
 from bot.core.store import InboxUnavailable
 from bot.storage.inbox_marks import DoneMarks
+from bot.storage.sqlite.rows import fetch_all, fetch_one
 
 if TYPE_CHECKING:
     from bot.storage.sqlite.store import SQLiteStore
@@ -165,19 +166,19 @@ class SQLiteInbox:
 
     async def _known(self, ids: list[int]) -> set[int]:
         marks = ",".join("?" * len(ids))
-        async with self.db.execute(
-            f"SELECT update_id FROM inbox WHERE platform = ? AND update_id IN ({marks})", (self.platform, *ids)
-        ) as cur:
-            return {int(r[0]) for r in await cur.fetchall()}
+        rows = await fetch_all(
+            self.db, f"SELECT update_id FROM inbox WHERE platform = ? AND update_id IN ({marks})", (self.platform, *ids)
+        )
+        return {int(r[0]) for r in rows}
 
     async def pending(self) -> list[tuple[int, dict[str, Any]]]:
         """Updates stored but not answered, oldest first (to replay at start)."""
         try:
-            async with self.db.execute(
+            rows = await fetch_all(
+                self.db,
                 "SELECT update_id, payload FROM inbox WHERE platform = ? AND state = 'pending' ORDER BY update_id",
                 (self.platform,),
-            ) as cur:
-                rows = await cur.fetchall()
+            )
         except aiosqlite.Error as exc:
             raise InboxUnavailable(str(exc)) from exc
         out = []
@@ -192,10 +193,7 @@ class SQLiteInbox:
     async def last_id(self) -> int | None:
         """The highest update id ever stored (the next fetch starts after it)."""
         try:
-            async with self.db.execute(
-                "SELECT MAX(update_id) FROM inbox WHERE platform = ?", (self.platform,)
-            ) as cur:
-                row = await cur.fetchone()
+            row = await fetch_one(self.db, "SELECT MAX(update_id) FROM inbox WHERE platform = ?", (self.platform,))
         except aiosqlite.Error as exc:
             raise InboxUnavailable(str(exc)) from exc
         return int(row[0]) if row and row[0] is not None else None
@@ -223,8 +221,7 @@ class SQLiteInbox:
             raise InboxUnavailable(str(exc)) from exc
 
     async def count(self, state: str) -> int:
-        async with self.db.execute(
-            "SELECT COUNT(*) FROM inbox WHERE platform = ? AND state = ?", (self.platform, state)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(
+            self.db, "SELECT COUNT(*) FROM inbox WHERE platform = ? AND state = ?", (self.platform, state)
+        )
         return int(row[0]) if row else 0

@@ -13,6 +13,7 @@ from bot.core.lru import LruCache
 from bot.core.store import FINISHED_FOLLOWUP_STATES, ConsentRecord, StoredTriage, User
 from bot.storage.common import HEALTH_TABLES, answers_from, answers_to, from_db, to_db
 from bot.storage.sqlite.base import SQLITE_ERRORS
+from bot.storage.sqlite.rows import fetch_all, fetch_one
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -50,12 +51,9 @@ class UserRows:
         if known is not None:
             return known
         async with self._lock:
-            async with self.db.execute(
-                "INSERT INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?)"
+            row = await fetch_one(self.db, "INSERT INTO users (platform, platform_user_id, created_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (platform, platform_user_id) DO NOTHING RETURNING *",
-                (platform, platform_user_id, to_db(self._now())),
-            ) as cur:
-                row = await cur.fetchone()
+                (platform, platform_user_id, to_db(self._now())))
         if row is not None:
             found: User | None = dataclasses.replace(_user(row), new=True)
         else:
@@ -71,18 +69,16 @@ class UserRows:
         cached = self._user_cache.get(key)
         if cached is not None:
             return cached
-        async with self.db.execute(
-            "SELECT * FROM users WHERE platform = ? AND platform_user_id = ?", (platform, platform_user_id)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(
+            self.db, "SELECT * FROM users WHERE platform = ? AND platform_user_id = ?", (platform, platform_user_id)
+        )
         if row is None:
             return None
         self._user_cache[key] = found = _user(row)
         return found
 
     async def user_by_id(self, user_id: int) -> User | None:
-        async with self.db.execute("SELECT * FROM users WHERE id = ?", (user_id,)) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, "SELECT * FROM users WHERE id = ?", (user_id,))
         return _user(row) if row else None
 
     async def set_notice_shown(self, user: User) -> None:
@@ -95,21 +91,17 @@ class UserRows:
 
     # ----------------------------------------------------------------- triage
     async def get_triage(self, user: User) -> StoredTriage | None:
-        async with self.db.execute("SELECT * FROM triage_state WHERE user_id = ?", (user.id,)) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.db, "SELECT * FROM triage_state WHERE user_id = ?", (user.id,))
         if row is None:
             return None
         return StoredTriage(row["flow_id"], row["step_id"], answers_from(row["answers"]), row["chat_id"])
 
     async def conversation(self, user: User) -> tuple[StoredTriage | None, int | None]:
         """In one round trip: the user's triage position and the id of a check-in awaiting their answer."""
-        async with self.db.execute(
-            "SELECT t.flow_id, t.step_id, t.answers, t.chat_id,"
+        row = await fetch_one(self.db, "SELECT t.flow_id, t.step_id, t.answers, t.chat_id,"
             " (SELECT id FROM followups WHERE user_id = ? AND state = 'awaiting' ORDER BY id DESC LIMIT 1) AS fu"
             " FROM (SELECT 1) LEFT JOIN triage_state t ON t.user_id = ?",
-            (user.id, user.id),
-        ) as cur:
-            row = await cur.fetchone()
+            (user.id, user.id))
         if row is None:
             return None, None
         triage = None
@@ -135,10 +127,9 @@ class UserRows:
         """The user's stored consent, or None (never asked, refused, or withdrawn). No row (id 0): none."""
         if not user.stored:
             return None
-        async with self.db.execute(
-            "SELECT version, text_hash, given_at FROM consents WHERE user_id = ?", (user.id,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(
+            self.db, "SELECT version, text_hash, given_at FROM consents WHERE user_id = ?", (user.id,)
+        )
         return ConsentRecord(row["version"], row["text_hash"], from_db(row["given_at"])) if row else None
 
     async def give_consent(self, user: User, version: str, text_hash: str) -> None:
@@ -226,13 +217,12 @@ class UserRows:
         out["triage"] = asdict(triage) if triage else None
         if triage is not None:
             out["triage"]["answers"] = [list(a) for a in triage.answers]
-            async with self.db.execute("SELECT updated_at FROM triage_state WHERE user_id = ?", (fresh.id,)) as cur:
-                row = await cur.fetchone()
+            row = await fetch_one(self.db, "SELECT updated_at FROM triage_state WHERE user_id = ?", (fresh.id,))
             out["triage"]["updated_at"] = row["updated_at"] if row else None
-        async with self.db.execute(
-            "SELECT level, category, created_at FROM escalations WHERE user_id = ? ORDER BY id", (fresh.id,)
-        ) as cur:
-            out["escalations"] = [dict(r) for r in await cur.fetchall()]
+        rows = await fetch_all(
+            self.db, "SELECT level, category, created_at FROM escalations WHERE user_id = ? ORDER BY id", (fresh.id,)
+        )
+        out["escalations"] = [dict(r) for r in rows]
         async with self.db.execute("SELECT * FROM followups WHERE user_id = ? ORDER BY id", (fresh.id,)) as cur:
             out["followups"] = [
                 {k: r[k] for k in r.keys() if k not in ("id", "user_id")} for r in await cur.fetchall()
