@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 from bot.core.faq import Candidate
@@ -160,6 +161,11 @@ def rerank(
     return [winner, *order[1:], *candidates[len(close) :]]
 
 
+@cache
+def _without_embeddings(m: MatchingSettings) -> MatchingSettings:
+    return dataclasses.replace(m, embeddings=False) if m.embeddings else m
+
+
 def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) -> FaqDecision:
     """The FAQ model's decision when it is sure (an entry, or "not for this FAQ"), else the lexical one, with the
     model's likeliest entries as the "did you mean" buttons. While the FAQ has entries the model does not know
@@ -170,6 +176,8 @@ def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) 
         lexical = _lexical(k, text, terms, m)
         if lexical.kind == "answer" and lexical.candidates[0].id not in model.knows:
             return lexical
+    else:  # the model orders close neighbours itself: re-ranking them by embeddings changed nothing on held-out sets
+        m = _without_embeddings(m)
     guess = model.guess(k.analyzer.stems(text), known=k.entries)
     ranked = tuple(Candidate(eid, round(100 * p, 1), 0.0, 0.0) for eid, p in guess.entries(0.0))
     if guess.chance >= m.model_answer and guess.label != OFF:

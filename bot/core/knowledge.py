@@ -275,6 +275,8 @@ def load_knowledge(
         raise KnowledgeError(problems or [Problem(str(root), 1, "knowledge could not be loaded")])
     analyzer = Analyzer(synonyms)
     matcher, vectors = build_index(entries.values(), chatter, analyzer, params, embeddings=embeddings)
+    # with a FAQ model that knows every entry the words-only path runs without them (``decision``): embed on first use
+    lazy = lazy or (faq_model is not None and not stale)
     if vectors is not None and not lazy and not vectors.prepare():  # installed but unreadable: logged once
         vectors = None
     return Knowledge(

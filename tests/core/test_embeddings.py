@@ -154,7 +154,8 @@ def test_a_package_without_its_weights_or_with_broken_ones_is_reported(
     embedding._load.cache_clear()
     found = embedding.availability()
     assert not found.ok and "could not be read" in found.reason
-    assert load_knowledge(KNOWLEDGE).vectors is None
+    k = load_knowledge(KNOWLEDGE)  # with the FAQ model the vectors wait for their first use: broken then, never raised
+    assert k.vectors is None or not k.vectors.prepare()
 
 
 @installed
