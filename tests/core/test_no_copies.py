@@ -36,6 +36,16 @@ COINCIDENCES = frozenset(
         "should i see a physio for my lower back",
         # faq_blind_e (written 2026-12-05 likewise)
         "can i run with sciatica",
+        # faq_blind_f (written 2026-12-05 by an author who never saw the knowledge; the pack did not change that day)
+        "my lower back feels tight after runs what should i stretch",
+        "ice or heat for lower back pain",
+        "can i run with lower back pain",
+        "should i see a physio for my back pain",
+        "physio or chiropractor for lower back pain from running",
+        "what should i eat before a morning run",
+        "best headtorch for winter running",
+        # faq_blind_g (written 2026-12-05 by an author who never saw the knowledge; the pack did not change that day)
+        "is running on concrete bad for your back",
     }
 )
 

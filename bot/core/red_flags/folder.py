@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from bot.core.lru import LruCache
+from bot.core.red_flags import stored
 from bot.core.red_flags.detector import RedFlagDetector
 from bot.core.red_flags.learned import MODEL_FILE, parse_learned
 from bot.core.red_flags.loader import parse_red_flag_docs
+from bot.core.red_flags.stored import gc_paused
 from bot.core.yamlio import Problem, YamlError, load_bytes, read_bytes
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ def read_catalogue(folder: Folder) -> RedFlagDetector | None:
     with _CATALOGUES_LOCK:  # loads run in threads (the watcher's reload, a moderator's change being checked)
         built = _CATALOGUES.get(key)
     if built is None:
-        built = _build(files, model)
+        built = _read_or_build(key, files, model)
         with _CATALOGUES_LOCK:
             _CATALOGUES[key] = built
     detector, problems = built
@@ -77,6 +79,21 @@ def read_catalogue(folder: Folder) -> RedFlagDetector | None:
 #: one more (a change being checked, or the one before an edit of the catalogue); a detector never changes once built
 _CATALOGUES: LruCache[bytes, tuple[RedFlagDetector | None, tuple[Problem, ...]]] = LruCache(2)
 _CATALOGUES_LOCK = threading.Lock()
+
+
+def _read_or_build(
+    key: bytes, files: list[tuple[str, bytes]], model: bytes | Problem | None
+) -> tuple[RedFlagDetector | None, tuple[Problem, ...]]:
+    """The detector stored on disk for these bytes (``stored``), else built and stored; a catalogue with problems is
+    built every time (its problems are reported each time)."""
+    found = stored.load(key)
+    if found is not None:
+        return found, ()
+    with gc_paused:
+        built = _build(files, model)
+    if built[0] is not None and not built[1]:
+        stored.save(key, built[0])
+    return built
 
 
 def _build(
