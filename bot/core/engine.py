@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -203,7 +202,7 @@ class Engine:
         """The message with its user's row (read, never created: ``Context.stored_user``), a user with no row yet,
         or a stand-in (``degraded``) when storage does not answer in time."""
         try:
-            user = await asyncio.wait_for(self.store.find_user(msg.platform, msg.user_id), resilience.USER_BUDGET)
+            user = await resilience.within(resilience.USER_BUDGET, self.store.find_user(msg.platform, msg.user_id))
         except STORE_ERRORS as exc:
             log.warning("storage unavailable, answering from memory: %s", exc or type(exc).__name__)
             return Context(msg, resilience.transient_user(msg, self.clock.now()), k, degraded=True)
@@ -216,7 +215,7 @@ class Engine:
             reports = command is not None and command.name == "faq"  # a reload may take longer than the budget
             try:
                 work = self._turn(ctx, self._route_stored(ctx, stripped, command))
-                return await (work if reports else asyncio.wait_for(work, resilience.STORAGE_BUDGET))
+                return await resilience.within(None if reports else resilience.STORAGE_BUDGET, work)
             except STORE_ERRORS as exc:
                 log.warning("storage unavailable mid-message, answering from memory: %s", exc or type(exc).__name__)
                 self.notices.dropped(ctx.msg)
