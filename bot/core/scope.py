@@ -59,8 +59,12 @@ _DOWN_LEG = re.compile(
 )
 #: "back" that is not the body part: "back of my knee", "back to running", "come back"
 _NOT_BACK = re.compile(
-    r"(?<!my )(?<!your )(?<!his )(?<!her )(?<!lower )(?<!upper )(?<!sore )(?<!bad )"
-    r"\bback (?:of|to|from|into|onto|on|at|for|home|then|in the day|up)\b(?! (?:pain|ache|is|was|hurt|twinge|spasm))"
+    # the back itself, named with a determiner or an adjective ("from the back to the glute", "low back on long runs")
+    # ("the back of my knee" stays another part)
+    r"(?<!my )(?<!your )(?<!his )(?<!her )(?<!our )(?<!their )(?<!lower )(?<!low )(?<!upper )(?<!sore )"
+    r"(?<!bad )(?<!stiff )(?<!tight )(?<!achy )(?<!painful )"
+    r"(?:(?<=the )back of\b|(?<!the )\bback (?:of|to|from|into|onto|on|at|for|home|then|in the day|up)\b)"
+    r"(?! (?:pain|ache|is|was|hurt|twinge|spasm))"
     r"|\b(?:hopefully|welcome|be|im) back\b"
     r"|\b(?:came|come|comes|coming|get|gets|getting|got|go|goes|going|went|bounce|bounced|bouncing|ease|easing|"
     r"eased|build|building|built|cut|cutting|cuts|hold|holding|held|fight|fought|look|looking|looked|way|"

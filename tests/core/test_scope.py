@@ -55,6 +55,9 @@ def test_other_body_parts_are_out_of_scope(text: str, part: str) -> None:
         "my arms swing across my body, is that bad form",
         "tight hips from sitting all day, could that be it",  # the tight-hips entry: no complaint about the hip
         "pain in my lower back and hip after runs",
+        # the back named with "the"/"low" before "to"/"on": the back itself, not "back to running"
+        "pain goes from the back to the glute and the leg, toes tingle",
+        "when i stand on one leg my hip drops, could that be the ache in my low back on long runs",
     ],
 )
 def test_back_sciatica_form_and_kit_stay_in_scope(text: str) -> None:
