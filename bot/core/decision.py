@@ -181,7 +181,7 @@ def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) 
     guess = model.guess(k.analyzer.stems(text), known=k.entries)
     ranked = tuple(Candidate(eid, round(100 * p, 1), 0.0, 0.0) for eid, p in guess.entries(0.0))
     if guess.chance >= m.model_answer and guess.label != OFF:
-        close = tuple(c.id for c in ranked[1:] if c.confidence >= 100 * m.model_suggest)
+        close = tuple(c.id for c in ranked[1:] if c.confidence >= 100 * m.model_related)
         return FaqDecision("answer", ranked, runners_up=close[: max(0, m.max_suggestions - 1)])
     lexical = _lexical(k, text, terms, m)
     if guess.chance >= m.model_answer:  # sure it is not for this FAQ: no answer (unless the words are sure and it is
@@ -191,7 +191,7 @@ def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) 
         return FaqDecision("fallback", lexical.candidates)
     if lexical.kind == "answer":  # the words are sure where the model is not: what the model liked is a tap away
         top = lexical.candidates[0].id
-        liked = [c.id for c in ranked if c.confidence >= 100 * m.model_suggest and c.id != top]
+        liked = [c.id for c in ranked if c.confidence >= 100 * m.model_related and c.id != top]
         close = list(dict.fromkeys([*lexical.runners_up, *liked]))[: max(0, m.max_suggestions - 1)]
         return dataclasses.replace(lexical, runners_up=tuple(close))
     offered = [c for c in ranked if c.confidence >= 100 * m.model_suggest]

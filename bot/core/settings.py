@@ -39,11 +39,13 @@ class MatchingSettings:
     runner_up_window: float = _num(15.0, 0, 100)
     #: the FAQ model (knowledge/faq-model.json) names the entry when its chance is at least ``model_answer``; when
     #: unsure, the lexical matcher decides, and the model's entries of at least ``model_suggest`` are the buttons;
-    #: its "not for this FAQ" silences a confident lexical answer only from ``model_reject``
+    #: its "not for this FAQ" silences a confident lexical answer only from ``model_reject``; with an answer, the
+    #: next entries of at least ``model_related`` are offered too (a tap away when the answer is the wrong one)
     model: bool = True
     model_answer: float = _num(0.5, 0, 1)
     model_suggest: float = _num(0.1, 0, 1)
-    model_reject: float = _num(0.95, 0, 1)
+    model_reject: float = _num(0.9, 0, 1)
+    model_related: float = _num(0.03, 0, 1)
 
     def __post_init__(self) -> None:
         if not self.suggest <= self.likely <= self.confident:
