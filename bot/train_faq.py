@@ -15,12 +15,14 @@ from pathlib import Path
 
 from bot.core.faq_model import OFF, FaqModel, encode, features, fingerprint
 from bot.core.knowledge import Knowledge
-from bot.softmax import fit, kept
+from bot.softmax import fit_averaged, kept
 
 #: a feature seen in fewer training lines than this is dropped (one-off names and typos only add noise)
 MIN_LINES = 2
 #: weights smaller than this are not written (the file stays small; the answers do not change)
 PRUNE_BELOW = 0.02
+#: trainings averaged (each with its own line order): held out, their mean beat a single run by 0.5-1 point
+SEEDS = (1, 2, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +57,13 @@ def training_set(k: Knowledge, files: Sequence[Path]) -> TrainingSet:
 
 
 def train(
-    data: TrainingSet, *, epochs: int = 15, rate: float = 0.3, l2: float = 1e-4, seed: int = 1
+    data: TrainingSet, *, epochs: int = 15, rate: float = 0.3, l2: float = 1e-4, seeds: Sequence[int] = SEEDS
 ) -> FaqModel:
-    """Plain stochastic gradient descent on the softmax loss with L2 (``bot.softmax.fit``)."""
+    """Plain stochastic gradient descent on the softmax loss with L2, once per seed, weights averaged
+    (``bot.softmax.fit_averaged``)."""
     labels = tuple(sorted({label for _, label in data.rows} | {OFF}))
-    weights, bias = fit(
-        data.rows, features, labels, epochs=epochs, rate=rate, decay=0.75, l2=l2, seed=seed, min_lines=MIN_LINES
+    weights, bias = fit_averaged(
+        data.rows, features, labels, seeds=seeds, epochs=epochs, rate=rate, decay=0.75, l2=l2, min_lines=MIN_LINES
     )
     rows = {f: encode(row) for f, row in kept(weights, PRUNE_BELOW)}
     return FaqModel(labels, bias, rows, trained_on=data.faq, sources=data.sources)

@@ -211,3 +211,18 @@ def test_a_flat_guess_where_the_words_find_nothing_is_the_fallback() -> None:
     flat = [0.0] * len(labels)  # every label equally likely: about 3% each
     k_flat = dataclasses.replace(k, faq_model=FaqModel(labels, flat, {}, trained_on=k.faq_model.trained_on))
     assert decide(k_flat, "is kinesiology tape worth it", MATCHING).kind == "fallback"
+
+
+def test_averaged_training_is_the_mean_of_the_runs() -> None:
+    """Each seed shuffles the lines its own way; the model keeps the mean of the runs' weights and biases."""
+    from bot.softmax import fit, fit_averaged
+
+    rows = [(("lower", "back", "ice"), "ice"), (("heat", "pad", "back"), "ice"), (("knee", "ice"), OFF)] * 3
+    labels = ("ice", OFF)
+    options = {"epochs": 4, "rate": 0.3, "decay": 0.75, "min_lines": 1}
+    runs = [fit(rows, lambda ws: ws, labels, seed=s, **options) for s in (1, 2)]
+    weights, bias = fit_averaged(rows, lambda ws: ws, labels, seeds=(1, 2), **options)
+    assert runs[0][0]["ice"] != runs[1][0]["ice"]  # the order matters, so there is something to average
+    for f, w in weights.items():
+        assert w == pytest.approx([(a + b) / 2 for a, b in zip(runs[0][0][f], runs[1][0][f], strict=True)])
+    assert bias == pytest.approx([(a + b) / 2 for a, b in zip(runs[0][1], runs[1][1], strict=True)])
