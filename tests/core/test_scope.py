@@ -33,6 +33,10 @@ def k():  # type: ignore[no-untyped-def]
         ("my wrist is sore from the watch strap", "wrist"),
         ("legs still sore three days after the race, how long to recover", "leg"),
         ("getting back to running after a calf strain", "calf"),
+        # the back said to be fine: the other part is the question
+        ("back's fine now thanks, but my hamstring is sore after sprints, rest or run?", "hamstring"),
+        ("no back pain at all, it's my achilles that aches in the morning", "Achilles"),
+        ("not my back this time, my knee hurts going downhill", "knee"),
     ],
 )
 def test_other_body_parts_are_out_of_scope(text: str, part: str) -> None:
@@ -58,6 +62,9 @@ def test_other_body_parts_are_out_of_scope(text: str, part: str) -> None:
         # the back named with "the"/"low" before "to"/"on": the back itself, not "back to running"
         "pain goes from the back to the glute and the leg, toes tingle",
         "when i stand on one leg my hip drops, could that be the ache in my low back on long runs",
+        # the back feeling better is not the back said to be fine
+        "stretching my hamstrings makes my back feel better, should i keep doing it",
+        "how do i stretch my hamstrings without rounding my back",
     ],
 )
 def test_back_sciatica_form_and_kit_stay_in_scope(text: str) -> None:
