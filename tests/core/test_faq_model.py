@@ -226,3 +226,21 @@ def test_averaged_training_is_the_mean_of_the_runs() -> None:
     for f, w in weights.items():
         assert w == pytest.approx([(a + b) / 2 for a, b in zip(runs[0][0][f], runs[1][0][f], strict=True)])
     assert bias == pytest.approx([(a + b) / 2 for a, b in zip(runs[0][1], runs[1][1], strict=True)])
+
+
+def test_a_sure_answer_offers_the_models_next_entries_from_model_related() -> None:
+    """The model is sure of one entry; its next entries of at least ``model_related`` (not the unlikely ones) fill
+    the answer's first buttons, at most ``max_suggestions - 1``."""
+    import math
+
+    k = shipped_knowledge()
+    labels = [*k.entries, OFF]
+    chances = dict.fromkeys(labels, 0.0005)
+    chances.update({"ice-or-heat": 0.8, "pain-medication": 0.06, "recovery-time": 0.04, "stretching": 0.02})
+    bias = [math.log(chances[label]) for label in labels]
+    k_sure = dataclasses.replace(k, faq_model=FaqModel(labels, bias, {}, trained_on=k.faq_model.trained_on))
+    d = decide(k_sure, "should i put something warm or cold on it", MATCHING)
+    assert d.kind == "answer" and d.candidates[0].id == "ice-or-heat"
+    assert d.runners_up == ("pain-medication", "recovery-time")  # stretching (0.02) is under model_related (0.03)
+    fewer = dataclasses.replace(MATCHING, model_related=0.05)
+    assert decide(k_sure, "should i put something warm or cold on it", fewer).runners_up == ("pain-medication",)

@@ -36,6 +36,8 @@ COINCIDENCES = frozenset(
         "should i see a physio for my lower back",
         # faq_blind_e (written 2026-12-05 likewise)
         "can i run with sciatica",
+        # faq_blind_h (written 2026-12-05 by an author who never saw the knowledge; the pack did not change that day)
+        "what is this bot",
         # faq_blind_f (written 2026-12-05 by an author who never saw the knowledge; the pack did not change that day)
         "my lower back feels tight after runs what should i stretch",
         "ice or heat for lower back pain",
