@@ -192,7 +192,7 @@ def _with_model(k: Knowledge, text: str, terms: list[str], m: MatchingSettings) 
     if lexical.kind == "answer":  # the words are sure where the model is not: what the model liked is a tap away
         top = lexical.candidates[0].id
         liked = [c.id for c in ranked if c.confidence >= 100 * m.model_related and c.id != top]
-        close = list(dict.fromkeys([*lexical.runners_up, *liked]))[: max(0, m.max_suggestions - 1)]
+        close = list(dict.fromkeys([*liked, *lexical.runners_up]))[: max(0, m.max_suggestions - 1)]
         return dataclasses.replace(lexical, runners_up=tuple(close))
     offered = [c for c in ranked if c.confidence >= 100 * m.model_suggest]
     if guess.chance < 2 * m.model_suggest:  # a flat guess says little: the words' suggestions come first ("sore

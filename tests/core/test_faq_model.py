@@ -244,3 +244,20 @@ def test_a_sure_answer_offers_the_models_next_entries_from_model_related() -> No
     assert d.runners_up == ("pain-medication", "recovery-time")  # stretching (0.02) is under model_related (0.03)
     fewer = dataclasses.replace(MATCHING, model_related=0.05)
     assert decide(k_sure, "should i put something warm or cold on it", fewer).runners_up == ("pain-medication",)
+
+
+def test_when_the_words_answer_the_models_likely_entries_come_before_the_words_runners_up() -> None:
+    """The model ranks neighbours better than the words' close calls: its likely entries take the first buttons."""
+    k = shipped_knowledge()
+    text = "my back hurts after long runs, is it the miles or my shoes"
+    labels = [*k.entries, OFF]
+    unsure = [0.0] * len(labels)
+    for liked in ("running-shoes", "core-glute-weakness", OFF):  # near-equal guesses: none reaches model_answer
+        unsure[labels.index(liked)] = 5.0
+    k_unsure = dataclasses.replace(k, faq_model=FaqModel(labels, unsure, {}, trained_on=k.faq_model.trained_on))
+    words = dataclasses.replace(MATCHING, model=False)
+    alone = decide(k, text, words)
+    assert alone.kind == "answer" and alone.runners_up  # the words have close calls of their own
+    d = decide(k_unsure, text, MATCHING)
+    assert d.kind == "answer" and d.candidates[0].id == alone.candidates[0].id
+    assert set(d.runners_up) == {"running-shoes", "core-glute-weakness"} - {d.candidates[0].id}
