@@ -84,9 +84,11 @@ class FaqAnswers:
             self.telemetry.unanswered(ctx.msg.platform)
         return Outcome((replies.fallback(k, noted=noted),), "fallback", confidence=confidence)
 
-    def overheard(self, k: Knowledge, text: str) -> Outcome | None:
-        """What a listen channel gets for ``text``: a confident answer, else None (the bot stays quiet)."""
+    def overheard(self, k: Knowledge, text: str, *, possible: bool = False) -> Outcome | None:
+        """What a listen channel gets for ``text``: a confident answer, else None (the bot stays quiet). With a
+        ``possible`` red flag (a safety question the channel cannot ask) only a question gets its answer: a report of
+        symptoms is not answered in public with an FAQ entry that may not fit it."""
         d = decide(k, text, self.settings.matching)
-        if d.kind != "answer":
+        if d.kind != "answer" or (possible and not asks(text)):
             return None
         return self.entry(k, d.candidates[0].id, d.candidates[0].confidence)

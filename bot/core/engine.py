@@ -162,7 +162,7 @@ class Engine:
         escalation = assessment.escalation
         text = msg.text[:MAX_MATCH_CHARS]
         if msg.listen_only:  # overheard: only the alarm tier acts, nothing public for a possible hit
-            return await self._listen_only(msg, k, text, escalation)
+            return await self._listen_only(msg, k, text, escalation, assessment.possible is not None)
         if escalation is not None:  # before any storage: the reply never waits for the database
             self.safety.take(_who(msg))
             return self._ask_after(
@@ -335,11 +335,11 @@ class Engine:
 
     # ------------------------------------------------------------------ pieces
     async def _listen_only(
-        self, msg: IncomingMessage, k: Knowledge, text: str, escalation: Escalation | None
+        self, msg: IncomingMessage, k: Knowledge, text: str, escalation: Escalation | None, possible: bool
     ) -> Outcome:
         if escalation is not None:
             return await self._escalate(self._unloaded(msg, k), escalation)
-        answer = self.answers.overheard(k, text)
+        answer = self.answers.overheard(k, text, possible=possible)
         if answer is None:
             return Outcome((), "silent")
         # overheard chatter is never told to slow down: over the limit the bot just stays quiet

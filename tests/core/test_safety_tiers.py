@@ -250,6 +250,18 @@ async def test_listen_channels_act_on_alarms_only(runtime: Runtime) -> None:
     assert alarm.escalation is not None and alarm.escalation.level == "emergency"
 
 
+async def test_a_listen_channel_answers_a_question_with_a_possible_sign_but_not_a_report(runtime: Runtime) -> None:
+    """The channel cannot ask the safety question: a report of symptoms with a possible sign gets no public FAQ
+    answer that may not fit it, while a question the FAQ answers gets its usual answer."""
+    wee = "my wee has gone a rusty orange colour"
+    k = runtime.engine.knowledge.current
+    for text, kind in ((f"my lower back aches after long runs and {wee}", "silent"),
+                       (f"why does my lower back hurt after running? {wee}", "answer")):
+        assert k.red_flags.assess(text).possible is not None  # a possible sign in both
+        heard = IncomingMessage("test", "u6", "club", text=text, is_private=False, listen_only=True)
+        assert (await runtime.engine.handle(heard)).kind == kind, text
+
+
 # --- an alarm never hides something worse ------------------------------------------------------
 
 WEAK_LEG = "my left ankle feels weak since my back flared up"
