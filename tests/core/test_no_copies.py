@@ -38,6 +38,12 @@ COINCIDENCES = frozenset(
         "can i run with sciatica",
         # faq_blind_h (written 2026-12-05 by an author who never saw the knowledge; the pack did not change that day)
         "what is this bot",
+        # faq_blind_j (written 2026-12-05 by an author who never saw the knowledge; the FAQ pack did not change that day)
+        "best running shoes for lower back pain",
+        "do worn out shoes cause back pain",
+        "can you run with sciatica",
+        "how long does lower back pain from running take to heal",
+        "is back pain normal in teenage runners",
         # faq_blind_f (written 2026-12-05 by an author who never saw the knowledge; the pack did not change that day)
         "my lower back feels tight after runs what should i stretch",
         "ice or heat for lower back pain",
