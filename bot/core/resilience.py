@@ -24,15 +24,6 @@ T = TypeVar("T")
 USER_BUDGET = 2.5
 #: how long everything after the safety gate may wait for storage before the memory-only answer is given
 STORAGE_BUDGET = 4.0
-
-
-async def within(seconds: float | None, work: Awaitable[T]) -> T:
-    """``work`` given at most ``seconds`` (None: no limit), raising TimeoutError after that. Runs in the caller's task:
-    ``asyncio.wait_for`` on Python 3.11 starts a task per call, and two per message were a tenth of its time."""
-    if seconds is None:
-        return await work
-    async with asyncio.timeout(seconds):
-        return await work
 #: an escalation reply waits at most this long for its bookkeeping's first attempt (to say "I've stopped the back-pain
 #: check")
 NOTE_WAIT = 0.25
@@ -43,6 +34,16 @@ RETRY_PAUSE = 0.5
 #: pending bookkeeping tasks at most (a long outage must not pile up work without bound)
 MAX_PENDING = 1000
 MAX_OFFLINE_NOTICES = 10_000
+
+
+async def within(seconds: float | None, work: Awaitable[T]) -> T:
+    """``work`` given at most ``seconds`` (None: no limit), raising TimeoutError after that. Runs in the caller's task:
+    ``asyncio.wait_for`` on Python 3.11 starts a task per call, and two per message were a tenth of its time."""
+    if seconds is None:
+        return await work
+    async with asyncio.timeout(seconds):
+        return await work
+
 
 UNAVAILABLE = (
     "Sorry, check-ins, the back-pain check, /mydata and /forget are temporarily unavailable (a storage problem on "

@@ -157,3 +157,15 @@ def test_no_usable_cache_folder_only_costs_building(
     k = load_knowledge(KNOWLEDGE)
     stored.save(first_start.key, k.red_flags)  # cannot be written: no error
     assert stored.load(first_start.key) is None
+
+
+def test_no_home_folder_only_costs_building(monkeypatch: pytest.MonkeyPatch, first_start: Stored) -> None:
+    """``Path.home()`` raises where no home can be found (some containers): the cache is skipped, the load goes on."""
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(stored, "cache_folder", no_home)
+    k = load_knowledge(KNOWLEDGE)
+    stored.save(first_start.key, k.red_flags)
+    assert stored.load(first_start.key) is None
