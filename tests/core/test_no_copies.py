@@ -38,7 +38,7 @@ COINCIDENCES = frozenset(
         "can i run with sciatica",
         # faq_blind_h (written 2026-12-05 by an author who never saw the knowledge; the pack did not change that day)
         "what is this bot",
-        # faq_blind_j (written 2026-12-05 by an author who never saw the knowledge; the FAQ pack did not change that day)
+        # faq_blind_j (written 2026-12-05 by an author who never saw the knowledge; the pack did not change that day)
         "best running shoes for lower back pain",
         "do worn out shoes cause back pain",
         "can you run with sciatica",
