@@ -24,6 +24,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.core.cachedir import cache_folder
 from bot.core.text import normalize
 
 if TYPE_CHECKING:
@@ -213,17 +214,6 @@ def shipped_embedder() -> Embedder | None:
 def availability() -> Availability:
     """Whether the embeddings are installed and readable here, with the reason when not."""
     return _load()[1]
-
-
-def cache_folder() -> Path:
-    """Where embedded phrasings are kept between runs: ``RUNBOT_CACHE_DIR``, else ``$XDG_CACHE_HOME/runbot``, else
-    ``~/.cache/runbot``. Only a speed-up (a one-shot ``runbot ask`` skips embedding the FAQ and loading the
-    tokenizer): a missing, stale, broken or unwritable cache just means computing again."""
-    explicit = os.environ.get("RUNBOT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "runbot"
 
 
 class EntryVectors:

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from bot.core.embedding import cache_folder
+from bot.core.cachedir import cache_folder
 from bot.core.red_flags.detector import RedFlagDetector
 
 log = logging.getLogger(__name__)
