@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from bot.core.store import InboxUnavailable
+from bot.storage.sqlite.rows import fetch_all
 
 if TYPE_CHECKING:
     from bot.storage.sqlite.inbox import SQLiteInbox
@@ -83,11 +84,12 @@ class SQLiteChatQueue:
     async def updates(self, chat_key: str, limit: int = 20) -> list[tuple[int, dict[str, Any]]]:
         """The chat's pending updates, oldest first (an unreadable one is marked done and skipped)."""
         try:
-            async with self.inbox.db.execute(
+            rows = await fetch_all(
+                self.inbox.db,
                 "SELECT update_id, payload FROM inbox WHERE platform = ? AND chat_key = ? AND state = 'pending'"
-                " ORDER BY update_id LIMIT ?", (self.platform, chat_key, limit),
-            ) as cur:
-                rows = await cur.fetchall()
+                " ORDER BY update_id LIMIT ?",
+                (self.platform, chat_key, limit),
+            )
         except (aiosqlite.Error, OSError) as exc:
             raise InboxUnavailable(str(exc)) from exc
         out = []
@@ -144,8 +146,7 @@ class SQLiteChatQueue:
     async def _write(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
             async with self.inbox._locked():
-                async with self.inbox.db.execute(sql, params) as cur:
-                    return list(await cur.fetchall())
+                return await fetch_all(self.inbox.db, sql, params)
         except (aiosqlite.Error, OSError) as exc:
             raise InboxUnavailable(str(exc)) from exc
 

@@ -11,6 +11,7 @@ from typing import Any
 from bot.core.faq_editing import Change, Moderator, NewChange
 from bot.storage.common import from_db, to_db, translate_errors
 from bot.storage.sqlite.base import SQLITE_ERRORS
+from bot.storage.sqlite.rows import fetch_all, fetch_one
 from bot.storage.sqlite.store import SQLiteStore
 
 
@@ -51,32 +52,32 @@ class SqliteModerationLog:
         if entry_id is not None:
             query += " WHERE entry_id = ?"
             params = (entry_id,)
-        async with self.store.db.execute(query + " ORDER BY id DESC LIMIT ?", (*params, limit)) as cur:
-            return [_change(r) for r in await cur.fetchall()]
+        rows = await fetch_all(self.store.db, query + " ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [_change(r) for r in rows]
 
     async def change(self, change_id: int) -> Change | None:
-        async with self.store.db.execute("SELECT * FROM faq_changes WHERE id = ?", (change_id,)) as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(self.store.db, "SELECT * FROM faq_changes WHERE id = ?", (change_id,))
         return _change(row) if row else None
 
     async def last_undoable(self, moderator: Moderator) -> Change | None:
         """The moderator's latest change that is not an undo and was not undone."""
-        async with self.store.db.execute(
+        row = await fetch_one(
+            self.store.db,
             "SELECT * FROM faq_changes WHERE platform = ? AND moderator_id = ? AND undoes IS NULL"
             " AND undone_by IS NULL ORDER BY id DESC LIMIT 1",
             (moderator.platform, moderator.user_id),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         return _change(row) if row else None
 
     async def later_change(self, file: str, after_id: int) -> Change | None:
         """The first change to ``file`` made after change ``after_id`` that still stands (not undone, not an undo):
         it is in the way of undoing that one."""
-        async with self.store.db.execute(
+        row = await fetch_one(
+            self.store.db,
             "SELECT * FROM faq_changes WHERE file = ? AND id > ? AND undone_by IS NULL AND undoes IS NULL"
-            " ORDER BY id LIMIT 1", (file, after_id)
-        ) as cur:
-            row = await cur.fetchone()
+            " ORDER BY id LIMIT 1",
+            (file, after_id),
+        )
         return _change(row) if row else None
 
     async def ignore(self, question: str, at: datetime) -> None:
@@ -86,8 +87,7 @@ class SqliteModerationLog:
         )
 
     async def ignored(self) -> list[str]:
-        async with self.store.db.execute("SELECT question FROM faq_ignored ORDER BY at") as cur:
-            return [r["question"] for r in await cur.fetchall()]
+        return [r["question"] for r in await fetch_all(self.store.db, "SELECT question FROM faq_ignored ORDER BY at")]
 
     async def claim_digest(self, week: str, at: datetime) -> bool:
         """True for the one caller (in any process) that records ``week`` first: that one sends the digest."""
@@ -101,12 +101,12 @@ class SqliteModerationLog:
     async def new_unanswered(self, since: datetime, limit: int = 500) -> list[dict[str, Any]]:
         """Unanswered questions first asked since ``since`` (text, count, last seen; no user ids)."""
         await self.store.flush()
-        async with self.store.db.execute(
+        rows = await fetch_all(
+            self.store.db,
             "SELECT normalized, SUM(count) AS count, MAX(last_seen) AS last_seen FROM unanswered"
             " GROUP BY normalized HAVING MIN(first_seen) >= ? ORDER BY count DESC LIMIT ?",
             (to_db(since), limit),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [{"text": r["normalized"], "count": r["count"], "last_seen": from_db(r["last_seen"])} for r in rows]
 
 

@@ -223,20 +223,19 @@ class UserRows:
             self.db, "SELECT level, category, created_at FROM escalations WHERE user_id = ? ORDER BY id", (fresh.id,)
         )
         out["escalations"] = [dict(r) for r in rows]
-        async with self.db.execute("SELECT * FROM followups WHERE user_id = ? ORDER BY id", (fresh.id,)) as cur:
-            out["followups"] = [
-                {k: r[k] for k in r.keys() if k not in ("id", "user_id")} for r in await cur.fetchall()
-            ]
+        rows = await fetch_all(self.db, "SELECT * FROM followups WHERE user_id = ? ORDER BY id", (fresh.id,))
+        out["followups"] = [{k: r[k] for k in r.keys() if k not in ("id", "user_id")} for r in rows]
         await self.flush()
-        async with self.db.execute(
+        rows = await fetch_all(
+            self.db,
             "SELECT normalized, count, first_seen, last_seen FROM unanswered WHERE user_id = ? ORDER BY first_seen",
             (fresh.id,),
-        ) as cur:
-            out["unanswered"] = [
-                {"question": r["normalized"], "count": r["count"], "first_seen": r["first_seen"],
-                 "last_seen": r["last_seen"]}
-                for r in await cur.fetchall()
-            ]
+        )
+        out["unanswered"] = [
+            {"question": r["normalized"], "count": r["count"], "first_seen": r["first_seen"],
+             "last_seen": r["last_seen"]}
+            for r in rows
+        ]
         record = await self.consent_of(fresh)
         out["consent"] = (
             {"version": record.version, "text_sha256": record.text_hash, "given_at": to_db(record.given_at)}
